@@ -1,0 +1,1 @@
+"""lvm: short-run MCMC inference with OT correction."""
