@@ -37,6 +37,7 @@ class Classifier(nn.Module):
             raise ValueError(f"bad classifier shape: channels={channels}, image_size={image_size}, "
                              f"n_classes={n_classes}, feat_dim={feat_dim}")
         self.config = {"channels": channels, "image_size": image_size, "n_classes": n_classes, "feat_dim": feat_dim}
+        self.extra: dict = {}  # what the saved file said about the training (set by load_classifier)
         self.conv = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -86,6 +87,8 @@ def train_classifier(
     """
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as images, and some of each: {len(x)} images, {len(y)} labels")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
     y = y.long().to(x.device)
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     with torch.random.fork_rng(devices=[]):
@@ -109,7 +112,7 @@ def train_classifier(
             bar.set_postfix(loss=f"{loss.item():.3f}")
         epoch_losses.append(total / len(x))
     bar.close()
-    metrics = {"train_loss": epoch_losses[-1] if epoch_losses else float("nan"),
+    metrics = {"train_loss": epoch_losses[-1],
                "train_accuracy": accuracy(model, x, y), "epoch_losses": epoch_losses, "epochs": epochs,
                "steps": epochs * steps_per_epoch, "seconds": time.perf_counter() - t0}
     return model, metrics
@@ -142,6 +145,8 @@ def save_classifier(model: Classifier, path: str | Path, extra: dict | None = No
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
     """Read a file written by :func:`save_classifier` (``torch.load(..., weights_only=True)``).
 
+    The file's ``extra`` dict is attached to the model as ``model.extra``.
+
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: the file is not a classifier file of this format: not a
@@ -170,4 +175,5 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: weights do not fit the config {config}: {str(err)[:300]}") from err
+    model.extra = payload["extra"]
     return model.to(map_location)

@@ -60,8 +60,8 @@ def _latent_dim(generator: nn.Module) -> int:
 def _infer_batched(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, rng: torch.Generator | None,
                    batch_size: int, restarts: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Test-time inference of z for every x; returns (z, g(z), energy), best of `restarts`."""
-    if restarts < 1 or batch_size < 1:
-        raise ValueError("restarts and batch_size must be >= 1")
+    if restarts < 1 or batch_size < 1 or len(x) == 0:
+        raise ValueError(f"need images, restarts >= 1 and batch_size >= 1; got {len(x)}, {restarts}, {batch_size}")
     d = _latent_dim(generator)
     out = []
     for xb in x.split(batch_size):

@@ -146,6 +146,19 @@ def test_inception_missing_weights_says_where_to_get_them(tmp_path):
         M.inception_features(torch.rand(2, 1, 28, 28), tmp_path / "absent.pth")
 
 
+def test_inception_features_from_a_local_weights_file(tmp_path):
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    path = tmp_path / "inception.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    grey = torch.rand(1, 1, 28, 28)
+    f_grey = M.inception_features(grey, path)
+    f_rgb = M.inception_features(grey.expand(-1, 3, -1, -1), path)
+    assert f_grey.shape == (1, 2048) and bool(torch.isfinite(f_grey).all())
+    assert torch.allclose(f_grey, f_rgb)  # grey images enter as three equal channels
+
+
 def test_inception_rejects_a_foreign_state_dict(tmp_path):
     path = tmp_path / "other.pth"
     torch.save(nn.Linear(3, 2).state_dict(), path)

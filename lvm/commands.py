@@ -1,0 +1,176 @@
+"""What each ``python -m lvm`` sub-command does (parsing lives in cli.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoint, data as datasets, metrics
+from .classifier import accuracy, load_classifier, save_classifier, train_classifier
+from .cli import config_from_args, device_of, emit, test_langevin
+from .config import DataConfig, ModelConfig, LangevinConfig
+from .images import ImageError, read_image_file
+from .models import build_generator, prior_sample
+from .trainer import Trainer
+
+
+def _progress(total: int, initial: int, desc: str):
+    """A tqdm bar and the callback that advances it and shows the latest figures."""
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True)
+    shown: dict = {}
+
+    def update(rec: dict) -> None:
+        shown["mse"] = f"{rec['mse']:.4f}"
+        if "latent_fit" in rec:
+            shown["fit"] = f"{rec['latent_fit']:.3f}"
+        if "unmatched" in rec:
+            shown["unmatched"] = f"{rec['unmatched']:.0%}"
+        bar.set_postfix(shown, refresh=False)
+        bar.update(1)
+    return bar, update
+
+
+def fit(cfg, train_data, out: Path, device, resume: bool) -> Trainer:
+    """Train (or resume) into `out`, logging every record to out/metrics.jsonl."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.exists():
+        tr = Trainer.resume(ckpt, train_data, device, epochs=cfg.epochs)
+    else:
+        tr = Trainer(cfg, train_data, device)
+    bar, update = _progress(tr.total_iterations, tr.iteration, f"{cfg.method} {out.name}")
+    with open(out / "metrics.jsonl", "a" if resume else "w") as log:
+        def callback(rec: dict) -> None:
+            log.write(json.dumps(rec) + "\n")
+            update(rec)
+        tr.fit(callback, checkpoint_path=ckpt)
+    bar.close()
+    return tr
+
+
+def train(a: argparse.Namespace) -> int:
+    cfg = config_from_args(a)
+    t0 = time.perf_counter()
+    tr = fit(cfg, datasets.load(cfg.data, "train"), Path(a.out), device_of(a.device), a.resume)
+    n_fit = min(2000, len(tr.z))
+    result = {"checkpoint": str(Path(a.out) / "checkpoint.pt"), "iterations": tr.iteration,
+              "seconds": time.perf_counter() - t0, "latent_ot_cost": metrics.latent_ot_cost(tr.z, n_fit, cfg.seed),
+              "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, cfg.model.latent_dim, cfg.seed)}
+    emit(result, a.json)
+    return 0
+
+
+def _test_images(cfg, n: int) -> datasets.ImageData:
+    test = datasets.load(cfg.data, "test")
+    return test.subset(slice(0, n)) if n else test
+
+
+def eval(a: argparse.Namespace) -> int:  # noqa: A001 - the sub-command's name
+    dev = device_of(a.device)
+    cfg, gen, state = checkpoint.load_model(a.checkpoint, dev)
+    test = _test_images(cfg, a.n)
+    lcfg = test_langevin(cfg, a)
+    rng = torch.Generator().manual_seed(0)
+    z_test, x_rec = metrics.reconstruct(gen, test.x.to(dev), lcfg, rng, restarts=a.restarts)
+    z_train = state["latents"]
+    n_fit = min(2000, len(z_train))
+    result = {"checkpoint": a.checkpoint, "method": cfg.method, "n_test": len(test),
+              "test_steps": lcfg.steps, "test_step_size": lcfg.step_size, "restarts": a.restarts,
+              "mse": metrics.mse(test.x, x_rec.cpu()),
+              "latent_ot_cost": metrics.latent_ot_cost(z_train, n_fit),
+              "latent_mmd": metrics.latent_mmd(z_train, n_fit),
+              "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, cfg.model.latent_dim),
+              "test_latent_ot_cost": metrics.latent_ot_cost(z_test, min(2000, len(z_test)))}
+    if a.classifier:
+        clf = load_classifier(a.classifier)
+        with torch.no_grad():
+            x_gen = gen(prior_sample(len(test), cfg.model.latent_dim, rng).to(dev)).cpu()
+        result["fid_c"] = metrics.fid_c(clf, test.x, x_gen)
+    emit(result, a.json)
+    return 0
+
+
+def anomaly(a: argparse.Namespace) -> int:
+    dev = device_of(a.device)
+    if a.checkpoint:
+        cfg, gen, _ = checkpoint.load_model(a.checkpoint, dev)
+        if cfg.data.name != "mnist" or cfg.data.classes:
+            raise ValueError(f"{a.checkpoint} was not trained on the MEG split of MNIST")
+    else:
+        cfg = replace(config_from_args(a), data=DataConfig(image_size=a.image_size, channels=a.channels))
+    train_data, test = datasets.meg_split(a.holdout, cfg.data)
+    if not a.checkpoint:
+        out = Path(a.out or f"runs/anomaly-{a.holdout}-s{a.seed}")
+        gen = fit(cfg, train_data, out, dev, resume=True).generator.eval()
+    lcfg = test_langevin(cfg, a)
+    rng = torch.Generator().manual_seed(a.seed)
+    scores = metrics.anomaly_scores(gen, test.x.to(dev), lcfg, rng, restarts=a.restarts).cpu()
+    result = {"holdout": a.holdout, "seed": a.seed, "method": cfg.method, "n_test": len(test),
+              "anomaly_share": float(test.y.float().mean()), "test_steps": lcfg.steps,
+              "auprc": metrics.auprc(scores, test.y)}
+    emit(result, a.json)
+    return 0
+
+
+def score(a: argparse.Namespace) -> int:
+    cfg, gen, _ = checkpoint.load_model(a.checkpoint)
+    lcfg = test_langevin(cfg, a)
+    rows, failed = [], 0
+    for path in a.images:
+        try:
+            x = read_image_file(path, cfg.model.image_size, cfg.model.channels)[None]
+        except ImageError as e:
+            rows.append({"image": path, "error": str(e)})
+            failed += 1
+            continue
+        s = metrics.anomaly_scores(gen, x, lcfg, torch.Generator().manual_seed(a.seed), restarts=a.restarts)
+        rows.append({"image": path, "score": float(s[0])})
+    if a.json:
+        print(json.dumps({"checkpoint": a.checkpoint, "test_steps": lcfg.steps, "scores": rows}))
+    else:
+        for r in rows:
+            print(f"{r['score']:12.3f}  {r['image']}" if "score" in r else f"{'error':>12}  {r['error']}")
+    return 1 if failed == len(rows) else 0
+
+
+def classifier(a: argparse.Namespace) -> int:
+    cfg = DataConfig(a.data)
+    tr, te = datasets.load(cfg, "train"), datasets.load(cfg, "test")
+    model, info = train_classifier(tr.x, tr.y, epochs=a.epochs, seed=a.seed)
+    acc = accuracy(model, te.x, te.y)
+    save_classifier(model, a.out, {"data": a.data, "epochs": a.epochs, "seed": a.seed, "test_accuracy": acc})
+    emit({"out": a.out, "test_accuracy": acc}, a.json)
+    return 0
+
+
+def fetch(a: argparse.Namespace) -> int:
+    d = datasets.load(DataConfig(a.data), "all")
+    print(f"{a.data}: {len(d)} images ready in {datasets.data_dir()}")
+    return 0
+
+
+def bench(a: argparse.Namespace) -> int:
+    """Langevin image-steps/s of each generator (forward + backward to z), one table."""
+    from .langevin import infer
+    rows = [("mlp", 2, 28, 1), ("conv", 16, 28, 1), ("conv", 64, 28, 1), ("conv", 64, 32, 3), ("conv", 64, 64, 3)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch_size}, K = {a.steps}")
+    print("| generator | d | image | params | image-steps/s |\n|---|---|---|---|---|")
+    for arch, d, size, ch in rows:
+        gen = build_generator(ModelConfig(d, arch, size, ch))
+        x, z = torch.rand(a.batch_size, ch, size, size), torch.randn(a.batch_size, d)
+        cfg = LangevinConfig(steps=a.steps)
+        infer(gen, x, z, cfg)  # warm-up
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            infer(gen, x, z, cfg)
+            times.append(time.perf_counter() - t0)
+        rate = a.batch_size * a.steps / float(np.median(times))
+        print(f"| {arch} | {d} | {ch}x{size}x{size} | {sum(p.numel() for p in gen.parameters()):,} | {rate:,.0f} |")
+    return 0

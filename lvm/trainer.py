@@ -1,0 +1,191 @@
+"""Alg. 1: short-run Langevin inference, OT correction every L iterations, learning.
+
+One persistent chain per training image (an n x d tensor), started at a prior
+sample {z_j} drawn once; the same sample is the OT target at every
+correction. alpha = 0 (method "abp") is alternating back-propagation; method
+"vae" trains an encoder with the same decoder instead of running Langevin.
+
+The loop reads top to bottom and emits one small metrics record per
+iteration through a single callback; it never plots, prints or imports a UI.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import checkpoint, langevin, ot
+from .config import TrainConfig, from_dict
+from .data import ImageData
+from .metrics import latent_ot_cost
+from .models import Encoder, build_generator, prior_sample
+from .vae import negative_elbo
+
+Record = dict[str, float]
+LATENT_FIT_N = 500  # subsample for the exact latent-fit statistic logged at corrections
+
+
+class DivergedError(FloatingPointError):
+    """Training produced a NaN or inf; the message says which setting to lower."""
+
+
+def _rng(seed: int, *keys: int) -> torch.Generator:
+    """A generator seeded by (seed, keys): runs resume bit-for-bit without storing RNG state."""
+    s = seed
+    for k in keys:
+        s = (s * 1_000_003 + k) % (2**63 - 1)
+    return torch.Generator().manual_seed(s)
+
+
+class Trainer:
+    """Holds the model, its optimiser and the latent population; `step` runs one iteration."""
+
+    def __init__(self, cfg: TrainConfig, data: ImageData, device: str | torch.device = "cpu"):
+        if len(data) == 0:
+            raise ValueError("the training set is empty")
+        self.cfg, self.data, self.device = cfg, data, torch.device(device)
+        torch.manual_seed(cfg.seed)  # parameter initialisation
+        self.generator = build_generator(cfg.model).to(self.device)
+        self.encoder = Encoder(cfg.model).to(self.device) if cfg.method == "vae" else None
+        params = list(self.generator.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        n, d = len(data), cfg.model.latent_dim
+        self.targets = prior_sample(n, d, _rng(cfg.seed, 1))  # {z_j}: drawn once, kept fixed (Alg. 1 input 5)
+        self.z = self.targets.clone()                          # chains start at the fixed prior sample
+        self.iteration = 0
+        self.ot_h: torch.Tensor | None = None                  # last dual potentials, for solvers that warm-start
+        self.last_correction: dict | None = None               # sources, result: for plots of one correction
+
+    # ---- schedule -------------------------------------------------------------------------
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.data) / self.cfg.batch_size)
+
+    @property
+    def total_iterations(self) -> int:
+        return math.ceil(self.cfg.epochs * self.batches_per_epoch)
+
+    def batch_indices(self, it: int) -> torch.Tensor:
+        """Indices of iteration `it`: a fresh permutation per epoch, seeded by (seed, epoch)."""
+        epoch, b = divmod(it, self.batches_per_epoch)
+        perm = torch.randperm(len(self.data), generator=_rng(self.cfg.seed, 2, epoch))
+        return perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+
+    # ---- one iteration of Alg. 1 ------------------------------------------------------------
+    def step(self) -> Record:
+        """Inference, correction when due, L2 learning steps; returns the metrics record."""
+        cfg, it = self.cfg, self.iteration
+        t0 = time.perf_counter()
+        idx = self.batch_indices(it)
+        x = self.data.x[idx].to(self.device)                        # (B, C, H, W)
+        rng = _rng(cfg.seed, 3, it)
+        if cfg.method == "vae":
+            loss, mse = self._learn_vae(x, idx, rng)
+        else:
+            # 1. inference: K Langevin steps of Eq. 7 from the chain's last state (or from noise)
+            z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
+            self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng).cpu()
+        # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11)
+        due = (it + 1) % cfg.ot_every == 0
+        correction = self.correct() if due and cfg.corrects else {}
+        # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
+        if cfg.method != "vae":
+            loss, mse = self._learn(x, self.z[idx].to(self.device))
+        self.iteration += 1
+        rec: Record = {"iteration": self.iteration, "epoch": self.iteration / self.batches_per_epoch,
+                       "loss": loss, "mse": mse, **correction}
+        if due:
+            rec["latent_fit"] = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+        rec["seconds"] = time.perf_counter() - t0
+        self._check_finite(rec)
+        return rec
+
+    def correct(self) -> Record:
+        """Match the population to the fixed prior sample and move it by Eq. 10."""
+        t0 = time.perf_counter()
+        res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
+                       h0=self.ot_h)
+        self.ot_h = res.h
+        self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
+        self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)
+        return {"ot_cost": res.cost, "unmatched": res.unmatched, "ot_iterations": res.iterations,
+                "ot_converged": float(res.converged), "ot_seconds": time.perf_counter() - t0}
+
+    def _learn(self, x: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
+        sigma = self.cfg.langevin.sigma
+        for _ in range(self.cfg.learn_steps):
+            err = (x - self.generator(z)).flatten(1).pow(2)         # (B, D)
+            loss = err.sum(1).mean() / (2 * sigma**2)               # -log p(x | z) per example, Eq. 5
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return float(loss), float(err.mean())
+
+    def _learn_vae(self, x: torch.Tensor, idx: torch.Tensor, rng: torch.Generator) -> tuple[float, float]:
+        for _ in range(self.cfg.learn_steps):
+            nelbo, err, mu = negative_elbo(self.encoder, self.generator, x, self.cfg.langevin.sigma, rng)
+            loss = nelbo.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.z[idx] = mu.cpu()
+        return float(loss), float(err.mean())
+
+    def _check_finite(self, rec: Record) -> None:
+        bad = [k for k in ("loss", "mse") if not math.isfinite(rec[k])]
+        if not torch.isfinite(self.z).all():
+            bad.append("latents")
+        if not all(torch.isfinite(p).all() for p in self.generator.parameters()):
+            bad.append("parameters")
+        if bad:
+            c = self.cfg
+            raise DivergedError(
+                f"training diverged at iteration {self.iteration} ({', '.join(bad)} not finite): lower the "
+                f"Langevin step size s (now {c.langevin.step_size}) or the learning rate (now {c.lr}), "
+                f"or raise sigma (now {c.langevin.sigma})")
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def fit(self, callback: Callable[[Record], None] | None = None, stop: threading.Event | None = None,
+            checkpoint_path: str | Path | None = None) -> None:
+        """Run until the configured epochs are done or `stop` is set, checkpointing as configured."""
+        every = self.cfg.checkpoint_every
+        while self.iteration < self.total_iterations and not (stop and stop.is_set()):
+            rec = self.step()
+            if callback:
+                callback(rec)
+            if checkpoint_path and every and self.iteration % every == 0:
+                self.save(checkpoint_path)
+        if checkpoint_path:
+            self.save(checkpoint_path)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"config": asdict(self.cfg), "model": self.generator.state_dict(),
+                "encoder": self.encoder.state_dict() if self.encoder else None,
+                "optimizer": self.optimizer.state_dict(), "latents": self.z, "targets": self.targets,
+                "iteration": self.iteration, "ot_h": self.ot_h}
+
+    def save(self, path: str | Path) -> Path:
+        return checkpoint.save(path, self.state_dict())
+
+    @classmethod
+    def resume(cls, path: str | Path, data: ImageData, device: str | torch.device = "cpu",
+               **overrides) -> "Trainer":
+        """Rebuild a trainer from a checkpoint; `overrides` replace config fields (e.g. epochs)."""
+        state = checkpoint.load(path)
+        cfg = from_dict({**state["config"], **overrides})
+        if len(state["latents"]) != len(data):
+            raise checkpoint.CheckpointError(
+                f"{path}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
+        tr = cls(cfg, data, device)
+        tr.generator.load_state_dict(state["model"])
+        if tr.encoder is not None:
+            tr.encoder.load_state_dict(state["encoder"])
+        tr.optimizer.load_state_dict(state["optimizer"])
+        tr.z, tr.targets, tr.iteration, tr.ot_h = state["latents"], state["targets"], state["iteration"], state["ot_h"]
+        return tr
