@@ -1,1 +1,19 @@
-"""lvm: short-run MCMC inference with OT correction."""
+"""lvm: deep latent variable models learned by short-run Langevin inference with OT correction.
+
+An implementation of An, Xie and Li, "Learning Deep Latent Variable Models by
+Short-Run MCMC Inference with Optimal Transport Correction" (CVPR 2021).
+"""
+from .checkpoint import CheckpointError, load_model
+from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
+from .data import ImageData, MissingDataError, load, meg_split
+from .langevin import energy, infer
+from .models import ConvGenerator, Encoder, MLPGenerator, build_generator, prior_sample
+from .ot import OTResult, correct, solve
+from .trainer import DivergedError, Trainer
+
+__all__ = [
+    "CheckpointError", "ConvGenerator", "DataConfig", "DivergedError", "Encoder", "ImageData",
+    "LangevinConfig", "MLPGenerator", "MissingDataError", "ModelConfig", "OTConfig", "OTResult",
+    "TrainConfig", "Trainer", "build_generator", "correct", "energy", "infer", "load", "load_model",
+    "meg_split", "prior_sample", "solve",
+]

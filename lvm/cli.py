@@ -57,6 +57,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ot-max-iter", type=int, default=o.max_iter)
     p.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--steps", type=int, default=10)
 
     a = p.parse_args(argv)
+    if getattr(a, "threads", 0):
+        torch.set_num_threads(a.threads)
     warnings.simplefilter("default")
     try:
         return getattr(commands, a.command)(a)

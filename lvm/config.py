@@ -52,8 +52,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LangevinConfig:
-    steps: int = 30                     # K, Langevin steps per visit (Eq. 7)
-    step_size: float = 0.03             # s; drift s^2/2, noise s (Eq. 7)
+    steps: int = 20                     # K, Langevin steps per visit (Eq. 7); chains persist across visits
+    step_size: float = 0.1              # s; drift s^2/2, noise s (Eq. 7); 0.03 barely moves chains here
     sigma: float = 0.3                  # observation noise std of p(x|z)
     noise: bool = True                  # False gives plain gradient ascent (MAP), for tests
 

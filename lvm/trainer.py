@@ -124,7 +124,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-        return float(loss), float(err.mean())
+        return loss.item(), err.mean().item()
 
     def _learn_vae(self, x: torch.Tensor, idx: torch.Tensor, rng: torch.Generator) -> tuple[float, float]:
         for _ in range(self.cfg.learn_steps):
@@ -134,7 +134,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
         self.z[idx] = mu.cpu()
-        return float(loss), float(err.mean())
+        return loss.item(), err.mean().item()
 
     def _check_finite(self, rec: Record) -> None:
         bad = [k for k in ("loss", "mse") if not math.isfinite(rec[k])]
