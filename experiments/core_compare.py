@@ -59,12 +59,13 @@ def main(which: str, only: list[str]) -> None:
         ot = [r for r in log if "unmatched" in r]
         rows.append((name, ev, ot, (run / "done").read_text().strip()))
     print(f"common flags: {' '.join(COMMON[which])}; eval: {' '.join(EVAL)}")
-    print("| run | flags | train s | test MSE | latent OT cost | latent MMD | prior-vs-prior OT | "
+    print("| run | flags | train s | test MSE | VAE encoder MSE | latent OT cost | latent MMD | prior-vs-prior OT | "
           "mean unmatched at corrections |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, ev, ot, secs in rows:
+        enc = f"{ev['encoder_mse']:.4f}" if "encoder_mse" in ev else "-"
         um = f"{sum(r['unmatched'] for r in ot) / len(ot):.1%} ({len(ot)} corr.)" if ot else "-"
-        print(f"| {name} | {' '.join(RUNS[which][name])} | {secs} | {ev['mse']:.4f} | {ev['latent_ot_cost']:.3f} | "
+        print(f"| {name} | {' '.join(RUNS[which][name])} | {secs} | {ev['mse']:.4f} | {enc} | {ev['latent_ot_cost']:.3f} | "
               f"{ev['latent_mmd']:.4f} | {ev['prior_ot_cost']:.3f} | {um} |")
 
 

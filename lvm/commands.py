@@ -16,7 +16,7 @@ from .classifier import accuracy, load_classifier, save_classifier, train_classi
 from .cli import config_from_args, device_of, emit, test_langevin
 from .config import DataConfig, ModelConfig, LangevinConfig
 from .images import ImageError, read_image_file
-from .models import build_generator, prior_sample
+from .models import Encoder, build_generator, prior_sample
 from .trainer import Trainer
 
 
@@ -87,6 +87,11 @@ def eval(a: argparse.Namespace) -> int:  # noqa: A001 - the sub-command's name
               "latent_mmd": metrics.latent_mmd(z_train, n_fit),
               "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, cfg.model.latent_dim),
               "test_latent_ot_cost": metrics.latent_ot_cost(z_test, min(2000, len(z_test)))}
+    if state.get("encoder"):  # the VAE's own amortised inference, beside the shared Langevin protocol
+        enc = Encoder(cfg.model).to(dev)
+        enc.load_state_dict(state["encoder"])
+        with torch.no_grad():
+            result["encoder_mse"] = metrics.mse(test.x, gen(enc.eval()(test.x.to(dev))[0]).cpu())
     if a.classifier:
         clf = load_classifier(a.classifier)
         with torch.no_grad():

@@ -116,8 +116,8 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         claims, best = argmax_assign(src, tgt, h.float(), cfg.chunk)
         counts = torch.bincount(claims, minlength=n).to(h.dtype)
         unmatched = float((counts == 0).double().mean())
-        if unmatched <= cfg.epsilon:
-            break
+        if unmatched <= cfg.epsilon or it == cfg.max_iter:
+            break  # the last pass only evaluates: the result then describes the h it returns
         grad = counts / n - 1.0 / n
         grad = grad - grad.mean()
         m = b1 * m + (1 - b1) * grad

@@ -151,10 +151,16 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, callback: Callable[[Record], None] | None = None, stop: threading.Event | None = None,
-            checkpoint_path: str | Path | None = None) -> None:
-        """Run until the configured epochs are done or `stop` is set, checkpointing as configured."""
+            checkpoint_path: str | Path | None = None, pause: threading.Event | None = None) -> None:
+        """Run until the configured epochs are done or `stop` is set, checkpointing as configured.
+
+        While `pause` is set the loop waits between steps (checking `stop` every 50 ms).
+        """
         every = self.cfg.checkpoint_every
         while self.iteration < self.total_iterations and not (stop and stop.is_set()):
+            if pause is not None and pause.is_set():
+                time.sleep(0.05)
+                continue
             rec = self.step()
             if callback:
                 callback(rec)
