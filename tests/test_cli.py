@@ -1,0 +1,102 @@
+"""Smoke tests of ``python -m lvm`` in a subprocess, as a user runs it (real MNIST digits 0 and 1)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lvm.checkpoint import load
+from lvm.config import DataConfig
+from lvm.data import load as load_data
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ["train", "--data", "mnist", "--classes", "0,1", "--latent-dim", "2", "--limit", "300",
+         "--ot-every", "2", "--json"]  # batch 128: 3 iterations per epoch, one correction
+
+
+def lvm(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI from the repository root with the caller's environment."""
+    return subprocess.run([sys.executable, "-m", "lvm", *args], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One epoch of training; later tests read its checkpoint but never write into it."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    return out, _ok(lvm(*TRAIN, "--epochs", "1", "--out", str(out)))
+
+
+def test_train_writes_a_checkpoint_and_a_metrics_log(run) -> None:
+    out, result = run
+    assert {"checkpoint", "iterations", "seconds", "latent_ot_cost", "prior_ot_cost"} <= result.keys()
+    assert result["iterations"] == 3 and Path(result["checkpoint"]) == out / "checkpoint.pt"
+    assert math.isfinite(result["latent_ot_cost"]) and result["prior_ot_cost"] > 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    assert "unmatched" in records[1] and "latent_fit" in records[1]  # the correction at L = 2
+    state = load(out / "checkpoint.pt")
+    assert state["iteration"] == 3 and state["latents"].shape == (300, 2)
+    assert tuple(state["config"]["data"]["classes"]) == (0, 1)
+
+
+def test_eval_prints_finite_figures(run) -> None:
+    out, _ = run
+    result = _ok(lvm("eval", str(out / "checkpoint.pt"), "--json", "--n", "200", "--test-steps", "10"))
+    assert result["n_test"] == 200 and result["test_steps"] == 10
+    for key in ("mse", "latent_ot_cost", "latent_mmd"):
+        assert math.isfinite(result[key]), key
+    assert 0 < result["mse"] < 1
+
+
+def test_score_reports_each_file(run, tmp_path: Path) -> None:
+    out, _ = run
+    digit = load_data(DataConfig(classes=(1,), limit=1), "test").x[0, 0]  # (28, 28) in [0, 1]
+    png = tmp_path / "one.png"
+    Image.fromarray((digit.numpy() * 255).round().astype(np.uint8)).save(png)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    result = _ok(lvm("score", str(out / "checkpoint.pt"), str(png), str(text), "--json", "--test-steps", "10"))
+    good, bad = result["scores"]
+    assert good["image"] == str(png) and math.isfinite(good["score"]) and "error" not in good
+    assert bad["image"] == str(text) and "notes.txt" in bad["error"] and "score" not in bad
+
+
+def test_anomaly_refuses_a_model_of_two_digits(run) -> None:
+    out, _ = run
+    proc = lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"))
+    assert proc.returncode == 2
+    assert "MEG split" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("flag,value,word", [("--alpha", "2", "alpha"), ("--classes", "a,b", "classes")])
+def test_invalid_flag_values_give_a_clean_error(tmp_path: Path, flag: str, value: str, word: str) -> None:
+    proc = lvm(*TRAIN, "--epochs", "1", "--out", str(tmp_path / "bad"), flag, value)
+    assert proc.returncode == 2
+    assert word in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == "" and not (tmp_path / "bad" / "checkpoint.pt").exists()
+
+
+def test_train_resume_continues_the_iterations(run, tmp_path: Path) -> None:
+    src, _ = run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    result = _ok(lvm(*TRAIN, "--epochs", "2", "--out", str(out), "--resume"))
+    assert result["iterations"] == 6
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert load(out / "checkpoint.pt")["iteration"] == 6

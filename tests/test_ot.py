@@ -1,0 +1,184 @@
+"""Behaviour of the OT correction (lvm.ot): the paper's Alg. 2 against the exact assignment."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from lvm.config import OTConfig
+from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
+
+PAPER = OTConfig(solver="paper")
+EXACT = OTConfig(solver="exact")
+
+
+def _problem(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sources: a shifted, squashed Gaussian (like drifted latents); targets: N(0, I)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) * 0.5 + 0.7, torch.randn(n, d, generator=g)
+
+
+def _solve_quiet(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, seed: int = 0):
+    """Alg. 2 rarely meets epsilon on small problems; its warning is tested on its own below."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return solve(source, target, cfg, generator=torch.Generator().manual_seed(seed))
+
+
+def _dual_energy(source: torch.Tensor, target: torch.Tensor, h: torch.Tensor) -> float:
+    """E(h) of Eq. 12 in float64, independently of the solver."""
+    s, t, h = source.double(), target.double(), h.double()
+    return float((s @ t.T + h).max(dim=1).values.mean() - h.mean())
+
+
+# ---------------------------------------------------------------- the paper solver (Alg. 2)
+@pytest.mark.parametrize("n,d", [(50, 2), (200, 2), (50, 16), (200, 16)])
+def test_paper_assignment_is_an_optimal_partial_bijection(n: int, d: int) -> None:
+    src, tgt = _problem(n, d, seed=n + d)
+    res = _solve_quiet(src, tgt, PAPER)
+    exact = solve(src, tgt, EXACT)
+    a = res.assignment
+
+    # a partial one-to-one map: targets used at most once, -1 elsewhere
+    assert a.shape == (n,) and a.dtype == torch.long
+    assert bool(((a >= -1) & (a < n)).all())
+    matched = a >= 0
+    assert len(torch.unique(a[matched])) == int(matched.sum()) > 0
+    # one source keeps each claimed target, so the matched share is the claimed share
+    assert int(matched.sum()) == round(n * (1.0 - res.unmatched))
+    assert res.matched == pytest.approx(1.0 - res.unmatched, abs=1e-6)
+
+    # weak duality: E(h) bounds the primal max of mean <z_hat_i, z_sigma(i)> from above
+    assert res.dual >= exact.dual - 1e-6
+    assert res.dual == pytest.approx(_dual_energy(src, tgt, res.h), abs=1e-5)
+
+    # each matched source is sent to its argmax at the returned h (Eq. 12) ...
+    scores = src.double() @ tgt.double().T + res.h.double()  # (n, n)
+    rows = torch.nonzero(matched).squeeze(1)
+    assert bool((scores[rows, a[rows]] >= scores[rows].max(dim=1).values - 1e-5).all())
+    # ... so the matched pairs are an optimal assignment between the matched points: the only
+    # loss against the exact optimum comes from the unmatched share, not from the pairs kept
+    cost = cdist(src[rows].double().numpy(), tgt[a[rows]].double().numpy(), "sqeuclidean")
+    r, c = linear_sum_assignment(cost)
+    sub_optimum = cost[r, c].mean()
+    assert res.cost == pytest.approx(float(np.diag(cost).mean()), rel=1e-5)
+    assert res.cost == pytest.approx(sub_optimum, rel=1e-5, abs=1e-6)
+
+
+def test_paper_converges_to_epsilon_when_given_the_steps() -> None:
+    # Adam's second-moment beta of the paper (0.5) makes h oscillate on problems this small;
+    # the usual 0.999 gets below epsilon = 0.1 within a few hundred passes
+    cfg = OTConfig(solver="paper", epsilon=0.1, lr=0.03, betas=(0.9, 0.999), max_iter=2000)
+    src, tgt = _problem(200, 16, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # converging must not warn
+        res = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0))
+    exact = solve(src, tgt, EXACT)
+    assert res.converged and res.iterations < cfg.max_iter
+    assert res.unmatched <= cfg.epsilon
+    assert res.matched >= 1 - cfg.epsilon
+    assert exact.dual - 1e-6 <= res.dual <= exact.dual * 1.05
+    # the warm start from the returned h reproduces the same claims at once
+    again = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0), h0=res.h)
+    assert again.iterations == 1
+    assert torch.equal(again.assignment, res.assignment)
+
+
+def test_paper_solver_finds_the_identity_on_a_circle() -> None:
+    # equal norms: <z_i, z_j> is largest at j = i, so h = 0 is already optimal and exact
+    angles = torch.linspace(0, 2 * np.pi, 65)[:-1]
+    tgt = torch.stack([angles.cos(), angles.sin()], dim=1)
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(1))
+    res = solve(tgt[perm], tgt, PAPER)
+    assert res.converged and res.iterations == 1 and res.unmatched == 0.0
+    assert torch.equal(res.assignment, perm)
+    assert res.cost == pytest.approx(0.0, abs=1e-10)
+    assert res.dual == pytest.approx(solve(tgt[perm], tgt, EXACT).dual, abs=1e-6)
+
+
+def test_chunk_size_does_not_change_the_answer() -> None:
+    src, tgt = _problem(150, 16, seed=7)
+    small = _solve_quiet(src, tgt, OTConfig(chunk=7, max_iter=60), seed=5)
+    whole = _solve_quiet(src, tgt, OTConfig(chunk=4096, max_iter=60), seed=5)
+    assert torch.equal(small.assignment, whole.assignment)
+    assert torch.equal(small.h, whole.h)
+    assert small.unmatched == whole.unmatched and small.iterations == whole.iterations
+
+
+def test_nonconvergence_warns_and_says_so() -> None:
+    src, tgt = _problem(100, 2, seed=0)
+    with pytest.warns(RuntimeWarning, match="unmatched"):
+        res = solve(src, tgt, OTConfig(max_iter=3))
+    assert not res.converged
+    assert res.iterations == 3
+    assert res.unmatched > 0.05
+
+
+# ---------------------------------------------------------------- the exact solver
+@pytest.mark.parametrize("d", [2, 16])
+def test_exact_solver_is_the_scipy_optimum(d: int) -> None:
+    src, tgt = _problem(120, d, seed=d)
+    res = solve(src, tgt, EXACT)
+    assert torch.equal(torch.sort(res.assignment).values, torch.arange(120))
+    cost = cdist(src.double().numpy(), tgt.double().numpy(), "sqeuclidean")
+    r, c = linear_sum_assignment(cost)
+    assert res.cost == pytest.approx(cost[r, c].mean(), rel=1e-6)  # res.cost is summed in float32
+    assert cost[np.arange(120), res.assignment.numpy()].mean() == pytest.approx(cost[r, c].mean(), rel=1e-12)
+    # max mean inner product, consistent with the cost since the norms are fixed
+    norms = (src.double() ** 2).sum(1).mean() + (tgt.double() ** 2).sum(1).mean()
+    assert res.dual == pytest.approx(float(norms - cost[r, c].mean()) / 2, rel=1e-9)
+    assert res.converged and res.unmatched == 0.0 and res.matched == 1.0
+
+
+def test_exact_solver_refuses_large_problems() -> None:
+    z = torch.zeros(EXACT_MAX_N + 1, 2)
+    with pytest.raises(ValueError, match="paper"):
+        solve(z, z, EXACT)
+
+
+@pytest.mark.parametrize("shapes", [((5, 2), (6, 2)), ((5, 2), (5, 3)), ((5,), (5,))])
+def test_shape_mismatch_is_refused(shapes) -> None:
+    a, b = (torch.zeros(s) for s in shapes)
+    for cfg in (PAPER, EXACT):
+        with pytest.raises(ValueError, match=r"\(n, d\)"):
+            solve(a, b, cfg)
+
+
+# ---------------------------------------------------------------- bijection and correction
+def test_to_bijection_keeps_one_claimant_per_claimed_target() -> None:
+    claims = torch.tensor([3, 3, 3, 0, 5, 5, 1, 7])  # targets 2, 4, 6 unclaimed
+    winners = set()
+    for seed in range(40):
+        a = to_bijection(claims, 8, torch.Generator().manual_seed(seed))
+        kept = a >= 0
+        assert torch.equal(a[kept], claims[kept])             # winners keep their own claim
+        assert sorted(a[kept].tolist()) == [0, 1, 3, 5, 7]   # every claimed target once, no other
+        assert a[3] == 0 and a[6] == 1 and a[7] == 7          # sole claimants always keep theirs
+        winners.add((int(torch.nonzero(a[:3] >= 0)), int(torch.nonzero(a[4:6] >= 0)) + 4))
+        again = to_bijection(claims, 8, torch.Generator().manual_seed(seed))
+        assert torch.equal(a, again)                          # seeded: reproducible
+    # ties are broken at random: every claimant of target 3 wins for some seed
+    assert {w[0] for w in winners} == {0, 1, 2} and {w[1] for w in winners} == {4, 5}
+
+
+def test_correct_moves_matched_rows_by_alpha() -> None:
+    g = torch.Generator().manual_seed(0)
+    z, tgt = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+    assignment = torch.tensor([2, -1, 0, 5, -1, 1])
+    m = assignment >= 0
+    z_before = z.clone()
+
+    full = correct(z, tgt, assignment, 1.0)
+    assert torch.equal(full[m], tgt[assignment[m]])
+    assert torch.equal(full[~m], z[~m])
+
+    assert torch.equal(correct(z, tgt, assignment, 0.0), z)
+
+    half = correct(z, tgt, assignment, 0.5)
+    assert torch.allclose(half[m], (z[m] + tgt[assignment[m]]) / 2, atol=1e-7)
+    assert torch.equal(half[~m], z[~m])
+    assert torch.equal(z, z_before)  # the input is not modified

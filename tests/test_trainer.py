@@ -1,0 +1,151 @@
+"""Behaviour of the training loop (lvm.trainer, Alg. 1) on real MNIST digits 0 and 1."""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lvm.checkpoint import CheckpointError
+from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
+from lvm.data import ImageData, load
+from lvm.metrics import latent_ot_cost
+from lvm.trainer import DivergedError, Trainer
+
+MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100
+# Settings where the chains drift far from the prior within a few iterations (s = 0.1, K = 20).
+BASE = TrainConfig(
+    method="ours", alpha=0.5, ot_every=3, batch_size=100, epochs=2, seed=0, checkpoint_every=0,
+    data=MNIST01, model=ModelConfig(latent_dim=2, arch="mlp"),
+    langevin=LangevinConfig(steps=20, step_size=0.1), ot=OTConfig(solver="exact"))
+PAPER_OT = pytest.mark.filterwarnings(r"ignore:OT \(Alg. 2\) stopped:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def mnist01() -> ImageData:
+    return load(MNIST01, "train")
+
+
+def _run(cfg: TrainConfig, data: ImageData, steps: int | None = None) -> tuple[Trainer, list[dict]]:
+    tr = Trainer(cfg, data)
+    recs = [tr.step() for _ in range(tr.total_iterations if steps is None else steps)]
+    return tr, recs
+
+
+def _same_state(a: Trainer, b: Trainer) -> None:
+    assert a.iteration == b.iteration
+    assert torch.equal(a.z, b.z)
+    assert torch.equal(a.targets, b.targets)
+    for (name, p), q in zip(a.generator.state_dict().items(), b.generator.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_schedule_counts_iterations(mnist01: ImageData) -> None:
+    tr = Trainer(replace(BASE, epochs=1.5), mnist01)
+    assert tr.batches_per_epoch == 4 and tr.total_iterations == 6
+    seen = torch.cat([tr.batch_indices(i) for i in range(4)])
+    assert torch.equal(torch.sort(seen).values, torch.arange(400))  # one epoch visits every image once
+
+
+def test_training_lowers_the_reconstruction_error(mnist01: ImageData) -> None:
+    _, recs = _run(replace(BASE, epochs=3), mnist01)
+    first = sum(r["mse"] for r in recs[:2]) / 2
+    last = sum(r["mse"] for r in recs[-2:]) / 2
+    assert all(math.isfinite(r["loss"]) for r in recs)
+    assert last < 0.6 * first
+
+
+def test_full_correction_puts_the_population_on_the_prior_sample(mnist01: ImageData) -> None:
+    tr, recs = _run(replace(BASE, alpha=1.0), mnist01, steps=3)
+    assert "ot_cost" in recs[-1] and "latent_fit" in recs[-1] and "ot_cost" not in recs[0]
+    before = tr.last_correction["before"]
+    # the exact solver matches everyone: with alpha = 1 the chains now sit on the targets, permuted
+    assert recs[-1]["unmatched"] == 0.0
+    assert torch.equal(tr.z, tr.targets[tr.last_correction["assignment"]])
+    assert latent_ot_cost(tr.z, 400) < 0.5 * latent_ot_cost(before, 400)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_correction_lowers_the_latent_fit_and_beats_abp(mnist01: ImageData, seed: int) -> None:
+    cfg = replace(BASE, seed=seed)
+    ours = Trainer(cfg, mnist01)
+    corrections = 0
+    for _ in range(ours.total_iterations):
+        rec = ours.step()
+        if "ot_cost" in rec:
+            corrections += 1
+            fit_before = latent_ot_cost(ours.last_correction["before"], 400)
+            fit_after = latent_ot_cost(ours.z, 400)
+            assert fit_after < 0.6 * fit_before  # alpha = 1/2 quarters the matched cost
+    assert corrections == 2
+    abp, _ = _run(replace(cfg, method="abp", alpha=0.0), mnist01)
+    assert abp.last_correction is None
+    # two iterations after the last correction "ours" still fits the prior far better than ABP
+    assert latent_ot_cost(ours.z, 400) < 0.8 * latent_ot_cost(abp.z, 400)
+
+
+@PAPER_OT
+def test_same_config_same_result(mnist01: ImageData) -> None:
+    cfg = replace(BASE, ot=OTConfig(solver="paper"))
+    a, ra = _run(cfg, mnist01, steps=4)
+    b, rb = _run(cfg, mnist01, steps=4)
+    _same_state(a, b)
+    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    c, _ = _run(replace(cfg, seed=1), mnist01, steps=4)
+    assert not torch.equal(a.z, c.z)
+
+
+@PAPER_OT
+def test_resume_continues_bit_for_bit(mnist01: ImageData, tmp_path) -> None:
+    # the paper solver warm-starts from the stored dual h, so the checkpoint must carry it too
+    cfg = replace(BASE, ot=OTConfig(solver="paper"))
+    straight, _ = _run(cfg, mnist01)                              # 8 iterations, corrections at 3 and 6
+
+    first = Trainer(replace(cfg, epochs=1), mnist01)               # 4 iterations, then a checkpoint
+    first.fit(checkpoint_path=tmp_path / "ckpt.pt")
+    assert first.iteration == 4 and first.ot_h is not None
+    resumed = Trainer.resume(tmp_path / "ckpt.pt", mnist01, epochs=2)
+    assert resumed.iteration == 4 and resumed.total_iterations == 8
+    resumed.fit()
+    _same_state(resumed, straight)
+    adam_a, adam_b = (t.optimizer.state_dict()["state"].values() for t in (resumed, straight))
+    for p, q in zip(adam_a, adam_b):
+        assert torch.equal(p["exp_avg"], q["exp_avg"]) and torch.equal(p["exp_avg_sq"], q["exp_avg_sq"])
+
+
+def test_resume_refuses_a_different_data_set(mnist01: ImageData, tmp_path) -> None:
+    tr = Trainer(BASE, mnist01)
+    tr.save(tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match="400 latent chains"):
+        Trainer.resume(tmp_path / "ckpt.pt", mnist01.subset(slice(0, 300)))
+
+
+def test_fit_stops_when_asked(mnist01: ImageData) -> None:
+    tr = Trainer(BASE, mnist01)
+    stop = threading.Event()
+    seen = []
+
+    def callback(rec: dict) -> None:
+        seen.append(rec["iteration"])
+        if len(seen) == 2:
+            stop.set()
+    tr.fit(callback, stop=stop)
+    assert seen == [1, 2] and tr.iteration == 2
+
+
+def test_vae_trains_and_lowers_its_loss(mnist01: ImageData) -> None:
+    tr, recs = _run(replace(BASE, method="vae", epochs=3), mnist01)
+    assert tr.encoder is not None and tr.last_correction is None
+    first = sum(r["loss"] for r in recs[:2]) / 2
+    last = sum(r["loss"] for r in recs[-2:]) / 2
+    assert last < 0.6 * first
+    assert not torch.equal(tr.z, tr.targets)  # the population holds the encoder means
+
+
+def test_divergence_is_reported_with_the_step_size(mnist01: ImageData) -> None:
+    # s = 50: the prior drift alone multiplies z by (1 - s^2 / 2) = -1249 per Langevin step
+    tr = Trainer(replace(BASE, langevin=LangevinConfig(steps=20, step_size=50.0)), mnist01)
+    with pytest.raises(DivergedError, match=r"step size s \(now 50"):
+        tr.step()
