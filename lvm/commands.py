@@ -45,6 +45,7 @@ def fit(cfg, train_data, out: Path, device, resume: bool) -> Trainer:
     else:
         tr = Trainer(cfg, train_data, device)
     bar, update = _progress(tr.total_iterations, tr.iteration, f"{cfg.method} {out.name}")
+    tr.ot_progress = lambda k, unmatched: bar.set_postfix_str(f"OT pass {k}, {unmatched:.0%} unmatched")
     with open(out / "metrics.jsonl", "a" if resume else "w") as log:
         def callback(rec: dict) -> None:
             log.write(json.dumps(rec) + "\n")

@@ -28,6 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .config import OTConfig
 
+Progress = Callable[[int, float], None]  # (pass, unmatched share), called after each full pass
 EXACT_MAX_N = 6000  # the dense n x n cost in float64 and the O(n^3) solve stop being sensible here
 
 
@@ -99,7 +100,8 @@ def _matched_cost(source: torch.Tensor, target: torch.Tensor, assignment: torch.
 
 
 def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
-                generator: torch.Generator | None = None, h0: torch.Tensor | None = None) -> OTResult:
+                generator: torch.Generator | None = None, h0: torch.Tensor | None = None,
+                progress: Progress | None = None) -> OTResult:
     """Alg. 2: Adam descent on E(h) (Eq. 12), then the approximate bijection.
 
     Stops when the share of unmatched targets is <= cfg.epsilon, or warns after
@@ -116,6 +118,8 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         claims, best = argmax_assign(src, tgt, h.float(), cfg.chunk)
         counts = torch.bincount(claims, minlength=n).to(h.dtype)
         unmatched = float((counts == 0).double().mean())
+        if progress is not None:
+            progress(it, unmatched)
         if unmatched <= cfg.epsilon or it == cfg.max_iter:
             break  # the last pass only evaluates: the result then describes the h it returns
         grad = counts / n - 1.0 / n
@@ -128,13 +132,14 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
     if not converged:
         warnings.warn(f"OT (Alg. 2) stopped after {cfg.max_iter} passes with {unmatched:.1%} of targets "
                       f"unmatched (epsilon {cfg.epsilon}); unmatched sources are left uncorrected",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
     assignment = to_bijection(claims.cpu(), n, generator).to(source.device)
     return OTResult(assignment, unmatched, _matched_cost(source, target, assignment), it, dual, converged, h.float())
 
 
 def solve_exact(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
-                generator: torch.Generator | None = None, h0: torch.Tensor | None = None) -> OTResult:
+                generator: torch.Generator | None = None, h0: torch.Tensor | None = None,
+                progress: Progress | None = None) -> OTResult:
     """The optimal assignment by scipy's linear_sum_assignment (dense, O(n^3))."""
     n = len(source)
     if n > EXACT_MAX_N:
@@ -155,7 +160,8 @@ SOLVERS: dict[str, Solver] = {"paper": solve_paper, "exact": solve_exact}
 
 
 def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
-          generator: torch.Generator | None = None, h0: torch.Tensor | None = None) -> OTResult:
+          generator: torch.Generator | None = None, h0: torch.Tensor | None = None,
+          progress: Progress | None = None) -> OTResult:
     """Match n sources to n targets with the solver named by ``cfg.solver``.
 
     Args:
@@ -164,13 +170,14 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         cfg: solver name and its settings.
         generator: torch.Generator for the random tie-breaking of Sec. 5.2.
         h0: dual potentials to start from (a previous correction's ``result.h``).
+        progress: called with (pass, unmatched share) after each pass of an iterative solver.
 
     Returns:
         An OTResult whose assignment is a partial one-to-one map.
     """
     if source.shape != target.shape or source.dim() != 2:
         raise ValueError(f"source and target must both be (n, d); got {tuple(source.shape)} and {tuple(target.shape)}")
-    return SOLVERS[cfg.solver](source, target, cfg, generator=generator, h0=h0)
+    return SOLVERS[cfg.solver](source, target, cfg, generator=generator, h0=h0, progress=progress)
 
 
 def correct(z: torch.Tensor, target: torch.Tensor, assignment: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -60,6 +60,7 @@ class Trainer:
         self.iteration = 0
         self.ot_h: torch.Tensor | None = None                  # last dual potentials, for solvers that warm-start
         self.last_correction: dict | None = None               # sources, result: for plots of one correction
+        self.ot_progress: ot.Progress | None = None            # told of each OT pass (a UI's progress display)
 
     # ---- schedule -------------------------------------------------------------------------
     @property
@@ -109,7 +110,7 @@ class Trainer:
         """Match the population to the fixed prior sample and move it by Eq. 10."""
         t0 = time.perf_counter()
         res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
-                       h0=self.ot_h)
+                       h0=self.ot_h, progress=self.ot_progress)
         self.ot_h = res.h
         self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
         self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)

@@ -182,3 +182,13 @@ def test_correct_moves_matched_rows_by_alpha() -> None:
     assert torch.allclose(half[m], (z[m] + tgt[assignment[m]]) / 2, atol=1e-7)
     assert torch.equal(half[~m], z[~m])
     assert torch.equal(z, z_before)  # the input is not modified
+
+
+def test_progress_is_told_of_every_pass():
+    g = torch.Generator().manual_seed(0)
+    src, tgt = torch.randn(60, 2, generator=g) + 1.0, torch.randn(60, 2, generator=g)
+    seen = []
+    with pytest.warns(RuntimeWarning):
+        res = solve(src, tgt, OTConfig(solver="paper", max_iter=5), progress=lambda k, u: seen.append((k, u)))
+    assert [k for k, _ in seen] == list(range(1, res.iterations + 1))
+    assert seen[-1][1] == res.unmatched
