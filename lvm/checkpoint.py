@@ -25,14 +25,14 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says why."""
 
 
-def save(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write `state` (plus the format version) to `path` atomically."""
+def atomic_save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """torch.save `payload` to a temporary file beside `path`, fsync it, rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -42,6 +42,25 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def save(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write a training state (plus the format version) to `path` atomically."""
+    return atomic_save(path, {"format_version": FORMAT_VERSION, **state})
+
+
+def read(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure turned into a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused, it carries pickled objects that are not plain tensors or "
+                              f"containers ({str(e).splitlines()[0][:200]})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable, truncated or not a torch file ({str(e)[:300]})") from e
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` and check its shape.
 
@@ -49,16 +68,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         CheckpointError: missing, truncated, not a checkpoint, carrying pickled
             objects, or of an unknown format version.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused, it carries pickled objects that are not plain tensors or "
-                              f"containers ({str(e).splitlines()[0][:200]})") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise CheckpointError(f"{path}: unreadable, truncated or not a torch checkpoint ({e})") from e
+    state = read(path, map_location)
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise CheckpointError(f"{path}: not an lvm checkpoint (needs keys {', '.join(REQUIRED)})")
     if state["format_version"] != FORMAT_VERSION:

@@ -6,9 +6,6 @@ on which other images share a batch.
 """
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from .checkpoint import atomic_save, read
 
 FORMAT_VERSION = 1
 _CONFIG_KEYS = {"channels", "image_size", "n_classes", "feat_dim"}
@@ -126,20 +125,9 @@ def save_classifier(model: Classifier, path: str | Path, extra: dict | None = No
     (e.g. data set and test accuracy) must hold only plain Python values and
     tensors, since the file is read back with ``weights_only=True``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, "config": dict(model.config),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(path, payload)
 
 
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
@@ -156,10 +144,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no classifier file at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError, TypeError) as err:
-        raise ValueError(f"{path} cannot be read safely as a classifier file: {str(err)[:300]}") from err
+    payload = read(path, map_location)  # CheckpointError (a ValueError) for unsafe or damaged files
     if not isinstance(payload, dict):
         raise ValueError(f"{path} holds a {type(payload).__name__}, not a classifier dict")
     missing = {"format_version", "config", "state_dict", "extra"} - payload.keys()

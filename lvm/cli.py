@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("what", choices=["langevin"])
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--steps", type=int, default=10)
+    s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
 
     a = p.parse_args(argv)
     if getattr(a, "threads", 0):
