@@ -52,6 +52,8 @@ def read(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one loses its directory
+        raise CheckpointError(f"{path}: unreadable, truncated or not a torch file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
