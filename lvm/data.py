@@ -216,7 +216,7 @@ def _user_root(cfg: DataConfig) -> Path:
     how = ("one subfolder per class, optionally under train/ and test/" if cfg.name == "folder" else
            "train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/")
     if not cfg.root or not Path(cfg.root).expanduser().is_dir():
-        raise MissingDataError(f"{cfg.name} data is brought by the user: set DataConfig.root to an "
+        raise MissingDataError(f"{cfg.name} data is brought by the user: pass --root (DataConfig.root) pointing to an "
                                f"existing directory holding {how} (got {cfg.root!r}).")
     return Path(cfg.root).expanduser()
 
