@@ -36,6 +36,7 @@ RUNS = {
     },
 }
 EVAL = ["--n", "2000", "--test-steps", "100", "--json"]
+CLASSIFIER = Path("runs/fidc_mnist.pt")  # python -m lvm classifier --data mnist --out runs/fidc_mnist.pt
 
 
 def lvm(*args: str) -> str:
@@ -54,19 +55,20 @@ def main(which: str, only: list[str]) -> None:
             subprocess.run([sys.executable, "-m", "lvm", "train", *COMMON[which], *flags, "--out", str(run),
                             "--resume", "--threads", "1"], check=True)
             (run / "done").write_text(f"{time.perf_counter() - t0:.0f}\n")
-        ev = json.loads(lvm("eval", str(run / "checkpoint.pt"), *EVAL))
+        fid = ["--classifier", str(CLASSIFIER)] if CLASSIFIER.exists() else []
+        ev = json.loads(lvm("eval", str(run / "checkpoint.pt"), *EVAL, *fid))
         log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         ot = [r for r in log if "unmatched" in r]
         rows.append((name, ev, ot, (run / "done").read_text().strip()))
     print(f"common flags: {' '.join(COMMON[which])}; eval: {' '.join(EVAL)}")
     print("| run | flags | train s | test MSE | VAE encoder MSE | latent OT cost | latent MMD | prior-vs-prior OT | "
-          "mean unmatched at corrections |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "FID-C (2,000 vs 2,000) | mean unmatched at corrections |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, ev, ot, secs in rows:
         enc = f"{ev['encoder_mse']:.4f}" if "encoder_mse" in ev else "-"
         um = f"{sum(r['unmatched'] for r in ot) / len(ot):.1%} ({len(ot)} corr.)" if ot else "-"
         print(f"| {name} | {' '.join(RUNS[which][name])} | {secs} | {ev['mse']:.4f} | {enc} | {ev['latent_ot_cost']:.3f} | "
-              f"{ev['latent_mmd']:.4f} | {ev['prior_ot_cost']:.3f} | {um} |")
+              f"{ev['latent_mmd']:.4f} | {ev['prior_ot_cost']:.3f} | {ev.get('fid_c', float('nan')):.1f} | {um} |")
 
 
 if __name__ == "__main__":
