@@ -9,8 +9,7 @@ import argparse
 import json
 import sys
 import warnings
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 
@@ -128,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default="", help="run directory for the trained model (default runs/anomaly-HOLDOUT-sSEED)")
     add_train_flags(s)
     add_test_flags(s)
+    s.set_defaults(n=0)  # the whole MEG test split unless asked otherwise
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("score", help="anomaly score -log p(x, z) of each image")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from .classifier import accuracy, load_classifier, save_classifier, train_classi
 from .cli import config_from_args, device_of, emit, test_langevin
 from .config import DataConfig, ModelConfig, LangevinConfig
 from .images import ImageError, read_image_file
-from .models import Encoder, build_generator, prior_sample
+from .models import Encoder, build_generator, n_params, prior_sample
 from .trainer import Trainer
 
 
@@ -109,11 +109,14 @@ def anomaly(a: argparse.Namespace) -> int:
         if cfg.data.name != "mnist" or cfg.data.classes:
             raise ValueError(f"{a.checkpoint} was not trained on the MEG split of MNIST")
     else:
-        cfg = replace(config_from_args(a), data=DataConfig(image_size=a.image_size, channels=a.channels))
+        data_cfg = DataConfig(image_size=a.image_size, channels=a.channels, limit=a.limit)
+        cfg = replace(config_from_args(a), data=data_cfg)
     train_data, test = datasets.meg_split(a.holdout, cfg.data)
     if not a.checkpoint:
         out = Path(a.out or f"runs/anomaly-{a.holdout}-s{a.seed}")
         gen = fit(cfg, train_data, out, dev, resume=True).generator.eval()
+    if a.n and a.n < len(test):  # a seeded random subset keeps the anomaly share close to the split's
+        test = test.subset(torch.from_numpy(np.random.RandomState(a.seed).permutation(len(test))[:a.n]))
     lcfg = test_langevin(cfg, a)
     rng = torch.Generator().manual_seed(a.seed)
     scores = metrics.anomaly_scores(gen, test.x.to(dev), lcfg, rng, restarts=a.restarts).cpu()
@@ -178,5 +181,5 @@ def bench(a: argparse.Namespace) -> int:
             infer(gen, x, z, cfg)
             times.append(time.perf_counter() - t0)
         rate = a.batch_size * a.steps / float(np.median(times))
-        print(f"| {arch} | {d} | {ch}x{size}x{size} | {sum(p.numel() for p in gen.parameters()):,} | {rate:,.0f} |")
+        print(f"| {arch} | {d} | {ch}x{size}x{size} | {n_params(gen):,} | {rate:,.0f} |")
     return 0

@@ -6,8 +6,6 @@ Pixels come out in [0, 1] through a sigmoid (see ``lvm.data.PIXEL_RANGE``).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -103,5 +101,3 @@ def prior_sample(n: int, d: int, generator: torch.Generator | None = None) -> to
     """n draws of the prior N(0, I_d)."""
     return torch.randn(n, d, generator=generator)
 
-
-LOG_2PI = math.log(2 * math.pi)

@@ -100,3 +100,14 @@ def test_train_resume_continues_the_iterations(run, tmp_path: Path) -> None:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert load(out / "checkpoint.pt")["iteration"] == 6
+
+
+def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> None:
+    out = tmp_path / "anomaly"
+    small = ["--n", "300", "--test-steps", "5", "--json"]
+    first = _ok(lvm("anomaly", "--holdout", "4", "--latent-dim", "2", "--limit", "300", "--epochs", "1",
+                    "--out", str(out), *small))
+    assert first["n_test"] == 300 and 0.2 < first["anomaly_share"] < 0.55
+    assert 0.0 < first["auprc"] <= 1.0
+    again = _ok(lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"), *small))
+    assert again["auprc"] == first["auprc"]  # same model, same seeded test-time inference
