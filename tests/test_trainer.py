@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -133,6 +134,25 @@ def test_fit_stops_when_asked(mnist01: ImageData) -> None:
             stop.set()
     tr.fit(callback, stop=stop)
     assert seen == [1, 2] and tr.iteration == 2
+
+
+def test_fit_waits_while_paused_and_goes_on_when_resumed(mnist01: ImageData) -> None:
+    tr = Trainer(BASE, mnist01)
+    stop, pause = threading.Event(), threading.Event()
+    pause.set()
+    seen: list[int] = []
+
+    def callback(rec: dict) -> None:
+        seen.append(rec["iteration"])
+        if len(seen) == 2:
+            stop.set()
+    worker = threading.Thread(target=tr.fit, kwargs={"callback": callback, "stop": stop, "pause": pause})
+    worker.start()
+    time.sleep(0.5)
+    assert tr.iteration == 0 and worker.is_alive()  # paused: no step taken, the loop still waits
+    pause.clear()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and seen == [1, 2]
 
 
 def test_vae_trains_and_lowers_its_loss(mnist01: ImageData) -> None:
