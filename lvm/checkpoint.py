@@ -13,7 +13,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -25,21 +25,30 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says why."""
 
 
-def atomic_save(path: str | Path, payload: dict[str, Any]) -> Path:
-    """torch.save `payload` to a temporary file beside `path`, fsync it, rename it over `path`."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write` on a temporary file beside `path`, fsync it, rename it over `path`.
+
+    A process killed at any point leaves either the old file or the new one, never half of one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary data files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """torch.save `payload` to `path` atomically."""
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def save(path: str | Path, state: dict[str, Any]) -> Path:

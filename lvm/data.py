@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lvm.config import DataConfig
+from .checkpoint import atomic_write
+from .config import DataConfig
 
 PIXEL_RANGE = (0.0, 1.0)  # every image tensor in the package: float32, uint8 / 255
 SPLITS = ("train", "test", "all")
@@ -155,16 +156,7 @@ def fetch_mnist() -> Path:
             warnings.warn(f"MNIST cache {path} is damaged ({e}); rebuilding it")
             path.unlink()
     arrays = _mnist_arrays()
-    # Atomic: a crash mid-write must never leave a half file under the real name.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is ordinary shared data
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 
