@@ -79,7 +79,8 @@ def add_test_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n", type=int, default=10000, help="test images to use (0 = all)")
 
 
-def test_langevin(cfg: TrainConfig, a: argparse.Namespace) -> LangevinConfig:
+def inference_config(cfg: TrainConfig, a: argparse.Namespace) -> LangevinConfig:
+    """The test-time Langevin settings: --test-steps and --test-step-size over the model's own."""
     return replace(cfg.langevin, steps=a.test_steps, step_size=a.test_step_size or cfg.langevin.step_size)
 
 

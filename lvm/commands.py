@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import checkpoint, data as datasets, metrics
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
-from .cli import config_from_args, device_of, emit, test_langevin
+from .cli import config_from_args, device_of, emit, inference_config
 from .config import DataConfig, ModelConfig, LangevinConfig
 from .images import ImageError, read_image_file
 from .models import Encoder, build_generator, n_params, prior_sample
@@ -76,7 +76,7 @@ def eval(a: argparse.Namespace) -> int:  # noqa: A001 - the sub-command's name
     dev = device_of(a.device)
     cfg, gen, state = checkpoint.load_model(a.checkpoint, dev)
     test = _test_images(cfg, a.n)
-    lcfg = test_langevin(cfg, a)
+    lcfg = inference_config(cfg, a)
     rng = torch.Generator().manual_seed(0)
     z_test, x_rec = metrics.reconstruct(gen, test.x.to(dev), lcfg, rng, restarts=a.restarts)
     z_train = state["latents"]
@@ -117,7 +117,7 @@ def anomaly(a: argparse.Namespace) -> int:
         gen = fit(cfg, train_data, out, dev, resume=True).generator.eval()
     if a.n and a.n < len(test):  # a seeded random subset keeps the anomaly share close to the split's
         test = test.subset(torch.from_numpy(np.random.RandomState(a.seed).permutation(len(test))[:a.n]))
-    lcfg = test_langevin(cfg, a)
+    lcfg = inference_config(cfg, a)
     rng = torch.Generator().manual_seed(a.seed)
     scores = metrics.anomaly_scores(gen, test.x.to(dev), lcfg, rng, restarts=a.restarts).cpu()
     result = {"holdout": a.holdout, "seed": a.seed, "method": cfg.method, "n_test": len(test),
@@ -129,7 +129,7 @@ def anomaly(a: argparse.Namespace) -> int:
 
 def score(a: argparse.Namespace) -> int:
     cfg, gen, _ = checkpoint.load_model(a.checkpoint)
-    lcfg = test_langevin(cfg, a)
+    lcfg = inference_config(cfg, a)
     rows, failed = [], 0
     for path in a.images:
         try:

@@ -85,17 +85,18 @@ class Trainer:
         idx = self.batch_indices(it)
         x = self.data.x[idx].to(self.device)                        # (B, C, H, W)
         rng = _rng(cfg.seed, 3, it)
+        due = (it + 1) % cfg.ot_every == 0
+        correction: Record = {}
         if cfg.method == "vae":
             loss, mse = self._learn_vae(x, idx, rng)
         else:
             # 1. inference: K Langevin steps of Eq. 7 from the chain's last state (or from noise)
             z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
             self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng).cpu()
-        # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11)
-        due = (it + 1) % cfg.ot_every == 0
-        correction = self.correct() if due and cfg.corrects else {}
-        # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
-        if cfg.method != "vae":
+            # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11)
+            if due and cfg.corrects:
+                correction = self.correct()
+            # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
         self.iteration += 1
         rec: Record = {"iteration": self.iteration, "epoch": self.iteration / self.batches_per_epoch,
