@@ -1,0 +1,171 @@
+"""Plotly figure builders for the app: numpy in, ``go.Figure`` out, no Streamlit.
+
+Clouds of thousands of points are ``scattergl``; every latent figure takes a
+fixed half-width `lim` so frames share their axes; many line segments are one
+trace with ``None`` separators.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from PIL import Image
+
+LIVE, GHOST, AFTER, LINE = "#1f77b4", "rgba(120,120,120,0.35)", "#d62728", "rgba(44,160,44,0.45)"
+
+
+def _prior_contours(lim: float, n: int = 61) -> go.Contour:
+    """Density of N(0, I_2), p(z) = exp(-||z||^2 / 2) / (2 pi), at the 1, 2 and 3 sigma circles."""
+    g = np.linspace(-lim, lim, n)
+    zz = np.exp(-0.5 * (g[None, :] ** 2 + g[:, None] ** 2)) / (2 * np.pi)
+    levels = [np.exp(-0.5 * r * r) / (2 * np.pi) for r in (3.0, 2.0, 1.0)]
+    return go.Contour(x=g, y=g, z=zz, showscale=False, hoverinfo="skip", name="prior N(0, I)",
+                      contours=dict(start=levels[0], end=levels[-1], size=(levels[-1] - levels[0]) / 2,
+                                    coloring="lines"),
+                      colorscale=[[0, "#bbbbbb"], [1, "#666666"]], line=dict(width=1))
+
+
+def _cloud(xy: np.ndarray, name: str, color: str, size: float = 4.0) -> go.Scattergl:
+    return go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name,
+                        marker=dict(size=size, color=color, opacity=0.7), hoverinfo="skip")
+
+
+def _square(fig: go.Figure, lim: float, height: int = 460, **kw) -> go.Figure:
+    fig.update_xaxes(range=[-lim, lim], zeroline=False, **kw)
+    fig.update_yaxes(range=[-lim, lim], zeroline=False, scaleanchor="x", scaleratio=1, **kw)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), uirevision="latent",
+                      legend=dict(orientation="h", y=-0.08))
+    return fig
+
+
+def latent_figure(live: np.ndarray, lim: float, ghost: np.ndarray | None = None,
+                  prior_xy: np.ndarray | None = None, title: str = "") -> go.Figure:
+    """q(z^K) (m, 2) over the prior's contours (or its projected sample), with an optional ghost cloud."""
+    traces: list = [_prior_contours(lim)] if prior_xy is None else [_cloud(prior_xy, "prior sample", GHOST, 3)]
+    if ghost is not None:
+        traces.append(_cloud(ghost, "previous correction", GHOST, 3))
+    traces.append(_cloud(live, "q(z^K) now", LIVE))
+    return _square(go.Figure(traces, layout=dict(title=title)), lim)
+
+
+def segments(a: np.ndarray, b: np.ndarray) -> tuple[list, list]:
+    """x, y lists of the segments a_i -> b_i, separated by None (one trace for all lines)."""
+    xs, ys = [], []
+    for (x0, y0), (x1, y1) in zip(a.tolist(), b.tolist()):
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return xs, ys
+
+
+def correction_figure(before: np.ndarray, after: np.ndarray, source: np.ndarray, target: np.ndarray,
+                      lim: float, title: str = "") -> go.Figure:
+    """One correction: z_hat_i (before), Eq. 10's result (after), and lines z_hat_i -> T(z_hat_i)."""
+    xs, ys = segments(source, target)
+    traces = [_prior_contours(lim), _cloud(before, "before: z_hat = z^K", GHOST, 3),
+              _cloud(after, "after: alpha T(z_hat) + (1 - alpha) z_hat", AFTER, 3),
+              go.Scattergl(x=xs, y=ys, mode="lines", name="z_hat -> T(z_hat)", line=dict(color=LINE, width=1),
+                           hoverinfo="skip")]
+    return _square(go.Figure(traces, layout=dict(title=title)), lim)
+
+
+def replay_figure(frames: Sequence[tuple[int, np.ndarray]], lim: float, points: int = 800) -> go.Figure:
+    """q(z^K) across frames [(iteration, (m, 2))], with a scrubber and a play button; fixed axes."""
+    if not frames:
+        raise ValueError("no frames to replay")
+    k = min(points, len(frames[0][1]))
+
+    def trace(xy: np.ndarray) -> go.Scatter:  # SVG scatter: plotly animates it reliably
+        return go.Scatter(x=xy[:k, 0], y=xy[:k, 1], mode="markers", name="q(z^K)",
+                          marker=dict(size=4, color=LIVE, opacity=0.7))
+
+    names = [str(it) for it, _ in frames]
+    fig = go.Figure([_prior_contours(lim), trace(frames[-1][1])],
+                    frames=[go.Frame(data=[trace(xy)], traces=[1], name=nm) for nm, (_, xy) in zip(names, frames)])
+    step = [dict(method="animate", label=nm, args=[[nm], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                            transition=dict(duration=0))]) for nm in names]
+    play = dict(label="Play", method="animate",
+                args=[None, dict(frame=dict(duration=250, redraw=True), fromcurrent=True, transition=dict(duration=0))])
+    fig.update_layout(updatemenus=[dict(type="buttons", buttons=[play], x=0, y=-0.02, xanchor="left")],
+                      sliders=[dict(steps=step, active=len(step) - 1, currentvalue=dict(prefix="iteration "),
+                                    x=0.12, len=0.88)])
+    return _square(fig, lim, height=520)
+
+
+def side_by_side(clouds: Sequence[tuple[str, np.ndarray]], lim: float) -> go.Figure:
+    """Latent clouds of several runs on the same data, each over the prior (paper Fig. 3)."""
+    fig = make_subplots(1, len(clouds), subplot_titles=[t for t, _ in clouds])
+    for i, (_, xy) in enumerate(clouds, start=1):
+        fig.add_trace(_prior_contours(lim), 1, i)
+        fig.add_trace(_cloud(xy, "q(z^K)", LIVE, 3), 1, i)
+    fig.update_xaxes(range=[-lim, lim])
+    fig.update_yaxes(range=[-lim, lim])
+    fig.update_layout(height=420, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def curves_figure(records: Sequence[dict], prior_fit: float) -> go.Figure:
+    """OT cost of q(z^K) to the prior (with the prior-vs-prior level), unmatched share and MSE per iteration."""
+    fig = make_subplots(1, 3, subplot_titles=["OT cost of q(z^K) to the prior", "unmatched share", "MSE"])
+    fit = [(r["iteration"], r["fit"]) for r in records if "fit" in r]
+    unm = [(r["iteration"], r["unmatched"]) for r in records if "unmatched" in r]
+    mse = [(r["iteration"], r["mse"]) for r in records]
+    for col, pts, name in ((1, fit, "q(z^K) fit"), (2, unm, "unmatched"), (3, mse, "MSE")):
+        x, y = (list(t) for t in zip(*pts)) if pts else ([], [])
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if col < 3 else "lines", name=name,
+                                 marker=dict(size=4)), 1, col)
+    fig.add_hline(y=prior_fit, line=dict(dash="dash", color="grey"), annotation_text="prior vs prior", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(height=260, showlegend=False, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def grid_image(x: np.ndarray, ncol: int, pad: int = 2) -> np.ndarray:
+    """Images (N, C, H, W) in [0, 1] -> one uint8 picture (rows x cols tiles), (H', W') or (H', W', 3)."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0, 1)
+    n, c, h, w = x.shape
+    rows = -(-n // ncol)
+    out = np.ones((c, rows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        out[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = x[i]
+    img = (out * 255).round().astype(np.uint8)
+    return img[0] if c == 1 else img.transpose(1, 2, 0)
+
+
+def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 picture as PNG bytes, enlarged `scale` times with nearest neighbours."""
+    pil = Image.fromarray(img)
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def score_histogram(normal: np.ndarray, anomalous: np.ndarray | None, threshold: float,
+                    marks: Sequence[tuple[str, float]] = ()) -> go.Figure:
+    """Test scores -log p(x, z) of normal (and held-out) images, the threshold, and uploaded images' scores."""
+    fig = go.Figure([go.Histogram(x=normal, name="normal test images", nbinsx=80, opacity=0.6,
+                                  histnorm="probability density")])
+    if anomalous is not None:
+        fig.add_trace(go.Histogram(x=anomalous, name="held-out digit", nbinsx=80, opacity=0.5,
+                                   histnorm="probability density"))
+    fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), annotation_text="threshold")
+    for name, s in marks:
+        fig.add_vline(x=s, line=dict(color="#d62728", width=2), annotation_text=name, annotation_textangle=-90)
+    fig.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="-log p(x, z)", legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def pr_figure(precision: np.ndarray, recall: np.ndarray, auprc: float, chance: float) -> go.Figure:
+    """Precision-recall curve of the anomaly score, with the chance level (share of anomalies)."""
+    fig = go.Figure([go.Scatter(x=recall, y=precision, mode="lines", name=f"AUPRC {auprc:.3f}")])
+    fig.add_hline(y=chance, line=dict(dash="dot", color="grey"), annotation_text=f"chance {chance:.2f}")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="recall",
+                      yaxis_title="precision", xaxis_range=[0, 1], yaxis_range=[0, 1.02], showlegend=True)
+    return fig

@@ -1,0 +1,302 @@
+"""One live training run of Alg. 1 in a background thread, for an interactive front end.
+
+A `Session` owns a `Trainer` and the only thread that steps it. The thread never
+touches a UI: after each iteration it appends a small, bounded snapshot under a
+lock, and a front end polls `Session.view()` (a consistent copy) whenever it
+redraws. Every L iterations it keeps a `Frame` of q(z^K): a fixed subsample of
+the latent population and, at an OT correction, the cloud before Eq. 10,
+
+    z_i <- alpha T(z_i) + (1 - alpha) z_i,
+
+with a sample of the assignment pairs (z_hat_i, T(z_hat_i)).
+
+alpha, s and K can change while the thread runs (`update`); they take effect at
+the next iteration because the trainer reads ``self.cfg`` every step. Anything
+else needs `reset`. A NaN (`DivergedError`) or latents running away from the
+prior pause the run with a message instead of killing the thread.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as datasets
+from .config import OTConfig, TrainConfig
+from .data import ImageData
+from .metrics import latent_ot_cost, prior_baseline_ot_cost
+from .trainer import DivergedError, Trainer
+
+MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
+MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
+PAIRS_N = 300            # assignment lines kept per correction
+RUNAWAY = 100.0          # mean z_i^2 per dimension (the prior's is 1) that pauses the run
+FIT_N = 500              # latents in the exact OT fit statistic (about 20 ms at this size)
+ON_PRIOR = 1.10          # "q(z^K) sits on the prior": its fit <= 1.1 x the prior-vs-prior cost
+LIVE_FIELDS = {"alpha": "alpha", "step_size": "s", "steps": "K"}
+
+
+def default_ot() -> OTConfig:
+    """The fastest solver this version of lvm offers: 'fast' when present, else 'exact'."""
+    from .config import OT_SOLVERS
+    return OTConfig(solver="fast" if "fast" in OT_SOLVERS else "exact")
+
+
+def view_size(d: int) -> int:
+    """Latents drawn per frame: 2,000 in the plane, 1,000 when a projection is needed."""
+    return 2000 if d <= 2 else 1000
+
+
+@dataclass(frozen=True)
+class Frame:
+    """q(z^K) at iteration `iteration` (a due iteration, every L), on the fixed view subsample.
+
+    z: (m, d) latents after the iteration. At an OT correction also `before` (m, d),
+    the latents before Eq. 10, and `source`/`target` (p, d): z_hat_i and T(z_hat_i).
+    metrics["fit"] is the exact OT cost between FIT_N latents of q(z^K) (before
+    any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2.
+    """
+
+    iteration: int
+    seconds: float
+    z: np.ndarray
+    before: np.ndarray | None = None
+    source: np.ndarray | None = None
+    target: np.ndarray | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a redraw needs, copied under the lock."""
+
+    run: int                    # counts resets: frames of one run share a projection and axes
+    state: str                  # idle | running | paused | error
+    message: str                # why the run paused or stopped ("" when nothing to say)
+    cfg: TrainConfig
+    iteration: int
+    epoch: float
+    seconds: float              # training wall time since the first Start (pauses excluded)
+    live: np.ndarray            # (m, d) current latents of the view subsample
+    frames: tuple[Frame, ...]   # one per L iterations, oldest first
+    records: tuple[dict, ...]   # per-iteration metrics, thinned when long
+    prior_fit: float            # mean OT cost between two independent prior samples of FIT_N
+    seconds_to_prior: float | None  # first time, after a full epoch, q(z^K)'s fit was within ON_PRIOR x prior_fit
+
+
+def _thin(items: list, limit: int) -> list:
+    return items[::2] if len(items) > limit else items
+
+
+def mean_prior_fit(n: int, d: int, seeds: int = 5) -> float:
+    """Mean over `seeds` of the OT cost between two independent N(0, I_d) samples of size n."""
+    return float(np.mean([prior_baseline_ot_cost(n, d, seed=s) for s in range(seeds)]))
+
+
+class Session:
+    """A live training run: start / pause / step / reset / stop, live alpha, s, K, bounded history.
+
+    Args:
+        cfg: the run's configuration (its ``epochs`` is ignored: the run goes on until paused).
+        threads: torch threads for the process while this session trains (0 leaves torch's setting).
+        load: data loader, ``lvm.data.load`` by default.
+    """
+
+    def __init__(self, cfg: TrainConfig, threads: int = 1,
+                 load: Callable[[object, str], ImageData] = datasets.load):
+        self._load, self._threads = load, threads
+        self._lock = threading.Condition()   # guards the fields below and wakes the worker
+        self._train_lock = threading.Lock()  # held while the trainer steps or is replaced
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._run = 0
+        self._build(cfg)
+
+    # ---- commands (any thread) ----------------------------------------------------------------
+    def start(self) -> None:
+        """Run iterations back to back until `pause`."""
+        with self._lock:
+            if self._state == "error":
+                return
+            self._state, self._message = "running", ""
+            self._ensure_thread()
+            self._lock.notify_all()
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._state == "running":
+                self._state = "paused"
+
+    def step(self) -> None:
+        """One iteration (inference, correction when due, learning), then paused."""
+        with self._lock:
+            if self._state == "error":
+                return
+            self._state, self._pending = "paused", self._pending + 1
+            self._ensure_thread()
+            self._lock.notify_all()
+
+    def update(self, **live: float) -> TrainConfig:
+        """Change alpha, step_size (s) or steps (K) from the next iteration on; returns the new config.
+
+        Raises:
+            ValueError: a field that needs `reset`, or a value the config refuses.
+        """
+        bad = sorted(set(live) - set(LIVE_FIELDS))
+        if bad:
+            raise ValueError(f"{', '.join(bad)} cannot change while training; press Reset to apply")
+        with self._lock:
+            cfg = self._cfg
+            lv = {k: v for k, v in live.items() if k in ("step_size", "steps")}
+            new = replace(cfg, alpha=float(live.get("alpha", cfg.alpha)), langevin=replace(cfg.langevin, **lv))
+            self._cfg = new
+            return new
+
+    def reset(self, cfg: TrainConfig | None = None) -> None:
+        """Pause, then start over from iteration 0 with `cfg` (default: the current config).
+
+        Raises:
+            MissingDataError, ValueError: the data cannot be loaded with `cfg`; the old run is kept.
+        """
+        with self._lock:
+            self._state = "paused" if self._state == "running" else self._state
+            self._pending = 0
+            cfg = cfg or self._cfg
+        with self._train_lock:  # waits for the iteration in flight
+            self._build(cfg)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the thread (after the iteration in flight); the session cannot run again."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # ---- queries (any thread) -----------------------------------------------------------------
+    @property
+    def cfg(self) -> TrainConfig:
+        with self._lock:
+            return self._cfg
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    def view(self) -> View:
+        with self._lock:
+            return View(self._run, self._state, self._message, self._cfg, self._iteration, self._epoch, self._seconds,
+                        self._live, tuple(self._frames), tuple(self._records), self._prior_fit,
+                        self._seconds_to_prior)
+
+    def model(self) -> tuple[TrainConfig, nn.Module, int]:
+        """(config, a copy of the generator in eval mode, iteration): safe to use while training goes on."""
+        with self._train_lock:
+            return self._trainer.cfg, copy.deepcopy(self._trainer.generator).eval(), self._trainer.iteration
+
+    def data(self) -> ImageData:
+        return self._trainer.data
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _build(self, cfg: TrainConfig) -> None:
+        """A fresh trainer and empty history (caller holds _train_lock or no thread runs yet)."""
+        trainer = Trainer(cfg, self._load(cfg.data, "train"))
+        n, d = len(trainer.data), cfg.model.latent_dim
+        rng = np.random.RandomState(cfg.seed)
+        idx = np.sort(rng.choice(n, min(n, view_size(d)), replace=False))
+        prior_fit = mean_prior_fit(min(FIT_N, n), d)
+        with self._lock:
+            self._trainer, self._cfg, self._idx = trainer, cfg, torch.from_numpy(idx)
+            self._run += 1
+            self._pairs = torch.from_numpy(np.sort(rng.choice(len(idx), min(len(idx), PAIRS_N), replace=False)))
+            self._state, self._message, self._pending = "idle", "", 0
+            self._iteration, self._epoch, self._seconds, self._seconds_to_prior = 0, 0.0, 0.0, None
+            self._live = trainer.z[self._idx].numpy().copy()
+            self._frames = [Frame(0, 0.0, self._live)]
+            self._records: list[dict] = []
+            self._prior_fit = prior_fit
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="lvm-session", daemon=True)
+            self._thread.start()
+
+    def _next_job(self) -> tuple[bool, TrainConfig]:
+        """Block until there is an iteration to run; (False, _) means stop."""
+        with self._lock:
+            while not self._stopping and self._state != "running" and self._pending == 0:
+                self._lock.wait()
+            if self._stopping:
+                return False, self._cfg
+            self._pending = max(0, self._pending - 1)
+            return True, self._cfg
+
+    def _loop(self) -> None:
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        while True:
+            go, cfg = self._next_job()
+            if not go:
+                return
+            with self._train_lock:
+                try:
+                    self._iterate(cfg)
+                except DivergedError as e:
+                    self._halt("paused", str(e))
+                except (ValueError, RuntimeError, MemoryError) as e:  # e.g. the exact solver's size cap
+                    self._halt("error", f"training stopped: {e}")
+
+    def _iterate(self, cfg: TrainConfig) -> None:
+        """One trainer step with the latest config, then a snapshot (caller holds _train_lock)."""
+        tr = self._trainer
+        tr.cfg = replace(tr.cfg, alpha=cfg.alpha, langevin=cfg.langevin)
+        t0 = time.perf_counter()
+        rec = tr.step()
+        dt = time.perf_counter() - t0
+        seconds = self._seconds + dt  # only this thread writes _seconds
+        live = tr.z[self._idx].numpy().copy()
+        frame = None
+        if "latent_fit" in rec:  # a due iteration: keep a frame of q(z^K)
+            frame = self._frame(tr, rec, live, seconds)
+            rec = dict(rec, fit=frame.metrics["fit"])
+        runaway = float(tr.z.pow(2).mean())
+        with self._lock:
+            if tr is not self._trainer:
+                return
+            self._iteration, self._epoch, self._seconds = tr.iteration, rec["epoch"], seconds
+            self._live = live
+            self._records = _thin(self._records + [dict(rec, elapsed=seconds)], MAX_RECORDS)
+            if frame is not None:
+                self._frames = _thin(self._frames + [frame], MAX_FRAMES)
+                if (self._seconds_to_prior is None and rec["epoch"] >= 1
+                        and rec["fit"] <= ON_PRIOR * self._prior_fit):
+                    self._seconds_to_prior = seconds
+        if runaway > RUNAWAY:
+            self._halt("paused", f"q(z^K) is running away from the prior (mean z^2 = {runaway:.0f}, the prior's "
+                                 f"is 1): lower s (now {cfg.langevin.step_size}) or raise alpha (now {cfg.alpha})")
+
+    def _frame(self, tr: Trainer, rec: dict, live: np.ndarray, seconds: float) -> Frame:
+        keep = {k: rec[k] for k in ("latent_fit", "ot_cost", "unmatched", "mse") if k in rec}
+        lc = tr.last_correction
+        if "ot_cost" not in rec or lc is None:
+            keep["fit"] = latent_ot_cost(tr.z, FIT_N, seed=tr.cfg.seed)
+            return Frame(tr.iteration, seconds, live, metrics=keep)
+        keep["fit"] = latent_ot_cost(lc["before"], FIT_N, seed=tr.cfg.seed)  # q(z^K), before Eq. 10
+        before = lc["before"][self._idx]
+        assign = lc["assignment"][self._idx][self._pairs]
+        src = before[self._pairs][assign >= 0]
+        tgt = tr.targets[assign[assign >= 0]]
+        return Frame(tr.iteration, seconds, live, before.numpy().copy(), src.numpy().copy(),
+                     tgt.numpy().copy(), keep)
+
+    def _halt(self, state: str, message: str) -> None:
+        with self._lock:
+            self._state, self._message, self._pending = state, message, 0

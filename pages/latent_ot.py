@@ -1,0 +1,70 @@
+"""Latent & OT: replay of q(z^K) across corrections, one correction's assignment, ABP beside ours."""
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+
+import charts
+import ui
+from lvm.session import Session
+
+st.title("Latent & OT")
+ui.explain("A frame is kept every L iterations. The replay shows q(z^K) moving across OT corrections on fixed "
+           "axes. One correction: grey is z_hat before it, red is where Eq. 10 put each point, and the green "
+           "lines join a sample of z_hat_i to its assigned prior point T(z_hat_i), the optimum of Eq. 11.",
+           r"T = \arg\min_{\sigma}\sum_i \lVert \hat z_i - z_{\sigma(i)}\rVert^2,\qquad "
+           r"z_i \leftarrow \alpha T(\hat z_i) + (1-\alpha)\hat z_i")
+s = ui.main_session()
+v = s.view()
+if len(v.frames) < 2:
+    st.info("No frames yet: press Start on the Train page; a frame is kept every L iterations.")
+    st.page_link("pages/train.py", label="Go to Train")
+    st.stop()
+
+d = v.live.shape[1]
+proj = ui.projection(f"main{v.run}", st.session_state.get("proj", "pca"), v.frames[0].z) if d > 2 else None
+xy = (lambda a: a) if proj is None else proj.transform
+lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
+picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
+st.subheader("q(z^K) across corrections")
+st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim), key="replay")
+
+corrections = [f for f in v.frames if f.before is not None]
+st.subheader("One correction")
+if corrections:
+    it = st.select_slider("correction at iteration", [f.iteration for f in corrections],
+                          corrections[-1].iteration, key="which")
+    f = next(c for c in corrections if c.iteration == it)
+    st.plotly_chart(charts.correction_figure(xy(f.before), xy(f.z), xy(f.source), xy(f.target), lim,
+                                             f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
+                                             f"{f.metrics.get('unmatched', 0):.0%} unmatched"), key="correction")
+else:
+    st.info("This run makes no OT correction (method abp or vae, or alpha = 0).")
+
+st.subheader("ABP beside ours, same data (paper Fig. 3)")
+runs = ui.sessions()
+c = st.columns(2)
+if c[0].button("Train ABP alongside", key="abp_start", disabled=v.cfg.method != "ours"):
+    if "abp" in runs:
+        runs.pop("abp").stop(timeout=10)
+    runs["abp"] = Session(replace(v.cfg, method="abp", alpha=0.0))
+    runs["abp"].start()
+    s.start()
+if c[1].button("Stop ABP", key="abp_stop") and "abp" in runs:
+    runs.pop("abp").stop(timeout=10)
+
+
+@st.fragment(run_every=1.0 if "abp" in runs else None)
+def compare() -> None:
+    if "abp" not in runs:
+        st.caption("Trains an ABP model (alpha = 0, no correction) with the same data, seed and settings, "
+                   "in its own thread, next to the main run.")
+        return
+    a, o = runs["abp"].view(), s.view()
+    fa, fo = a.frames[-1].metrics.get("fit", np.nan), o.frames[-1].metrics.get("fit", np.nan)
+    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, fit {fa:.3f}", xy(a.live)),
+                                         (f"ours, iteration {o.iteration}, fit {fo:.3f}", xy(o.live))], lim),
+                    key="side")
+
+
+compare()

@@ -1,0 +1,122 @@
+"""The live training session (lvm.session) on real MNIST digits 0 and 1, with its real thread."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
+from lvm.projection import Projection
+from lvm.session import PAIRS_N, Session, mean_prior_fit
+
+CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
+                  data=DataConfig("mnist", (0, 1), limit=400), model=ModelConfig(2, "mlp"),
+                  langevin=LangevinConfig(steps=10), ot=OTConfig(solver="exact"))
+
+
+def _wait(cond, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def session():
+    s = Session(CFG)
+    yield s
+    s.stop()
+
+
+def test_step_runs_exactly_one_iteration_and_pauses(session: Session) -> None:
+    v = session.view()
+    assert (v.state, v.iteration, len(v.frames)) == ("idle", 0, 1)
+    session.step()
+    _wait(lambda: session.view().iteration == 1)
+    time.sleep(0.3)
+    v = session.view()
+    assert v.iteration == 1 and v.state == "paused" and len(v.records) == 1
+    assert v.records[0]["iteration"] == 1 and np.isfinite(v.records[0]["mse"])
+
+
+def test_start_pause_and_a_correction_frame(session: Session) -> None:
+    session.start()
+    _wait(lambda: session.view().iteration >= 7)
+    session.pause()
+    time.sleep(0.3)
+    it = session.view().iteration
+    time.sleep(0.5)
+    v = session.view()
+    assert v.iteration == it and v.state == "paused"  # pause holds
+    frames = v.frames[1:]
+    assert [f.iteration for f in frames] == [3 * k for k in range(1, len(frames) + 1)]  # one frame per L
+    f = frames[-1]
+    assert f.before is not None and f.before.shape == f.z.shape == (400, 2)
+    assert len(f.source) == len(f.target) == min(400, PAIRS_N)  # the exact solver matches everyone
+    # Eq. 10 on the view subsample: after = alpha T(z_hat) + (1 - alpha) z_hat moves each point halfway.
+    assert np.isfinite(f.metrics["fit"]) and f.metrics["fit"] > 0
+    assert not np.allclose(f.before, f.z)
+
+
+def test_live_update_reaches_the_trainer_and_bad_fields_are_refused(session: Session) -> None:
+    new = session.update(alpha=0.9, step_size=0.05, steps=3)
+    assert (new.alpha, new.langevin.step_size, new.langevin.steps) == (0.9, 0.05, 3)
+    session.step()
+    _wait(lambda: session.view().iteration == 1)
+    assert session._trainer.cfg.alpha == 0.9 and session._trainer.cfg.langevin.steps == 3
+    with pytest.raises(ValueError, match="Reset"):
+        session.update(ot_every=5)
+    with pytest.raises(ValueError, match="alpha"):
+        session.update(alpha=2.0)
+
+
+def test_reset_starts_over_with_a_new_config(session: Session) -> None:
+    session.step()
+    _wait(lambda: session.view().iteration == 1)
+    run = session.view().run
+    session.reset(replace(CFG, method="abp", alpha=0.0))
+    v = session.view()
+    assert v.iteration == 0 and v.state == "idle" and v.cfg.method == "abp" and v.run == run + 1
+    with pytest.raises(ValueError, match="no mnist images"):
+        session.reset(replace(CFG, data=DataConfig("mnist", (42,))))
+    assert session.view().cfg.method == "abp"  # a failed reset keeps the old run
+
+
+def test_divergence_pauses_with_a_message() -> None:
+    s = Session(replace(CFG, lr=1e6, langevin=LangevinConfig(steps=10, step_size=50.0)))
+    try:
+        s.start()
+        _wait(lambda: s.state != "running")
+        v = s.view()
+        assert v.state == "paused" and ("diverged" in v.message or "running away" in v.message)
+        assert "lower" in v.message
+    finally:
+        s.stop()
+
+
+def test_stop_ends_the_thread(session: Session) -> None:
+    session.start()
+    _wait(lambda: session.view().iteration >= 1)
+    session.stop()
+    assert not session._thread.is_alive()
+
+
+def test_mean_prior_fit_is_the_two_sample_level() -> None:
+    assert 0.03 < mean_prior_fit(500, 2) < 0.1  # about 0.06 at n = 500, d = 2 (README: 0.023 at n = 2000)
+
+
+def test_pca_projection_is_orthonormal_and_fixed() -> None:
+    rng = np.random.RandomState(0)
+    z = rng.standard_normal((500, 8)) * np.array([3, 2, 1, 1, 1, 1, 1, 1])
+    p = Projection("pca").fit(z)
+    e = rng.standard_normal((4000, 8))
+    cov = np.cov(p.transform(e), rowvar=False)  # N(0, I_d) projects to N(0, I_2)
+    assert np.allclose(cov, np.eye(2), atol=0.08) and p.exact_prior
+    assert np.allclose(p.transform(z[:5]), p.transform(z[:5]))
+    with pytest.raises(ValueError, match="fitted for d = 8"):
+        p.transform(z[:, :3])
+    assert torch.equal(torch.from_numpy(Projection().fit(z[:, :2]).transform(z[:3, :2])),
+                       torch.from_numpy(z[:3, :2].astype(np.float32)))

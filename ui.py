@@ -1,0 +1,134 @@
+"""Streamlit glue shared by the pages: per-browser sessions, cached models, small widgets.
+
+Only this module and the pages import Streamlit; the training thread lives in
+``lvm.session`` and never calls ``st.*``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import streamlit as st
+import torch
+from torch import nn
+
+from lvm import data as datasets, pretrained
+from lvm.checkpoint import CheckpointError
+from lvm.config import DataConfig, LangevinConfig, ModelConfig, TrainConfig
+from lvm.projection import Projection
+from lvm.session import Session, default_ot
+
+LIVE = "live training run"
+EXACT_DEMO_LIMIT = 1000  # images of the live demo when only the exact (O(n^3)) solver is there
+
+
+class Sessions(dict):
+    """The training sessions of one browser session, by name ("main", "abp")."""
+
+    def stop_all(self) -> None:
+        for s in self.values():
+            s.stop(timeout=10)
+
+
+@st.cache_resource(scope="session", on_release=Sessions.stop_all, show_spinner=False)
+def sessions() -> Sessions:
+    """One `Sessions` per browser session: two tabs train independently; a closed tab stops its threads."""
+    return Sessions()
+
+
+def demo_config() -> TrainConfig:
+    """The paper's Fig. 2 setting: MNIST 0 and 1, d = 2, MLP generator, alpha 0.5."""
+    ot = default_ot()
+    limit = EXACT_DEMO_LIMIT if ot.solver == "exact" else 0
+    return TrainConfig(method="ours", alpha=0.5, ot_every=4, checkpoint_every=0, epochs=1e6,
+                       data=DataConfig("mnist", (0, 1), limit=limit), model=ModelConfig(2, "mlp"),
+                       langevin=LangevinConfig(), ot=ot)
+
+
+def main_session() -> Session:
+    """This browser session's main run, built on first use with the demo config."""
+    ss = sessions()
+    if "main" not in ss:
+        ss["main"] = Session(demo_config())
+    return ss["main"]
+
+
+@st.cache_resource(show_spinner="loading the model")
+def load_pretrained(name: str) -> tuple[TrainConfig, nn.Module, dict]:
+    """(config, generator, checkpoint state) of pretrained/NAME, hash-checked, shared by all sessions."""
+    entry = pretrained.find(name)
+    if entry is None:
+        raise CheckpointError(f"pretrained/{name} is not there")
+    return entry.load()
+
+
+@st.cache_data(show_spinner="loading test images")
+def test_images(data: DataConfig, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n seeded test images (N, C, H, W) of `data` (its class filter kept, its limit dropped) and labels."""
+    test = datasets.load(replace(data, limit=0), "test")
+    idx = np.random.RandomState(seed).permutation(len(test))[:n]
+    return test.x[idx].numpy(), test.y[idx].numpy()
+
+
+@dataclass(frozen=True)
+class Model:
+    """A generator the pages can use: where it came from, its config, and a version for caching."""
+
+    label: str
+    cfg: TrainConfig
+    generator: nn.Module
+    version: int
+
+
+def pick_model(key: str, only: tuple[str, ...] = ()) -> Model | None:
+    """A selectbox over the live run and the pretrained models (or just `only`); None when there is none."""
+    names = [e.name for e in pretrained.available() if not only or e.name in only]
+    s = sessions().get("main")
+    options = ([LIVE] if s is not None and s.view().iteration > 0 and not only else []) + names
+    if not options:
+        st.info("No model yet: train one on the Train page, or run `bash scripts/make_pretrained.sh` "
+                "to fill pretrained/.")
+        return None
+    choice = st.selectbox("Model", options, key=key)
+    if choice == LIVE:
+        cfg, gen, it = s.model()
+        return Model(f"{LIVE} at iteration {it}", cfg, gen, it)
+    try:
+        cfg, gen, state = load_pretrained(choice)
+    except CheckpointError as e:
+        st.error(str(e))
+        return None
+    return Model(f"pretrained/{choice}", cfg, gen, -1)
+
+
+def axis_limit(key: str, *clouds: np.ndarray, floor: float = 4.0) -> float:
+    """A half-width that covers 99.5 % of the points and only ever grows for `key` (fixed axes across frames)."""
+    now = max([floor] + [float(np.quantile(np.abs(c), 0.995)) * 1.1 for c in clouds if c is not None and len(c)])
+    lim = max(now, st.session_state.get(f"lim:{key}", floor))
+    st.session_state[f"lim:{key}"] = float(np.ceil(lim))
+    return float(np.ceil(lim))
+
+
+def projection(key: str, method: str, fit_on: np.ndarray) -> Projection:
+    """The projection for run `key`, fitted once on `fit_on` and reused for every later frame."""
+    slot = f"proj:{key}:{method}"
+    if slot not in st.session_state:
+        with st.spinner(f"fitting the {method.upper()} projection once"):
+            st.session_state[slot] = Projection(method).fit(fit_on)
+    return st.session_state[slot]
+
+
+def explain(markdown: str, *latex: str) -> None:
+    """The "what am I seeing" box beside a view: a few sentences and the equations it shows."""
+    with st.expander("What am I seeing?", expanded=False):
+        st.markdown(markdown)
+        for eq in latex:
+            st.latex(eq)
+
+
+def upscale(img: np.ndarray, side: int = 112) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> a uint8 picture `side` pixels wide, nearest neighbours (what the model sees)."""
+    t = torch.from_numpy(np.asarray(img, dtype=np.float32))[None]
+    big = torch.nn.functional.interpolate(t, size=(side, side), mode="nearest")[0]
+    a = (big.clamp(0, 1) * 255).round().byte().numpy()
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
