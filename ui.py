@@ -50,6 +50,7 @@ def main_session() -> Session:
     ss = sessions()
     if "main" not in ss:
         ss["main"] = Session(demo_config())
+    st.session_state["session"] = ss["main"]  # a handle for tests and debugging; the cache owns it
     return ss["main"]
 
 

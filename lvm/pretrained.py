@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,12 @@ from torch import nn
 from .checkpoint import CheckpointError, load_model
 from .config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent / "pretrained"
+ROOT = Path(__file__).resolve().parent.parent / "pretrained"  # overridden by $LVM_PRETRAINED_DIR
+
+
+def root() -> Path:
+    """The folder of pretrained models: $LVM_PRETRAINED_DIR, else pretrained/ in the repository."""
+    return Path(os.environ.get("LVM_PRETRAINED_DIR") or ROOT)
 
 
 def sha256(path: str | Path) -> str:
@@ -69,11 +75,10 @@ class Entry:
             return {k: f[k] for k in f.files}
 
 
-def available(root: str | Path = ROOT) -> list[Entry]:
-    """Every folder of `root` with a readable manifest.json, sorted by name (missing root: empty list)."""
-    root = Path(root)
+def available(folder: str | Path | None = None) -> list[Entry]:
+    """Every subfolder of `folder` (default `root()`) with a manifest.json, by name; none when it is missing."""
     out = []
-    for m in sorted(root.glob("*/manifest.json")):
+    for m in sorted(Path(folder or root()).glob("*/manifest.json")):
         try:
             out.append(Entry(m.parent.name, m.parent, json.loads(m.read_text())))
         except (OSError, json.JSONDecodeError) as e:
@@ -81,5 +86,5 @@ def available(root: str | Path = ROOT) -> list[Entry]:
     return out
 
 
-def find(name: str, root: str | Path = ROOT) -> Entry | None:
-    return next((e for e in available(root) if e.name == name), None)
+def find(name: str, folder: str | Path | None = None) -> Entry | None:
+    return next((e for e in available(folder) if e.name == name), None)

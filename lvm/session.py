@@ -172,13 +172,16 @@ class Session:
             self._build(cfg)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """End the thread (after the iteration in flight); the session cannot run again."""
+        """End the thread after the iteration in flight (a later start or step begins a new one)."""
         with self._lock:
             self._stopping = True
+            self._state = "paused" if self._state == "running" else self._state
             self._lock.notify_all()
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        with self._lock:
+            self._stopping = False
 
     # ---- queries (any thread) -----------------------------------------------------------------
     @property

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def _run(args: list[str]) -> dict:
     """Run ``python -m lvm ARGS --json`` in the repo; its JSON result."""
     cmd = [PY, "-m", "lvm", *args, "--json"]
     print("+", shlex.join(cmd), file=sys.stderr, flush=True)
-    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # eval and anomaly scoring too: one thread per process
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

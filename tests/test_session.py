@@ -101,7 +101,10 @@ def test_stop_ends_the_thread(session: Session) -> None:
     session.start()
     _wait(lambda: session.view().iteration >= 1)
     session.stop()
-    assert not session._thread.is_alive()
+    assert not session._thread.is_alive() and session.state == "paused"
+    it = session.view().iteration
+    session.step()  # a stopped session can go on in a new thread
+    _wait(lambda: session.view().iteration == it + 1)
 
 
 def test_mean_prior_fit_is_the_two_sample_level() -> None:
