@@ -34,8 +34,8 @@ def _cloud(xy: np.ndarray, name: str, color: str, size: float = 4.0) -> go.Scatt
 
 
 def _square(fig: go.Figure, lim: float, height: int = 460, **kw) -> go.Figure:
-    fig.update_xaxes(range=[-lim, lim], zeroline=False, **kw)
-    fig.update_yaxes(range=[-lim, lim], zeroline=False, scaleanchor="x", scaleratio=1, **kw)
+    fig.update_xaxes(range=[-lim, lim], zeroline=False, constrain="domain", **kw)
+    fig.update_yaxes(range=[-lim, lim], zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain", **kw)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), uirevision="latent",
                       legend=dict(orientation="h", y=-0.08))
     return fig
@@ -108,18 +108,21 @@ def side_by_side(clouds: Sequence[tuple[str, np.ndarray]], lim: float) -> go.Fig
 
 def curves_figure(records: Sequence[dict], prior_fit: float) -> go.Figure:
     """OT cost of q(z^K) to the prior (with the prior-vs-prior level), unmatched share and MSE per iteration."""
-    fig = make_subplots(1, 3, subplot_titles=["OT cost of q(z^K) to the prior", "unmatched share", "MSE"])
+    fig = make_subplots(3, 1, subplot_titles=["OT cost of q(z^K) to the prior", "unmatched share at corrections",
+                                              "MSE per pixel"], shared_xaxes=True, vertical_spacing=0.08)
     fit = [(r["iteration"], r["fit"]) for r in records if "fit" in r]
     unm = [(r["iteration"], r["unmatched"]) for r in records if "unmatched" in r]
     mse = [(r["iteration"], r["mse"]) for r in records]
-    for col, pts, name in ((1, fit, "q(z^K) fit"), (2, unm, "unmatched"), (3, mse, "MSE")):
+    for row, pts, name in ((1, fit, "q(z^K) fit"), (2, unm, "unmatched"), (3, mse, "MSE")):
         x, y = (list(t) for t in zip(*pts)) if pts else ([], [])
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if col < 3 else "lines", name=name,
-                                 marker=dict(size=4)), 1, col)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if row < 3 else "lines", name=name,
+                                 marker=dict(size=4)), row, 1)
     fig.add_hline(y=prior_fit, line=dict(dash="dash", color="grey"), annotation_text="prior vs prior", row=1, col=1)
+    fig.add_hline(y=1.1 * prior_fit, line=dict(dash="dot", color="lightgrey"), row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(height=260, showlegend=False, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_yaxes(range=[0, 1], row=2, col=1)
+    fig.update_xaxes(title_text="iteration", row=3, col=1)
+    fig.update_layout(height=460, showlegend=False, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 

@@ -91,9 +91,10 @@ def live_view() -> None:
                 + (f" · on the prior after **{v.seconds_to_prior:.1f} s**" if v.seconds_to_prior else ""))
     if v.message:
         st.error(v.message)
-    st.plotly_chart(charts.latent_figure(pts, lim, ghost if len(v.frames) > 1 else None, prior,
-                                         f"q(z^K) at iteration {v.iteration}"), key="cloud")
-    st.plotly_chart(charts.curves_figure(v.records[-3000:], v.prior_fit), key="curves")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.latent_figure(pts, lim, ghost if len(v.frames) > 1 else None, prior,
+                                           f"q(z^K) at iteration {v.iteration}"), key="cloud")
+    right.plotly_chart(charts.curves_figure(v.records[-3000:], v.prior_fit), key="curves")
     st.caption(f"redraw {st.session_state['redraws']} · every {rate} s · {len(v.frames)} frames kept")
 
 
