@@ -1,12 +1,39 @@
-"""The app: ``streamlit run app.py``. Navigation and the landing view (the pretrained teaching demo)."""
+"""The app: ``streamlit run app.py``. Navigation and the landing view (the pretrained teaching demo).
+
+The landing view reads the demo's small ``preview.npz`` with numpy only: torch is
+imported by the other pages, after the first picture is on screen.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
-import torch
 
 import charts
-import ui
-from lvm import pretrained
-from lvm.checkpoint import CheckpointError
+
+
+def pretrained_dir() -> Path:
+    """As ``lvm.pretrained.root()``, without importing lvm (and torch) for the first picture."""
+    return Path(os.environ.get("LVM_PRETRAINED_DIR") or Path(__file__).resolve().parent / "pretrained")
+
+
+@st.cache_data(show_spinner=False)
+def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
+    """(manifest, latents (m, 2), samples (36, 1, 28, 28) uint8) of pretrained/demo, hash-checked; None if absent."""
+    path = Path(folder) / "demo" / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    entry = manifest["files"].get("preview")
+    if entry is None:
+        return None
+    npz = path.parent / entry["path"]
+    if hashlib.sha256(npz.read_bytes()).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{npz}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh demo")
+    with np.load(npz) as f:
+        return manifest, f["latents"], f["samples"]
 
 
 def home() -> None:
@@ -15,29 +42,29 @@ def home() -> None:
     st.markdown("A generator x = g(z) + noise with z ~ N(0, I) is learned from images. Each image's latent z is "
                 "inferred by a few Langevin steps; every L iterations an optimal-transport matching pulls the "
                 "whole population of latents back onto the prior (An, Xie & Li, CVPR 2021).")
-    entry = pretrained.find("demo")
-    if entry is None:
-        st.info("pretrained/ holds no demo model yet: run `bash scripts/make_pretrained.sh`, or train one live on "
-                "the Train page.")
+    try:
+        preview = demo_preview(str(pretrained_dir()))
+    except (ValueError, KeyError, OSError) as e:
+        st.error(f"pretrained/demo cannot be read: {e}")
+        preview = None
+    if preview is None:
+        st.info("pretrained/ holds no demo model yet: run `bash scripts/make_pretrained.sh demo`, or train one "
+                "live on the Train page.")
     else:
-        try:
-            cfg, gen, state = ui.load_pretrained("demo")
-        except CheckpointError as e:
-            st.error(str(e))
-            return
-        z = state["latents"].numpy()
-        z = z[np.random.RandomState(0).permutation(len(z))[:2000]]
+        manifest, z, samples = preview
+        fit = manifest["metrics"]
+        lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
         left, right = st.columns([3, 2])
-        fit = entry.manifest["metrics"]
-        left.plotly_chart(charts.latent_figure(z, ui.axis_limit("home", z), title=(
-            f"{entry.title}: latents after training (OT cost to the prior {fit['latent_ot_cost']:.3f}, "
+        left.plotly_chart(charts.latent_figure(z, lim, title=(
+            f"{manifest['title']}: training latents (OT cost to the prior {fit['latent_ot_cost']:.3f}; "
             f"prior vs prior {fit['prior_ot_cost']:.3f})")), key="home_cloud")
-        with torch.no_grad():
-            samples = gen(torch.randn(36, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
-        right.image(charts.grid_image(samples.numpy(), 6), caption="g(z) for 36 draws z ~ N(0, I)", width=320)
-    ui.explain("The cloud is the demo model's training latents: if the OT correction works they cover the prior "
-               "N(0, I) (grey 1, 2, 3 sigma contours), so that drawing z from the prior and decoding it gives "
-               "images like the data.", r"\min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
+        right.image(charts.grid_image(samples / 255.0, 6), caption="g(z) for 36 draws z ~ N(0, I)", width=320)
+    with st.expander("What am I seeing?"):
+        st.markdown("The cloud is the demo model's training latents, one dot per image. If the OT correction "
+                    "works they cover the prior N(0, I) (grey 1, 2, 3 sigma contours), so that drawing z from "
+                    "the prior and decoding it gives images like the data (right). The number in the title is the "
+                    "OT cost between the latents and as many prior draws:")
+        st.latex(r"W = \min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
     st.page_link(TRAIN, label="Train a model live", icon=":material/play_arrow:")
 
 

@@ -62,6 +62,17 @@ def _manifest(out: Path, title: str, commands: list[list[str]], result: dict, fi
     print(f"wrote {out / 'manifest.json'} ({cfg.method}, d = {cfg.model.latent_dim})", file=sys.stderr)
 
 
+def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
+    """preview.npz: a latent subsample and prior samples g(z) (uint8), which the landing view reads without torch."""
+    cfg, gen, state = checkpoint.load_model(out / "checkpoint.pt")
+    z = state["latents"].numpy()
+    z = z[np.random.RandomState(0).permutation(len(z))[:n]].astype(np.float32)
+    with torch.no_grad():
+        x = gen(torch.randn(n_samples, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
+    np.savez_compressed(out / "preview.npz", latents=z, samples=(x.numpy() * 255).round().astype(np.uint8))
+    return "preview.npz"
+
+
 def demo(a: argparse.Namespace) -> None:
     out = ROOT / "pretrained" / "demo"
     t0 = time.perf_counter()
@@ -73,7 +84,8 @@ def demo(a: argparse.Namespace) -> None:
     result.update({k: v for k, v in _run(ev).items() if k != "checkpoint"})
     result.pop("checkpoint", None)
     _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [train, ev], result,
-              {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl"}, time.perf_counter() - t0)
+              {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "preview": write_preview(out)},
+              time.perf_counter() - t0)
 
 
 def anomaly(a: argparse.Namespace, holdout: int = 4, n_test: int = 2000, test_steps: int = 100) -> None:

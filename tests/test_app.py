@@ -107,7 +107,7 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction() -> None:
 @needs_demo
 def test_reconstruct_page_renders_grids_and_downloads() -> None:
     at = _app("pages/reconstruct.py")
-    assert at.selectbox(key="model_rec").value == "demo"
+    at.selectbox(key="model_rec").set_value("demo").run()  # the live run, if any, comes first
     assert len(at.get("image")) == 3 and len(at.get("download_button")) == 3  # test/rec, samples, manifold
     assert "MSE" in at.subheader[0].value
     at.slider(key="n_rec").set_value(8)
