@@ -50,10 +50,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=t.seed)
     g.add_argument("--noise-init", action="store_true", help="start every chain from noise, not its last state")
     g = p.add_argument_group("OT")
-    g.add_argument("--ot-solver", default=o.solver, choices=["paper", "exact"])
-    g.add_argument("--ot-epsilon", type=float, default=o.epsilon, help="stop at this share of unmatched targets")
-    g.add_argument("--ot-lr", type=float, default=o.lr)
-    g.add_argument("--ot-max-iter", type=int, default=o.max_iter)
+    g.add_argument("--ot-solver", default=o.solver, choices=["fast", "paper", "exact"],
+                   help="fast: certified auction (default); paper: Alg. 2 as written; exact: scipy, n <= 6000")
+    g.add_argument("--ot-tol", type=float, default=o.tol, help="fast: certified relative gap to stop at")
+    g.add_argument("--ot-epsilon", type=float, default=o.epsilon, help="paper: stop at this share of unmatched targets")
+    g.add_argument("--ot-lr", type=float, default=o.lr, help="paper: Adam step on the dual")
+    g.add_argument("--ot-max-iter", type=int, default=o.max_iter, help="give up after this many full passes")
     p.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
@@ -68,7 +70,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         data=DataConfig(a.data, a.classes, a.root, a.image_size, a.channels, a.limit),
         model=ModelConfig(a.latent_dim, arch, a.image_size, a.channels, a.width),
         langevin=LangevinConfig(a.langevin_steps, a.step_size, a.sigma),
-        ot=OTConfig(a.ot_solver, a.ot_epsilon, a.ot_lr, max_iter=a.ot_max_iter))
+        ot=OTConfig(a.ot_solver, a.ot_epsilon, a.ot_lr, max_iter=a.ot_max_iter, tol=a.ot_tol))
 
 
 def add_test_flags(p: argparse.ArgumentParser) -> None:

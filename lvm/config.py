@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 METHODS = ("ours", "abp", "vae")
-OT_SOLVERS = ("paper", "exact")
+OT_SOLVERS = ("fast", "paper", "exact")
 DATA_SETS = ("mnist", "fashion", "folder", "svhn")
 
 
@@ -65,12 +65,15 @@ class LangevinConfig:
 
 @dataclass(frozen=True)
 class OTConfig:
-    solver: str = "paper"               # paper (Alg. 2) | exact (scipy, small n only)
-    epsilon: float = 0.05               # stop when the share of unmatched targets <= epsilon
-    lr: float = 0.01                    # Adam step on the dual h (Alg. 2)
-    betas: tuple[float, float] = (0.9, 0.5)  # Adam betas as the paper states them
-    max_iter: int = 200                 # Alg. 2 gives up (warns) after this many passes
-    chunk: int = 4096                   # sources per block: memory O(n * chunk)
+    solver: str = "fast"                # fast (certified auction) | paper (Alg. 2) | exact (scipy, small n only)
+    epsilon: float = 0.05               # paper: stop when the share of unmatched targets <= epsilon
+    lr: float = 0.01                    # paper: Adam step on the dual h (Alg. 2)
+    betas: tuple[float, float] = (0.9, 0.5)  # paper: Adam betas as the paper states them
+    max_iter: int = 200                 # paper and fast: give up (warn) after this many full passes
+    chunk: int = 4096                   # sources per block of scores: memory O(n * chunk), capped at 16 MB
+    tol: float = 1e-4                   # fast: stop at this certified relative gap on the transport cost
+    scaling: float = 5.0                # fast: epsilon is divided by this each phase
+    candidates: int = 128               # fast: targets listed per source between full-row rebuilds
 
     def __post_init__(self) -> None:
         _check(self.solver in OT_SOLVERS, f"OT solver must be one of {OT_SOLVERS}, got {self.solver!r}")
@@ -78,6 +81,9 @@ class OTConfig:
         _check(self.lr > 0, "OT lr must be > 0")
         _check(self.max_iter >= 1, "max_iter must be >= 1")
         _check(self.chunk >= 1, "chunk must be >= 1")
+        _check(self.tol > 0, "OT tol must be > 0")
+        _check(self.scaling > 1, "OT scaling must be > 1")
+        _check(self.candidates >= 1, "OT candidates must be >= 1")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
 

@@ -58,7 +58,7 @@ class Trainer:
         self.targets = prior_sample(n, d, _rng(cfg.seed, 1))  # {z_j}: drawn once, kept fixed (Alg. 1 input 5)
         self.z = self.targets.clone()                          # chains start at the fixed prior sample
         self.iteration = 0
-        self.ot_h: torch.Tensor | None = None                  # last dual potentials, for solvers that warm-start
+        self.ot_warm: ot.WarmStart | None = None               # last solver state: the next correction starts there
         self.last_correction: dict | None = None               # sources, result: for plots of one correction
         self.ot_progress: ot.Progress | None = None            # told of each OT pass (a UI's progress display)
 
@@ -111,12 +111,12 @@ class Trainer:
         """Match the population to the fixed prior sample and move it by Eq. 10."""
         t0 = time.perf_counter()
         res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
-                       h0=self.ot_h, progress=self.ot_progress)
-        self.ot_h = res.h
+                       warm=self.ot_warm, progress=self.ot_progress)
+        self.ot_warm = res.warm_start
         self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
         self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)
         return {"ot_cost": res.cost, "unmatched": res.unmatched, "ot_iterations": res.iterations,
-                "ot_converged": float(res.converged), "ot_seconds": time.perf_counter() - t0}
+                "ot_gap": res.gap, "ot_converged": float(res.converged), "ot_seconds": time.perf_counter() - t0}
 
     def _learn(self, x: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
         sigma = self.cfg.langevin.sigma
@@ -176,7 +176,9 @@ class Trainer:
         return {"config": asdict(self.cfg), "model": self.generator.state_dict(),
                 "encoder": self.encoder.state_dict() if self.encoder else None,
                 "optimizer": self.optimizer.state_dict(), "latents": self.z, "targets": self.targets,
-                "iteration": self.iteration, "ot_h": self.ot_h}
+                "iteration": self.iteration,
+                "ot_warm": None if self.ot_warm is None else {"h": self.ot_warm.h, "epsilon": self.ot_warm.epsilon,
+                                                              "assignment": self.ot_warm.assignment}}
 
     def save(self, path: str | Path) -> Path:
         return checkpoint.save(path, self.state_dict())
@@ -195,5 +197,9 @@ class Trainer:
         if tr.encoder is not None:
             tr.encoder.load_state_dict(state["encoder"])
         tr.optimizer.load_state_dict(state["optimizer"])
-        tr.z, tr.targets, tr.iteration, tr.ot_h = state["latents"], state["targets"], state["iteration"], state["ot_h"]
+        tr.z, tr.targets, tr.iteration = state["latents"], state["targets"], state["iteration"]
+        if state.get("ot_warm") is not None:
+            tr.ot_warm = ot.WarmStart(**state["ot_warm"])
+        elif state.get("ot_h") is not None:  # format of lvm <= 0.1: the dual alone
+            tr.ot_warm = ot.WarmStart(state["ot_h"])
         return tr

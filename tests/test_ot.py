@@ -1,4 +1,4 @@
-"""Behaviour of the OT correction (lvm.ot): the paper's Alg. 2 against the exact assignment."""
+"""Behaviour of the OT correction (lvm.ot): the auction and the paper's Alg. 2 against the exact assignment."""
 from __future__ import annotations
 
 import warnings
@@ -14,6 +14,7 @@ from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
 
 PAPER = OTConfig(solver="paper")
 EXACT = OTConfig(solver="exact")
+FAST = OTConfig(solver="fast")
 
 
 def _problem(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +84,7 @@ def test_paper_converges_to_epsilon_when_given_the_steps() -> None:
     assert res.matched >= 1 - cfg.epsilon
     assert exact.dual - 1e-6 <= res.dual <= exact.dual * 1.05
     # the warm start from the returned h reproduces the same claims at once
-    again = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0), h0=res.h)
+    again = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0), warm=res.warm_start)
     assert again.iterations == 1
     assert torch.equal(again.assignment, res.assignment)
 
@@ -102,8 +103,8 @@ def test_paper_solver_finds_the_identity_on_a_circle() -> None:
 
 def test_chunk_size_does_not_change_the_answer() -> None:
     src, tgt = _problem(150, 16, seed=7)
-    small = _solve_quiet(src, tgt, OTConfig(chunk=7, max_iter=60), seed=5)
-    whole = _solve_quiet(src, tgt, OTConfig(chunk=4096, max_iter=60), seed=5)
+    small = _solve_quiet(src, tgt, OTConfig("paper", chunk=7, max_iter=60), seed=5)
+    whole = _solve_quiet(src, tgt, OTConfig("paper", chunk=4096, max_iter=60), seed=5)
     assert torch.equal(small.assignment, whole.assignment)
     assert torch.equal(small.h, whole.h)
     assert small.unmatched == whole.unmatched and small.iterations == whole.iterations
@@ -112,10 +113,95 @@ def test_chunk_size_does_not_change_the_answer() -> None:
 def test_nonconvergence_warns_and_says_so() -> None:
     src, tgt = _problem(100, 2, seed=0)
     with pytest.warns(RuntimeWarning, match="unmatched"):
-        res = solve(src, tgt, OTConfig(max_iter=3))
+        res = solve(src, tgt, OTConfig("paper", max_iter=3))
     assert not res.converged
     assert res.iterations == 3
     assert res.unmatched > 0.05
+
+
+# ---------------------------------------------------------------- the fast solver (auction)
+def _is_permutation(a: torch.Tensor) -> bool:
+    return bool((a >= 0).all()) and len(torch.unique(a)) == len(a)
+
+
+@pytest.mark.parametrize("n,d,seed", [(60, 2, 0), (300, 2, 1), (300, 16, 2), (500, 64, 3), (400, 2, 4)])
+def test_fast_cost_is_within_its_certified_gap_of_the_optimum(n: int, d: int, seed: int) -> None:
+    src, tgt = _problem(n, d, seed)
+    res = solve(src, tgt, FAST)
+    exact = solve(src, tgt, EXACT)
+    assert res.converged and res.unmatched == 0.0 and _is_permutation(res.assignment)
+    assert res.gap <= FAST.tol
+    assert exact.cost <= res.cost <= exact.cost * (1 + res.gap) + 1e-9
+    # weak duality: E(h) bounds the optimum of max mean <z_hat_i, z_sigma(i)> from above
+    assert res.dual >= exact.dual - 1e-6
+    assert res.dual == pytest.approx(_dual_energy(src, tgt, res.h), rel=1e-4, abs=1e-4)
+
+
+def test_fast_finds_the_identity_on_a_circle() -> None:
+    angles = torch.linspace(0, 2 * np.pi, 65)[:-1]
+    tgt = torch.stack([angles.cos(), angles.sin()], dim=1)
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(1))
+    res = solve(tgt[perm], tgt, FAST)
+    assert torch.equal(res.assignment, perm) and res.cost == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_fast_warm_start_matches_cold_quality_with_less_work(d: int) -> None:
+    src, tgt = _problem(400, d, seed=11)
+    first = solve(src, tgt, FAST)
+    g = torch.Generator().manual_seed(12)
+    drifted = src + 0.01 * src.std() * torch.randn(src.shape, generator=g)  # the next correction's sources
+    cold = solve(drifted, tgt, FAST)
+    warm = solve(drifted, tgt, FAST, warm=first.warm_start)
+    exact = solve(drifted, tgt, EXACT)
+    for res in (cold, warm):
+        assert res.converged and _is_permutation(res.assignment)
+        assert exact.cost <= res.cost <= exact.cost * (1 + FAST.tol) + 1e-9
+    assert warm.iterations < cold.iterations
+
+
+def test_fast_warm_start_from_the_paper_dual_is_accepted() -> None:
+    src, tgt = _problem(200, 16, seed=13)
+    paper = _solve_quiet(src, tgt, OTConfig("paper", max_iter=20))
+    res = solve(src, tgt, FAST, warm=paper.warm_start)  # h only; its partial assignment is ignored
+    assert res.converged and _is_permutation(res.assignment)
+    assert res.cost <= solve(src, tgt, EXACT).cost * (1 + FAST.tol) + 1e-9
+
+
+def test_fast_chunking_does_not_change_the_answer() -> None:
+    src, tgt = _problem(300, 16, seed=7)
+    small = solve(src, tgt, OTConfig(chunk=7, candidates=8))
+    whole = solve(src, tgt, OTConfig(chunk=4096, candidates=8))
+    assert torch.equal(small.assignment, whole.assignment)
+    # a block's float32 matrix product may round differently from a whole one's: prices agree closely
+    assert torch.allclose(small.h, whole.h, atol=1e-4) and small.cost == pytest.approx(whole.cost, rel=1e-6)
+
+
+def test_fast_list_length_changes_the_work_not_the_quality() -> None:
+    src, tgt = _problem(300, 2, seed=8)
+    exact = solve(src, tgt, EXACT).cost
+    for k in (1, 4, 300):  # one listed target per source, a few, and every target
+        res = solve(src, tgt, OTConfig(candidates=k))
+        assert res.converged and exact <= res.cost <= exact * (1 + res.gap) + 1e-9
+
+
+def test_fast_out_of_budget_warns_and_leaves_the_rest_uncorrected() -> None:
+    src, tgt = _problem(200, 2, seed=9)
+    with pytest.warns(RuntimeWarning, match="certified gap"):
+        res = solve(src, tgt, OTConfig(max_iter=1))  # the first full pass uses the whole budget
+    assert not res.converged and res.unmatched > 0
+    matched = res.assignment[res.assignment >= 0]
+    assert len(torch.unique(matched)) == len(matched)  # still one-to-one
+    moved = correct(src, tgt, res.assignment, alpha=0.5)
+    assert torch.equal(moved[res.assignment < 0], src[res.assignment < 0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_fast_on_cuda_matches_cpu() -> None:
+    src, tgt = _problem(300, 16, seed=10)
+    cpu = solve(src, tgt, FAST)
+    gpu = solve(src.cuda(), tgt.cuda(), FAST)
+    assert gpu.assignment.is_cuda and gpu.cost == pytest.approx(cpu.cost, rel=FAST.tol)
 
 
 # ---------------------------------------------------------------- the exact solver

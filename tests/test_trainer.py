@@ -99,14 +99,15 @@ def test_same_config_same_result(mnist01: ImageData) -> None:
 
 
 @PAPER_OT
-def test_resume_continues_bit_for_bit(mnist01: ImageData, tmp_path) -> None:
-    # the paper solver warm-starts from the stored dual h, so the checkpoint must carry it too
-    cfg = replace(BASE, ot=OTConfig(solver="paper"))
+@pytest.mark.parametrize("solver", ["paper", "fast"])
+def test_resume_continues_bit_for_bit(mnist01: ImageData, tmp_path, solver: str) -> None:
+    # both solvers warm-start from the stored solver state, so the checkpoint must carry it too
+    cfg = replace(BASE, ot=OTConfig(solver=solver))
     straight, _ = _run(cfg, mnist01)                              # 8 iterations, corrections at 3 and 6
 
     first = Trainer(replace(cfg, epochs=1), mnist01)               # 4 iterations, then a checkpoint
     first.fit(checkpoint_path=tmp_path / "ckpt.pt")
-    assert first.iteration == 4 and first.ot_h is not None
+    assert first.iteration == 4 and first.ot_warm is not None
     resumed = Trainer.resume(tmp_path / "ckpt.pt", mnist01, epochs=2)
     assert resumed.iteration == 4 and resumed.total_iterations == 8
     resumed.fit()
