@@ -55,26 +55,33 @@ class AuctionOutput:
     converged: bool            # everything assigned and rel_gap <= tol
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def _row_scores(x, tgt, out):  # pragma: no cover - compiled
+    """out_j = <x, tgt_j> in float32 (a loop LLVM vectorises)."""
+    for j in range(tgt.shape[0]):
+        a = np.float32(0.0)
+        for c in range(tgt.shape[1]):
+            a += x[c] * tgt[j, c]
+        out[j] = a
+
+
 @njit(cache=True, nogil=True)
-def _rebuild_row(i, src, tgt, p, idx, score, bound):  # pragma: no cover - compiled
+def _rebuild_row(i, src, tgt, p, idx, score, bound, buf):  # pragma: no cover - compiled
     """One source's list from its full row of values a_ij - p_j, by insertion into a sorted top k+1."""
-    n, k, d = tgt.shape[0], idx.shape[1], tgt.shape[1]
+    n, k = tgt.shape[0], idx.shape[1]
+    _row_scores(src[i], tgt, buf)
     topv = np.full(k + 1, -np.inf)
     topj = np.zeros(k + 1, dtype=np.int64)
-    tops = np.zeros(k + 1, dtype=np.float32)
     for j in range(n):
-        a = np.float32(0.0)
-        for c in range(d):
-            a += src[i, c] * tgt[j, c]
-        v = a - p[j]
+        v = buf[j] - p[j]
         if v > topv[k]:
             t = k
             while t > 0 and topv[t - 1] < v:
-                topv[t], topj[t], tops[t] = topv[t - 1], topj[t - 1], tops[t - 1]
+                topv[t], topj[t] = topv[t - 1], topj[t - 1]
                 t -= 1
-            topv[t], topj[t], tops[t] = v, j, a
+            topv[t], topj[t] = v, j
     for t in range(k):
-        idx[i, t], score[i, t] = topj[t], tops[t]
+        idx[i, t], score[i, t] = topj[t], buf[topj[t]]
     bound[i] = topv[k] if n > k else -np.inf
 
 
@@ -89,12 +96,13 @@ def _bid(stack, top, idx, score, bound, p, assign, owner, eps, stale, min_batch,
     Returns (stack height, stale count, bids made, rows rebuilt here).
     """
     n_stale, bids, rebuilt, k = 0, 0, 0, idx.shape[1]
+    buf = np.empty(tgt.shape[0], dtype=np.float32)
     while bids < max_bids:
         if top == 0:
             if n_stale == 0 or n_stale >= min_batch:
                 break
             for s in range(n_stale):
-                _rebuild_row(stale[s], src, tgt, p, idx, score, bound)
+                _rebuild_row(stale[s], src, tgt, p, idx, score, bound, buf)
                 stack[top] = stale[s]
                 top += 1
             rebuilt += n_stale
@@ -212,9 +220,9 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
-    # fewer stale lists than this are rebuilt one by one inside the compiled loop: a row costs it about
-    # n * d multiply-adds on one core, while a blocked matrix product costs a fixed ~1 ms more per call
-    min_batch = int(min(max(1e6 / (n * source.shape[1]), 1), 256))
+    # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
+    # matrix product is faster per row, but small multi-threaded products stall when the cores are shared
+    min_batch = 256
     bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
     while True:
         # 1. eps-CS at the new epsilon: release sources whose pair is not within eps of their best

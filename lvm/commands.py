@@ -165,7 +165,12 @@ def fetch(a: argparse.Namespace) -> int:
 
 
 def bench(a: argparse.Namespace) -> int:
-    """Langevin image-steps/s of each generator (forward + backward to z), one table."""
+    """Langevin image-steps/s of each generator, or the OT solvers side by side: one table."""
+    if a.what == "ot":
+        from .bench_ot import run
+        run([int(s) for s in a.sizes.split(",")], [int(s) for s in a.dims.split(",")], a.runs, Path(a.out),
+            a.paper_passes, a.budget, tuple(a.sources.split(",")))
+        return 0
     from .langevin import infer
     rows = [("mlp", 2, 28, 1), ("conv", 16, 28, 1), ("conv", 64, 28, 1), ("conv", 64, 32, 3), ("conv", 64, 64, 3)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch_size}, K = {a.steps}")
