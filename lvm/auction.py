@@ -121,7 +121,10 @@ def _bid(stack, top, idx, score, bound, p, assign, owner, eps, stale, min_batch,
             stale[n_stale] = i
             n_stale += 1
             continue
-        p[j1] += v1 - max(v2, bound[i]) + eps  # the bid: at least eps above the old price
+        second = max(v2, bound[i])
+        if second == -np.inf:                  # a single target in all: nothing to outbid
+            second = v1
+        p[j1] += v1 - second + eps             # the bid: at least eps above the old price
         prev = owner[j1]
         owner[j1], assign[i] = i, j1
         bids += 1

@@ -137,6 +137,14 @@ def test_fast_cost_is_within_its_certified_gap_of_the_optimum(n: int, d: int, se
     assert res.dual == pytest.approx(_dual_energy(src, tgt, res.h), rel=1e-4, abs=1e-4)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_fast_handles_tiny_populations(n: int) -> None:
+    src, tgt = _problem(n, 2, seed=n)
+    res = solve(src, tgt, FAST)
+    assert res.converged and _is_permutation(res.assignment) and torch.isfinite(res.h).all()
+    assert res.cost == pytest.approx(solve(src, tgt, EXACT).cost, rel=1e-6)
+
+
 def test_fast_finds_the_identity_on_a_circle() -> None:
     angles = torch.linspace(0, 2 * np.pi, 65)[:-1]
     tgt = torch.stack([angles.cos(), angles.sin()], dim=1)
