@@ -14,7 +14,7 @@ from torch import nn
 
 from lvm import data as datasets, pretrained
 from lvm.checkpoint import CheckpointError
-from lvm.config import DataConfig, LangevinConfig, ModelConfig, TrainConfig
+from lvm.config import OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
 from lvm.session import Session, default_ot
 
@@ -133,3 +133,37 @@ def upscale(img: np.ndarray, side: int = 112) -> np.ndarray:
     big = torch.nn.functional.interpolate(t, size=(side, side), mode="nearest")[0]
     a = (big.clamp(0, 1) * 255).round().byte().numpy()
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def run_settings(cfg: TrainConfig, alpha: float, step_size: float, steps: int) -> tuple[TrainConfig | None, str]:
+    """The settings that need a Reset, in an expander: (the config they describe or None if invalid, projection)."""
+    with st.expander("Data, model and schedule (apply with Reset)"):
+        c = st.columns(4)
+        name = c[0].selectbox("data", ["mnist", "fashion", "folder"], ["mnist", "fashion", "folder"].index(
+            cfg.data.name if cfg.data.name != "svhn" else "mnist"), key="data")
+        classes = c[1].multiselect("classes (none = all)", list(range(10)), list(cfg.data.classes), key="classes")
+        root = c[2].text_input("image folder (data = folder)", cfg.data.root, key="root")
+        limit = c[3].number_input("images (0 = all)", 0, 70000, cfg.data.limit, 500, key="limit")
+        c = st.columns(4)
+        d = c[0].number_input("latent size d", 1, 128, cfg.model.latent_dim, key="d")
+        method = c[1].radio("method", ["ours", "abp", "vae"], ["ours", "abp", "vae"].index(cfg.method), key="method",
+                            horizontal=True)
+        solver = c[2].selectbox("OT solver", OT_SOLVERS, OT_SOLVERS.index(cfg.ot.solver), key="solver")
+        seed = c[3].number_input("seed", 0, 10_000, cfg.seed, key="seed")
+        c = st.columns(4)
+        every = c[0].number_input("L, iterations between corrections", 1, 10_000, cfg.ot_every, key="L")
+        learn = c[1].number_input("L2, learning steps", 1, 20, cfg.learn_steps, key="L2")
+        sigma = c[2].number_input("sigma", 0.01, 2.0, cfg.langevin.sigma, 0.05, key="sigma")
+        proj = c[3].radio("projection (d > 2)", ["pca", "umap"], key="proj", horizontal=True)
+        try:
+            new = replace(cfg, method=method, alpha=0.0 if method == "abp" else alpha, ot_every=int(every),
+                          learn_steps=int(learn), seed=int(seed),
+                          data=DataConfig(name, tuple(classes), root, limit=int(limit)),
+                          model=ModelConfig(int(d), "mlp" if d == 2 else "conv"),
+                          langevin=LangevinConfig(int(steps), float(step_size), float(sigma)), ot=OTConfig(solver))
+        except ValueError as e:
+            new = None
+            st.error(f"These settings are not valid: {e}")
+        if new is not None and new != cfg:
+            st.warning("Changed settings take effect when you press Reset.")
+    return new, proj
