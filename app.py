@@ -55,9 +55,9 @@ def home() -> None:
         fit = manifest["metrics"]
         lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
         left, right = st.columns([3, 2])
-        left.plotly_chart(charts.latent_figure(z, lim, title=(
-            f"{manifest['title']}: training latents (OT cost to the prior {fit['latent_ot_cost']:.3f}; "
-            f"prior vs prior {fit['prior_ot_cost']:.3f})")), key="home_cloud")
+        left.plotly_chart(charts.latent_figure(z, lim, title=manifest["title"]), key="home_cloud")
+        left.caption(f"Training latents after training: OT cost to the prior {fit['latent_ot_cost']:.3f}, "
+                     f"between two prior samples {fit['prior_ot_cost']:.3f} (2,000 points each).")
         right.image(charts.grid_image(samples / 255.0, 6), caption="g(z) for 36 draws z ~ N(0, I)", width=320)
     with st.expander("What am I seeing?"):
         st.markdown("The cloud is the demo model's training latents, one dot per image. If the OT correction "

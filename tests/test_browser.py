@@ -71,7 +71,7 @@ def app_url():
 def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg = browser.new_page(viewport={"width": 1400, "height": 1500})
         pg.set_default_timeout(60_000)
         yield pg
         browser.close()
