@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from PIL import Image
 
-LIVE, GHOST, AFTER, LINE = "#1f77b4", "rgba(120,120,120,0.35)", "#d62728", "rgba(44,160,44,0.45)"
+LIVE, GHOST, AFTER, LINE = "#1f77b4", "rgba(120,120,120,0.35)", "rgba(214,39,40,0.5)", "rgba(44,160,44,0.6)"
+BEFORE = "rgba(60,60,60,0.8)"
 
 
 def _prior_contours(lim: float, n: int = 61) -> go.Contour:
@@ -64,8 +65,8 @@ def correction_figure(before: np.ndarray, after: np.ndarray, source: np.ndarray,
                       lim: float, title: str = "") -> go.Figure:
     """One correction: z_hat_i (before), Eq. 10's result (after), and lines z_hat_i -> T(z_hat_i)."""
     xs, ys = segments(source, target)
-    traces = [_prior_contours(lim), _cloud(before, "before: z_hat = z^K", GHOST, 3),
-              _cloud(after, "after: alpha T(z_hat) + (1 - alpha) z_hat", AFTER, 3),
+    traces = [_prior_contours(lim), _cloud(before, "before: z_hat = z^K", BEFORE, 3),
+              _cloud(after, "after: alpha T(z_hat) + (1 - alpha) z_hat", AFTER, 2.5),
               go.Scattergl(x=xs, y=ys, mode="lines", name="z_hat -> T(z_hat)", line=dict(color=LINE, width=1),
                            hoverinfo="skip")]
     return _square(go.Figure(traces, layout=dict(title=title)), lim)
