@@ -38,6 +38,7 @@ import torch
 from numba import njit
 
 BLOCK_ELEMS = 2**22  # scores per block of full rows: 16 MB of float32 stays in a CPU's L3 cache
+MIN_BATCH = 256      # fewer stale lists than this are rebuilt inside the compiled loop (see auction)
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
 
 
 def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, scaling: float = 5.0,
-            k: int = 128, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
+            k: int = 32, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
             assignment: torch.Tensor | None = None, max_passes: float = 200.0,
             max_bids: int = 2_000_000_000) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, with a certified gap.
@@ -225,7 +226,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
     # matrix product is faster per row, but small multi-threaded products stall when the cores are shared
-    min_batch = 256
+    min_batch = MIN_BATCH
     bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
     while True:
         # 1. eps-CS at the new epsilon: release sources whose pair is not within eps of their best

@@ -73,7 +73,7 @@ class OTConfig:
     chunk: int = 4096                   # sources per block of scores: memory O(n * chunk), capped at 16 MB
     tol: float = 1e-4                   # fast: stop at this certified relative gap on the transport cost
     scaling: float = 5.0                # fast: epsilon is divided by this each phase
-    candidates: int = 128               # fast: targets listed per source between full-row rebuilds
+    candidates: int = 32                # fast: targets listed per source between full-row rebuilds
 
     def __post_init__(self) -> None:
         _check(self.solver in OT_SOLVERS, f"OT solver must be one of {OT_SOLVERS}, got {self.solver!r}")
