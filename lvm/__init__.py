@@ -8,12 +8,12 @@ from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConf
 from .data import ImageData, MissingDataError, load, meg_split
 from .langevin import energy, infer
 from .models import ConvGenerator, Encoder, MLPGenerator, build_generator, prior_sample
-from .ot import OTResult, correct, solve
+from .ot import OTResult, WarmStart, correct, solve
 from .trainer import DivergedError, Trainer
 
 __all__ = [
     "CheckpointError", "ConvGenerator", "DataConfig", "DivergedError", "Encoder", "ImageData",
     "LangevinConfig", "MLPGenerator", "MissingDataError", "ModelConfig", "OTConfig", "OTResult",
-    "TrainConfig", "Trainer", "build_generator", "correct", "energy", "infer", "load", "load_model",
+    "TrainConfig", "Trainer", "WarmStart", "build_generator", "correct", "energy", "infer", "load", "load_model",
     "meg_split", "prior_sample", "solve",
 ]
