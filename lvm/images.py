@@ -48,7 +48,10 @@ def read_image(data: bytes, name: str, image_size: int, channels: int) -> torch.
             return to_model_input(img, image_size, channels)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # PIL's own cap, met while reading the header
+        raise ImageError(f"{name}: declares more than the {MAX_PIXELS:,}-pixel limit (a decompression bomb?); "
+                         f"refused without decoding") from e
+    except UnidentifiedImageError as e:
         raise ImageError(f"{name}: not an image PIL can read ({type(e).__name__})") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{name}: damaged or truncated image ({e})") from e

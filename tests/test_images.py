@@ -54,3 +54,103 @@ def test_truncated_png_is_refused():
     data = _png(Image.fromarray((np.random.RandomState(0).rand(64, 64) * 255).astype(np.uint8)))
     with pytest.raises(ImageError, match="cut.png"):
         read_image(data[: len(data) // 2], "cut.png", 28, 1)
+
+
+# ---------------------------------------------------------------- a corpus of hostile and extreme files
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels and carries almost no data (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def _hostile_corpus() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(files that must be read, files that must be refused), 50+ in all."""
+    rs = np.random.RandomState(0)
+    grad = (np.indices((60, 80)).sum(0) * 2 % 256).astype(np.uint8)
+    rgb = np.stack([grad, grad[::-1], 255 - grad], axis=-1)
+    good: dict[str, bytes] = {}
+    for mode in ["L", "LA", "P", "RGB", "RGBA", "1", "I", "F"]:
+        img = Image.fromarray(rgb).convert(mode) if mode not in ("I", "F") else Image.fromarray(grad.astype(np.int32) * 100).convert(mode)
+        good[f"mode-{mode}.{'tiff' if mode in ('I', 'F') else 'png'}"] = _save(img, "TIFF" if mode in ("I", "F") else "PNG")
+    good["mode-I16.png"] = _save(Image.fromarray(grad.astype(np.uint16) * 257), "PNG")
+    good["mode-CMYK.jpg"] = _save(Image.fromarray(rgb).convert("CMYK"), "JPEG")
+    good["mode-CMYK.tiff"] = _save(Image.fromarray(rgb).convert("CMYK"), "TIFF")
+    pal = Image.fromarray(grad).convert("P")
+    good["palette-transparent.png"] = _save(pal, "PNG", transparency=0)
+    for fmt, ext in [("JPEG", "jpg"), ("BMP", "bmp"), ("WEBP", "webp"), ("TIFF", "tif"), ("PPM", "ppm"),
+                     ("TGA", "tga"), ("ICO", "ico"), ("GIF", "gif")]:
+        good[f"format.{ext}"] = _save(Image.fromarray(rgb), fmt)
+    good["progressive.jpg"] = _save(Image.fromarray(rgb), "JPEG", progressive=True, quality=30)
+    good["grey.jpg"] = _save(Image.fromarray(grad), "JPEG")
+    frames = [Image.fromarray(np.full((20, 20), v, np.uint8)) for v in (0, 128, 255)]
+    good["animated.gif"] = _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    good["animated.png"] = _save(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    good["multipage.tiff"] = _save(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+    for w, h in [(1, 1), (1, 500), (500, 1), (3000, 2000)]:
+        good[f"size-{w}x{h}.png"] = _save(Image.fromarray((rs.rand(h, w) * 255).astype(np.uint8)), "PNG")
+    good["black.png"] = _save(Image.new("L", (28, 28), 0), "PNG")
+    good["white.png"] = _save(Image.new("L", (28, 28), 255), "PNG")
+    good["flat-I16.png"] = _save(Image.fromarray(np.full((28, 28), 700, np.uint16)), "PNG")
+    good["clear-rgba.png"] = _save(Image.new("RGBA", (28, 28), (255, 0, 0, 0)), "PNG")
+    good["wrong-extension.jpg"] = _save(Image.fromarray(grad), "PNG")
+    good["no-end-chunk.png"] = _save(Image.fromarray(grad), "PNG")[:-12]  # IEND missing, pixels whole
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotated
+    good["exif-rotated.jpg"] = _save(Image.fromarray(rgb), "JPEG", exif=exif)
+
+    png = _save(Image.fromarray((rs.rand(64, 64) * 255).astype(np.uint8)), "PNG")
+    jpg = _save(Image.fromarray((rs.rand(64, 64, 3) * 255).astype(np.uint8)), "JPEG")
+    bad: dict[str, bytes] = {
+        "empty.png": b"",
+        "one-byte.png": b"\x89",
+        "random-100.png": rs.bytes(100),
+        "random-10k.jpg": rs.bytes(10_000),
+        "page.png": b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>",
+        "drawing.png": b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+        "notes.png": b"just some text\n" * 20,
+        "doc.png": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        "archive.png": b"PK\x03\x04" + rs.bytes(200),
+        "script.jpg": b"#!/bin/sh\nrm -rf /\n",
+        "png-signature-only.png": b"\x89PNG\r\n\x1a\n",
+        "gif-header-only.gif": b"GIF89a",
+        "jpeg-soi-only.jpg": b"\xff\xd8\xff",
+        "jpeg-garbage.jpg": b"\xff\xd8\xff\xe0" + rs.bytes(300),
+        "truncated-half.png": png[: len(png) // 2],
+        "truncated-tail.png": png[:-200],
+        "truncated-half.jpg": jpg[: len(jpg) // 3],
+        "bomb-7000x7000.png": _png_header_only(7_000, 7_000),        # over our cap, under PIL's
+        "bomb-30000x30000.png": _png_header_only(30_000, 30_000),    # over PIL's cap too
+        "bomb-65535x65535.png": _png_header_only(65_535, 65_535),
+        "gif-huge-screen.gif": b"GIF89a\xff\xff\xff\xff\x00\x00\x00" + b"\x00" * 20,
+        "too-large.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * MAX_BYTES,
+        "nul-bytes.png": b"\x00" * 4096,
+    }
+    return good, bad
+
+
+def test_hostile_corpus_goes_through_the_apps_reader():
+    good, bad = _hostile_corpus()
+    assert len(good) + len(bad) >= 50
+    for name, data in good.items():  # read, converted, bounded; never an exception
+        for size, ch in [(28, 1), (32, 3)]:
+            x = read_image(data, name, size, ch)
+            assert x.shape == (ch, size, size) and x.dtype == torch.float32, name
+            assert bool(torch.isfinite(x).all()) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0, name
+    for name, data in bad.items():   # a one-line message naming the file, and nothing else escapes
+        with pytest.raises(ImageError) as e:
+            read_image(data, name, 28, 1)
+        msg = str(e.value)
+        assert msg.startswith(name + ":") and "\n" not in msg and len(msg) < 300, (name, msg)
+        if name.startswith("bomb"):
+            assert "pixel limit" in msg, msg
