@@ -38,7 +38,7 @@ import torch
 from numba import njit
 
 BLOCK_ELEMS = 2**22  # scores per block of full rows: 16 MB of float32 stays in a CPU's L3 cache
-MIN_BATCH = 256      # fewer stale lists than this are rebuilt inside the compiled loop (see auction)
+MIN_BATCH_ELEMS = 2**24  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
 
 @dataclass
@@ -182,7 +182,7 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
 
 
 def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, scaling: float = 5.0,
-            k: int = 32, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
+            k: int = 0, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
             assignment: torch.Tensor | None = None, max_passes: float = 200.0,
             max_bids: int = 2_000_000_000) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, with a certified gap.
@@ -191,7 +191,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         source, target: (n, d) float tensors on the same device (scores are computed there).
         tol: stop when the certified relative gap on the mean squared-distance cost is <= tol.
         scaling: epsilon is divided by this after each phase.
-        k: targets listed per source between full-row rebuilds.
+        k: targets listed per source between full-row rebuilds; 0 picks 32, or 128 once a full row
+            costs over 2**20 multiply-adds (longer lists mean fewer of the costly rebuilds).
         chunk: at most this many full rows per matrix product (also capped by BLOCK_ELEMS).
         prices, epsilon, assignment: a warm start, from a previous call on the same targets.
         max_passes: give up (unconverged) after this many full-row equivalents of scoring.
@@ -201,6 +202,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         An AuctionOutput; its assignment is a permutation when `converged`.
     """
     n = len(source)
+    k = k or (128 if n * source.shape[1] > 2**20 else 32)
     src_t, tgt_t = source.float().contiguous(), target.float().contiguous()
     src, tgt = src_t.double().cpu().numpy(), tgt_t.double().cpu().numpy()
     norms = float((src**2).sum(1).mean() + (tgt**2).sum(1).mean())
@@ -225,8 +227,9 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
-    # matrix product is faster per row, but small multi-threaded products stall when the cores are shared
-    min_batch = MIN_BATCH
+    # matrix product is faster per row, but small multi-threaded products stall when the cores are shared,
+    # so only rows too cheap to be worth a call (about 2**24 / 256 multiply-adds or fewer) stay here
+    min_batch = int(min(max(MIN_BATCH_ELEMS // (n * source.shape[1]), 1), 256))
     bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
     while True:
         # 1. eps-CS at the new epsilon: release sources whose pair is not within eps of their best

@@ -58,7 +58,6 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ot-max-iter", type=int, default=o.max_iter, help="give up after this many full passes")
     p.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -161,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--paper-passes", type=int, default=20, help="ot: Alg. 2's pass budget for n > 4,000")
     s.add_argument("--budget", type=float, default=120.0, help="ot: a cell whose first run took longer runs once")
     s.add_argument("--out", default="benchmarks/ot.md", help="ot: where the table is written")
-    s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
 
+    for s in sub.choices.values():  # every command takes the thread count
+        s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    a.given = frozenset(tok.split("=")[0] for tok in argv if tok.startswith("--"))  # flags typed, not defaulted
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
     warnings.simplefilter("default")

@@ -17,7 +17,7 @@ from .cli import config_from_args, device_of, emit, inference_config
 from .config import DataConfig, ModelConfig, LangevinConfig
 from .images import ImageError, read_image_file
 from .models import Encoder, build_generator, n_params, prior_sample
-from .trainer import Trainer
+from .trainer import DivergedError, Trainer
 
 
 def _progress(total: int, initial: int, desc: str):
@@ -36,12 +36,23 @@ def _progress(total: int, initial: int, desc: str):
     return bar, update
 
 
-def fit(cfg, train_data, out: Path, device, resume: bool) -> Trainer:
-    """Train (or resume) into `out`, logging every record to out/metrics.jsonl."""
+RETUNABLE = ("alpha", "lr", "step_size", "steps", "sigma")  # what --resume may change (flags given again)
+_FLAG = {"alpha": "--alpha", "lr": "--lr", "step_size": "--step-size", "steps": "--langevin-steps", "sigma": "--sigma"}
+
+
+def fit(cfg, train_data, out: Path, device, resume: bool, given: frozenset = frozenset()) -> Trainer:
+    """Train (or resume) into `out`, logging every record to out/metrics.jsonl.
+
+    A resumed run keeps its checkpoint's config, except the RETUNABLE settings whose flags are in
+    `given`. A run that diverges rolls back to its last finite state and saves it before it stops.
+    """
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
         tr = Trainer.resume(ckpt, train_data, device, epochs=cfg.epochs)
+        now = {"alpha": cfg.alpha, "lr": cfg.lr, "step_size": cfg.langevin.step_size,
+               "steps": cfg.langevin.steps, "sigma": cfg.langevin.sigma}
+        tr.retune(**{k: now[k] for k in RETUNABLE if _FLAG[k] in given})
     else:
         tr = Trainer(cfg, train_data, device)
     bar, update = _progress(tr.total_iterations, tr.iteration, f"{cfg.method} {out.name}")
@@ -50,7 +61,14 @@ def fit(cfg, train_data, out: Path, device, resume: bool) -> Trainer:
         def callback(rec: dict) -> None:
             log.write(json.dumps(rec) + "\n")
             update(rec)
-        tr.fit(callback, checkpoint_path=ckpt)
+        try:
+            tr.fit(callback, checkpoint_path=ckpt)
+        except DivergedError as e:  # nothing lost: the last finite state goes to disk for --resume
+            bar.close()
+            it = tr.rollback()
+            tr.save(ckpt)
+            raise DivergedError(f"{e}. {ckpt} now holds the last finite state (iteration {it}): add --resume "
+                                "and the lower setting to go on from there") from None
     bar.close()
     return tr
 
@@ -58,7 +76,7 @@ def fit(cfg, train_data, out: Path, device, resume: bool) -> Trainer:
 def train(a: argparse.Namespace) -> int:
     cfg = config_from_args(a)
     t0 = time.perf_counter()
-    tr = fit(cfg, datasets.load(cfg.data, "train"), Path(a.out), device_of(a.device), a.resume)
+    tr = fit(cfg, datasets.load(cfg.data, "train"), Path(a.out), device_of(a.device), a.resume, a.given)
     n_fit = min(2000, len(tr.z))
     result = {"checkpoint": str(Path(a.out) / "checkpoint.pt"), "iterations": tr.iteration,
               "seconds": time.perf_counter() - t0, "latent_ot_cost": metrics.latent_ot_cost(tr.z, n_fit, cfg.seed),
@@ -114,7 +132,7 @@ def anomaly(a: argparse.Namespace) -> int:
     train_data, test = datasets.meg_split(a.holdout, cfg.data)
     if not a.checkpoint:
         out = Path(a.out or f"runs/anomaly-{a.holdout}-s{a.seed}")
-        gen = fit(cfg, train_data, out, dev, resume=True).generator.eval()
+        gen = fit(cfg, train_data, out, dev, resume=True, given=a.given).generator.eval()
     if a.n and a.n < len(test):  # a seeded random subset keeps the anomaly share close to the split's
         test = test.subset(torch.from_numpy(np.random.RandomState(a.seed).permutation(len(test))[:a.n]))
     lcfg = inference_config(cfg, a)

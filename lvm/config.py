@@ -73,7 +73,7 @@ class OTConfig:
     chunk: int = 4096                   # sources per block of scores: memory O(n * chunk), capped at 16 MB
     tol: float = 1e-4                   # fast: stop at this certified relative gap on the transport cost
     scaling: float = 5.0                # fast: epsilon is divided by this each phase
-    candidates: int = 32                # fast: targets listed per source between full-row rebuilds
+    candidates: int = 0                 # fast: targets listed per source; 0 = 32, or 128 for long rows
 
     def __post_init__(self) -> None:
         _check(self.solver in OT_SOLVERS, f"OT solver must be one of {OT_SOLVERS}, got {self.solver!r}")
@@ -83,7 +83,7 @@ class OTConfig:
         _check(self.chunk >= 1, "chunk must be >= 1")
         _check(self.tol > 0, "OT tol must be > 0")
         _check(self.scaling > 1, "OT scaling must be > 1")
-        _check(self.candidates >= 1, "OT candidates must be >= 1")
+        _check(self.candidates >= 0, "OT candidates must be >= 0 (0 = automatic)")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
 

@@ -10,10 +10,12 @@ iteration through a single callback; it never plots, prints or imports a UI.
 """
 from __future__ import annotations
 
+import copy
 import math
 import threading
+import warnings
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +30,8 @@ from .vae import negative_elbo
 
 Record = dict[str, float]
 LATENT_FIT_N = 500  # subsample for the exact latent-fit statistic logged at corrections
+RUNAWAY = 100.0     # mean z_i^2 per dimension (the prior's is 1) beyond which the latents count as diverged
+GOOD_EVERY = 25     # iterations between in-memory copies of the last finite state (the rollback point)
 
 
 class DivergedError(FloatingPointError):
@@ -61,6 +65,7 @@ class Trainer:
         self.ot_warm: ot.WarmStart | None = None               # last solver state: the next correction starts there
         self.last_correction: dict | None = None               # sources, result: for plots of one correction
         self.ot_progress: ot.Progress | None = None            # told of each OT pass (a UI's progress display)
+        self.good: dict = copy.deepcopy(self.state_dict())     # the last state known finite: see `rollback`
 
     # ---- schedule -------------------------------------------------------------------------
     @property
@@ -94,18 +99,32 @@ class Trainer:
             z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
             self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng).cpu()
             # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11)
-            if due and cfg.corrects:
-                correction = self.correct()
+            if due and cfg.corrects:  # the fit of q(z^K) itself is measured before Eq. 10 moves it
+                correction = {"latent_fit": latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed), **self.correct()}
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
         self.iteration += 1
         rec: Record = {"iteration": self.iteration, "epoch": self.iteration / self.batches_per_epoch,
                        "loss": loss, "mse": mse, **correction}
         if due:
-            rec["latent_fit"] = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+            rec.setdefault("latent_fit", latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed))
         rec["seconds"] = time.perf_counter() - t0
         self._check_finite(rec)
+        if self.iteration % GOOD_EVERY == 0:
+            self.good = copy.deepcopy(self.state_dict())
         return rec
+
+    def retune(self, **settings: float) -> None:
+        """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on."""
+        lv = {k: settings.pop(k) for k in ("step_size", "steps", "sigma") if k in settings}
+        self.cfg = replace(self.cfg, langevin=replace(self.cfg.langevin, **lv), **settings)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr
+
+    def rollback(self) -> int:
+        """Return to the last state known finite (at most GOOD_EVERY iterations back); its iteration."""
+        self._load_state(copy.deepcopy(self.good))
+        return self.iteration
 
     def correct(self) -> Record:
         """Match the population to the fixed prior sample and move it by Eq. 10."""
@@ -113,10 +132,18 @@ class Trainer:
         res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
                        warm=self.ot_warm, progress=self.ot_progress)
         self.ot_warm = res.warm_start
-        self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
-        self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)
+        # Alg. 2's partial bijection is the paper's method; an unfinished fast solve is a fault: skip the step
+        skip = not res.converged and self.cfg.ot.solver != "paper"
+        if skip:
+            warnings.warn(f"iteration {self.iteration + 1}: the OT solve did not converge, so this correction "
+                          "is skipped and training goes on (raise --ot-max-iter if it keeps happening)",
+                          RuntimeWarning, stacklevel=2)
+        else:
+            self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
+            self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)
         return {"ot_cost": res.cost, "unmatched": res.unmatched, "ot_iterations": res.iterations,
-                "ot_gap": res.gap, "ot_converged": float(res.converged), "ot_seconds": time.perf_counter() - t0}
+                "ot_gap": res.gap, "ot_converged": float(res.converged), "ot_skipped": float(skip),
+                "ot_seconds": time.perf_counter() - t0}
 
     def _learn(self, x: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
         sigma = self.cfg.langevin.sigma
@@ -139,17 +166,20 @@ class Trainer:
         return loss.item(), err.mean().item()
 
     def _check_finite(self, rec: Record) -> None:
-        bad = [k for k in ("loss", "mse") if not math.isfinite(rec[k])]
-        if not torch.isfinite(self.z).all():
-            bad.append("latents")
+        bad = [f"{k} not finite" for k in ("loss", "mse") if not math.isfinite(rec[k])]
+        spread = float(self.z.double().pow(2).mean())  # NaN if any latent is
+        if not math.isfinite(spread):
+            bad.append("latents not finite")
+        elif spread > RUNAWAY:
+            bad.append(f"latents running away from the prior, mean z^2 = {spread:.3g} where the prior's is 1")
         if not all(torch.isfinite(p).all() for p in self.generator.parameters()):
-            bad.append("parameters")
+            bad.append("parameters not finite")
         if bad:
             c = self.cfg
             raise DivergedError(
-                f"training diverged at iteration {self.iteration} ({', '.join(bad)} not finite): lower the "
-                f"Langevin step size s (now {c.langevin.step_size}) or the learning rate (now {c.lr}), "
-                f"or raise sigma (now {c.langevin.sigma})")
+                f"training diverged at iteration {self.iteration} ({'; '.join(bad)}): lower the Langevin step "
+                f"size s (now {c.langevin.step_size}) or the learning rate (now {c.lr}), or raise sigma (now "
+                f"{c.langevin.sigma})")
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, callback: Callable[[Record], None] | None = None, stop: threading.Event | None = None,
@@ -193,13 +223,19 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
         tr = cls(cfg, data, device)
-        tr.generator.load_state_dict(state["model"])
-        if tr.encoder is not None:
-            tr.encoder.load_state_dict(state["encoder"])
-        tr.optimizer.load_state_dict(state["optimizer"])
-        tr.z, tr.targets, tr.iteration = state["latents"], state["targets"], state["iteration"]
-        if state.get("ot_warm") is not None:
-            tr.ot_warm = ot.WarmStart(**state["ot_warm"])
-        elif state.get("ot_h") is not None:  # format of lvm <= 0.1: the dual alone
-            tr.ot_warm = ot.WarmStart(state["ot_h"])
+        tr._load_state(state)
+        tr.good = copy.deepcopy(tr.state_dict())
         return tr
+
+    def _load_state(self, state: dict) -> None:
+        """Model, optimiser, chains, targets, iteration and solver state from a `state_dict`."""
+        self.generator.load_state_dict(state["model"])
+        if self.encoder is not None:
+            self.encoder.load_state_dict(state["encoder"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.z, self.targets, self.iteration = state["latents"], state["targets"], state["iteration"]
+        self.ot_warm = None
+        if state.get("ot_warm") is not None:
+            self.ot_warm = ot.WarmStart(**state["ot_warm"])
+        elif state.get("ot_h") is not None:  # format of lvm <= 0.1: the dual alone
+            self.ot_warm = ot.WarmStart(state["ot_h"])

@@ -111,3 +111,15 @@ def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> 
     assert 0.0 < first["auprc"] <= 1.0
     again = _ok(lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"), *small))
     assert again["auprc"] == first["auprc"]  # same model, same seeded test-time inference
+
+
+def test_a_diverging_run_keeps_its_last_finite_state_and_resumes_with_a_lower_setting(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = lvm(*TRAIN, "--epochs", "1", "--step-size", "50", "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "lower the Langevin step size s (now 50.0)" in proc.stderr and "iteration 0" in proc.stderr
+    state = load(out / "checkpoint.pt")
+    assert state["iteration"] == 0 and np.isfinite(state["latents"].numpy()).all()
+    result = _ok(lvm(*TRAIN, "--epochs", "1", "--step-size", "0.1", "--resume", "--out", str(out)))
+    assert result["iterations"] == 3 and math.isfinite(result["latent_ot_cost"])
+    assert load(out / "checkpoint.pt")["config"]["langevin"]["step_size"] == 0.1

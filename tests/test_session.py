@@ -86,13 +86,17 @@ def test_reset_starts_over_with_a_new_config(session: Session) -> None:
 
 
 def test_divergence_pauses_with_a_message() -> None:
-    s = Session(replace(CFG, lr=1e6, langevin=LangevinConfig(steps=10, step_size=50.0)))
+    s = Session(replace(CFG, langevin=LangevinConfig(steps=10, step_size=50.0)))
     try:
         s.start()
         _wait(lambda: s.state != "running")
         v = s.view()
-        assert v.state == "paused" and ("diverged" in v.message or "running away" in v.message)
-        assert "lower" in v.message
+        assert v.state == "paused" and "diverged" in v.message and "lower" in v.message
+        assert "Rolled back to iteration 0" in v.message and v.iteration == 0
+        assert np.isfinite(v.live).all()
+        s.update(step_size=0.1)  # the user lowers s and goes on from the last finite state
+        s.step()
+        _wait(lambda: s.view().iteration == 1)
     finally:
         s.stop()
 

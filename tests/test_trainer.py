@@ -13,7 +13,7 @@ from lvm.checkpoint import CheckpointError
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.data import ImageData, load
 from lvm.metrics import latent_ot_cost
-from lvm.trainer import DivergedError, Trainer
+from lvm.trainer import GOOD_EVERY, DivergedError, Trainer
 
 MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100
 # Settings where the chains drift far from the prior within a few iterations (s = 0.1, K = 20).
@@ -170,3 +170,38 @@ def test_divergence_is_reported_with_the_step_size(mnist01: ImageData) -> None:
     tr = Trainer(replace(BASE, langevin=LangevinConfig(steps=20, step_size=50.0)), mnist01)
     with pytest.raises(DivergedError, match=r"step size s \(now 50"):
         tr.step()
+
+
+def test_divergence_rolls_back_to_the_last_finite_state(mnist01: ImageData) -> None:
+    tr = Trainer(replace(BASE, epochs=100), mnist01)
+    for _ in range(GOOD_EVERY + 2):
+        tr.step()
+    good = tr.good["latents"].clone()
+    tr.retune(step_size=50.0)
+    with pytest.raises(DivergedError, match="latents"):
+        tr.step()
+    assert tr.rollback() == GOOD_EVERY
+    assert torch.equal(tr.z, good) and all(torch.isfinite(p).all() for p in tr.generator.parameters())
+    tr.retune(step_size=0.1)  # the user lowers s and goes on
+    assert math.isfinite(tr.step()["loss"]) and tr.iteration == GOOD_EVERY + 1
+
+
+def test_tiny_sigma_with_a_large_rate_is_caught_as_latents_running_away(mnist01: ImageData) -> None:
+    # the recipe (s = 6e-2, lr = 1, sigma tiny): finite, but mean z^2 reaches ~1e12 within 60 steps
+    tr = Trainer(replace(BASE, lr=1.0, epochs=100, langevin=LangevinConfig(20, 6e-2, sigma=1e-3)), mnist01)
+    with pytest.raises(DivergedError, match="running away.*raise sigma"):
+        for _ in range(60):
+            tr.step()
+    assert tr.rollback() % GOOD_EVERY == 0 and float(tr.z.pow(2).mean()) < 100
+
+
+@pytest.mark.filterwarnings(r"ignore:OT \(auction\) stopped:RuntimeWarning")
+def test_an_unconverged_fast_solve_skips_the_correction_and_training_goes_on(mnist01: ImageData) -> None:
+    cfg = replace(BASE, ot_every=1, ot=OTConfig(solver="fast", max_iter=1))  # far too few passes to converge
+    tr = Trainer(cfg, mnist01)
+    with pytest.warns(RuntimeWarning, match="correction is skipped"):
+        rec = tr.step()
+    assert rec["ot_skipped"] == 1.0 and rec["ot_converged"] == 0.0 and tr.last_correction is None
+    twin = Trainer(replace(cfg, ot_every=1000), mnist01)  # the same iteration with no correction due
+    twin.step()
+    assert torch.equal(tr.z, twin.z) and not torch.equal(tr.z, tr.targets)
