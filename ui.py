@@ -25,12 +25,13 @@ DEMO_LIMIT = {"exact": 1000, "fast": 3000}  # images of the live demo: what each
 class Sessions(dict):
     """The training sessions of one browser session, by name ("main", "abp")."""
 
-    def stop_all(self) -> None:
+    def close_all(self) -> None:
+        """Runs on the server's event loop when the browser session ends: it must not wait for a thread."""
         for s in self.values():
-            s.stop(timeout=10)
+            s.close()
 
 
-@st.cache_resource(scope="session", on_release=Sessions.stop_all, show_spinner=False)
+@st.cache_resource(scope="session", on_release=Sessions.close_all, show_spinner=False)
 def sessions() -> Sessions:
     """One `Sessions` per browser session: two tabs train independently; a closed tab stops its threads."""
     return Sessions()

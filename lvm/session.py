@@ -18,7 +18,11 @@ count as diverged); the thread lives on.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
+import ctypes
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -40,6 +44,36 @@ PAIRS_N = 300            # assignment lines kept per correction
 FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer logs it (about 20 ms)
 ON_PRIOR = 1.10          # "q(z^K) sits on the prior": its fit <= 1.1 x the prior-vs-prior cost
 LIVE_FIELDS = {"alpha": "alpha", "step_size": "s", "steps": "K"}
+
+
+class Turns:
+    """At most `slots` holders at a time, served first come, first served (a lock is not fair: the thread
+    that releases it usually takes it straight back, and the other sessions would never train)."""
+
+    def __init__(self, slots: int):
+        self._cond, self._queue, self._free = threading.Condition(), collections.deque(), slots
+
+    @contextlib.contextmanager
+    def turn(self):
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            while self._queue[0] is not me or self._free == 0:
+                self._cond.wait()
+            self._queue.popleft()
+            self._free -= 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += 1
+                self._cond.notify_all()
+
+
+# The iterations of all sessions in a process take turns, one per core but one, so that the server keeping
+# the pages alive always has a core and the GIL is not fought over by every open tab.
+TRAIN_TURNS = Turns(max(1, (os.cpu_count() or 2) - 1))
 
 
 def default_ot() -> OTConfig:
@@ -90,6 +124,17 @@ class View:
     seconds_to_prior: float | None  # first time, after a full epoch, q(z^K)'s fit was within ON_PRIOR x prior_fit
 
 
+THREAD_NAME = "lvm-session"
+
+
+def _name_os_thread(name: str) -> None:
+    """Give the calling thread `name` for the OS too (Linux: top -H, /proc/PID/task/TID/comm)."""
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):  # not Linux: the Python name is enough
+        pass
+
+
 def _thin(items: list, limit: int) -> list:
     return items[::2] if len(items) > limit else items
 
@@ -115,6 +160,7 @@ class Session:
         self._train_lock = threading.Lock()  # held while the trainer steps or is replaced
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._closed = False                 # set once by `close`: the thread ends and never restarts
         self._run = 0
         self._build(cfg)
 
@@ -170,6 +216,16 @@ class Session:
             cfg = cfg or self._cfg
         with self._train_lock:  # waits for the iteration in flight
             self._build(cfg)
+
+    def close(self) -> None:
+        """End the thread after the iteration in flight, without waiting for it (safe on an event loop).
+
+        For good: a closed session never starts a thread again.
+        """
+        with self._lock:
+            self._closed = True
+            self._state = "paused" if self._state == "running" else self._state
+            self._lock.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
         """End the thread after the iteration in flight (a later start or step begins a new one)."""
@@ -228,28 +284,29 @@ class Session:
             self._prior_fit = prior_fit
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="lvm-session", daemon=True)
+        if not self._closed and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
             self._thread.start()
 
     def _next_job(self) -> tuple[bool, TrainConfig]:
         """Block until there is an iteration to run; (False, _) means stop."""
         with self._lock:
-            while not self._stopping and self._state != "running" and self._pending == 0:
+            while not (self._stopping or self._closed) and self._state != "running" and self._pending == 0:
                 self._lock.wait()
-            if self._stopping:
+            if self._stopping or self._closed:
                 return False, self._cfg
             self._pending = max(0, self._pending - 1)
             return True, self._cfg
 
     def _loop(self) -> None:
+        _name_os_thread(THREAD_NAME)
         if self._threads:
             torch.set_num_threads(self._threads)
         while True:
             go, cfg = self._next_job()
             if not go:
                 return
-            with self._train_lock:
+            with TRAIN_TURNS.turn(), self._train_lock:
                 try:
                     self._iterate(cfg)
                 except DivergedError as e:  # back to the last finite state; the user lowers a setting

@@ -1,0 +1,74 @@
+"""Many browser sessions at once, in Debian's Chromium: each trains, stays responsive, and its thread
+ends when its tab closes (after Streamlit's disconnected-session TTL, set short here)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from app_server import ARGS, CHROMIUM, streamlit_app, thread_count
+from lvm.session import THREAD_NAME
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    sync_playwright = None
+missing = [w for w, ok in (("chromium", os.path.exists(CHROMIUM)), ("playwright", sync_playwright)) if not ok]
+if missing and not os.environ.get("CI"):
+    pytest.skip(f"{' and '.join(missing)} not installed (.ci/run installs them)", allow_module_level=True)
+
+TABS = 5
+TTL = 3  # seconds a closed tab's session is kept (Streamlit's default is 120)
+
+
+def _number(page, pattern: str) -> int:
+    """The first number after `pattern` in the page's text (-1 while it is not drawn yet)."""
+    return page.evaluate("(p) => { const m = document.body.innerText.match(new RegExp(p));"
+                         " return m ? parseInt(m[1]) : -1; }", pattern + r"(\d+)")
+
+
+def _counts(page) -> tuple[int, int]:
+    """(redraws of the live fragment, training iteration) shown on a Train view."""
+    return _number(page, "redraw "), _number(page, "iteration ")
+
+
+def _training_threads(pid: int) -> int:
+    return thread_count(pid, THREAD_NAME)
+
+
+def test_five_tabs_train_at_once_and_closing_them_ends_their_threads() -> None:
+    assert not missing, f"CI=true but {missing} missing"
+    with streamlit_app("--server.disconnectedSessionTTL", str(TTL)) as (url, proc), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        assert _training_threads(proc.pid) == 0
+        contexts, pages, t0 = [], [], time.monotonic()
+        for _ in range(TABS):  # separate contexts: separate browser sessions, as separate users
+            ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+            page = ctx.new_page()
+            page.set_default_timeout(90_000)
+            page.goto(f"{url}/train")
+            page.get_by_role("button", name="Start").click()
+            contexts.append(ctx), pages.append(page)
+        print(f"{TABS} tabs open and started after {time.monotonic() - t0:.0f} s")
+        time.sleep(8)
+        busy = _training_threads(proc.pid)
+        first = [_counts(pg) for pg in pages]
+        time.sleep(8)
+        second = [_counts(pg) for pg in pages]
+        print(f"training threads with {TABS} tabs training: {busy} (all threads: {thread_count(proc.pid)}); "
+              f"per tab over 8 s: redraws {[b[0] - a[0] for a, b in zip(first, second)]}, "
+              f"iterations {[b[1] - a[1] for a, b in zip(first, second)]}")
+        for (r0, i0), (r1, i1) in zip(first, second):
+            assert r1 > r0 and i1 > i0  # every tab still redraws and its own run still trains
+        assert busy == TABS  # one training thread per tab
+
+        for ctx in contexts:
+            ctx.close()
+        t1 = time.monotonic()
+        while _training_threads(proc.pid) and time.monotonic() - t1 < TTL + 30:
+            time.sleep(0.25)
+        print(f"no training thread left {time.monotonic() - t1:.1f} s after closing the tabs "
+              f"(all threads: {thread_count(proc.pid)})")
+        assert _training_threads(proc.pid) == 0
+        browser.close()
