@@ -55,9 +55,14 @@ def fit(cfg, train_data, out: Path, device, resume: bool, given: frozenset = fro
         tr.retune(**{k: now[k] for k in RETUNABLE if _FLAG[k] in given})
     else:
         tr = Trainer(cfg, train_data, device)
+    log_path = out / "metrics.jsonl"
+    if resume and log_path.exists():  # a killed run may have logged iterations after its last checkpoint
+        kept = [ln for ln in log_path.read_text().splitlines(keepends=True)
+                if ln.strip().endswith("}") and json.loads(ln)["iteration"] <= tr.iteration]
+        log_path.write_text("".join(kept))
     bar, update = _progress(tr.total_iterations, tr.iteration, f"{cfg.method} {out.name}")
     tr.ot_progress = lambda k, unmatched: bar.set_postfix_str(f"OT pass {k}, {unmatched:.0%} unmatched")
-    with open(out / "metrics.jsonl", "a" if resume else "w") as log:
+    with open(log_path, "a" if resume else "w") as log:
         def callback(rec: dict) -> None:
             log.write(json.dumps(rec) + "\n")
             update(rec)

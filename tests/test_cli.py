@@ -5,8 +5,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,21 @@ def test_a_diverging_run_keeps_its_last_finite_state_and_resumes_with_a_lower_se
     result = _ok(lvm(*TRAIN, "--epochs", "1", "--step-size", "0.1", "--resume", "--out", str(out)))
     assert result["iterations"] == 3 and math.isfinite(result["latent_ot_cost"])
     assert load(out / "checkpoint.pt")["config"]["langevin"]["step_size"] == 0.1
+
+
+def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "lvm", *TRAIN, "--epochs", "30", "--checkpoint-every", "1", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "metrics.jsonl"
+    t0 = time.monotonic()
+    while not (log.exists() and len(log.read_text().splitlines()) >= 5):  # saving a checkpoint every iteration
+        assert proc.poll() is None and time.monotonic() - t0 < 300
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no clean-up at all, possibly in the middle of a save
+    proc.wait()
+    killed_at = load(out / "checkpoint.pt")["iteration"]  # the last complete save, never a torn file
+    assert 4 <= killed_at < 90
+    result = _ok(lvm(*TRAIN, "--epochs", "30", "--checkpoint-every", "1", "--resume", "--out", str(out)))
+    assert result["iterations"] == 90
+    assert [json.loads(ln)["iteration"] for ln in log.read_text().splitlines()] == list(range(1, 91))

@@ -1,6 +1,7 @@
 """The live training session (lvm.session) on real MNIST digits 0 and 1, with its real thread."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ import torch
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.session import PAIRS_N, Session, mean_prior_fit
+from lvm.session import PAIRS_N, Session, Turns, mean_prior_fit
 
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
                   data=DataConfig("mnist", (0, 1), limit=400), model=ModelConfig(2, "mlp"),
@@ -127,3 +128,36 @@ def test_pca_projection_is_orthonormal_and_fixed() -> None:
         p.transform(z[:, :3])
     assert torch.equal(torch.from_numpy(Projection().fit(z[:, :2]).transform(z[:3, :2])),
                        torch.from_numpy(z[:3, :2].astype(np.float32)))
+
+
+def test_close_returns_at_once_and_the_thread_ends_for_good(session: Session) -> None:
+    session.start()
+    _wait(lambda: session.view().iteration >= 1)
+    t0 = time.monotonic()
+    session.close()  # what a closed tab calls on the server's event loop: it must not wait
+    assert time.monotonic() - t0 < 0.1
+    _wait(lambda: not session._thread.is_alive())
+    session.start()  # a closed session never trains again
+    session.step()
+    time.sleep(0.3)
+    assert not session._thread.is_alive()
+
+
+def test_turns_are_served_first_come_first_served() -> None:
+    turns, order, ready = Turns(1), [], threading.Barrier(3)
+
+    def worker(name: str) -> None:
+        ready.wait()
+        for _ in range(3):
+            with turns.turn():
+                order.append(name)
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    ready.wait()
+    for t in threads:
+        t.join()
+    assert sorted(order) == list("aaabbb")
+    assert all(x != y for x, y in zip(order[1:5], order[2:6]))  # once both wait, they alternate
