@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing lvm
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.session import MAX_FRAMES, MAX_RECORDS, Session

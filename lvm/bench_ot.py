@@ -122,7 +122,11 @@ def _exact_cost(n: int, d: int, source: str, seed: int) -> float | None:
     return float(c[r, k].mean())
 
 
-def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[str, ...] = SOURCES) -> list[dict]:
+SOLVERS = ("fast", "warm", "paper", "scipy", "lap")  # "warm": the fast solver's warm-start sequence
+
+
+def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[str, ...] = SOURCES,
+         solvers: tuple[str, ...] = SOLVERS) -> list[dict]:
     """The cells of the table, cheapest first."""
     try:
         import lap  # noqa: F401
@@ -139,17 +143,17 @@ def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[st
                 cells.append({**base, "solver": "paper", "max_iter": 200 if n <= 4000 else paper_passes})
                 if n <= EXACT_FITS:
                     cells += [{**base, "solver": s} for s in dense]
-    return cells
+    return [c for c in cells if ("warm" if c.get("warm") else c["solver"]) in solvers]
 
 
 def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: int, budget: float,
-        sources: tuple[str, ...] = SOURCES) -> None:
+        sources: tuple[str, ...] = SOURCES, solvers: tuple[str, ...] = SOLVERS) -> None:
     """Measure every cell, print the table as it grows, write it to `out`."""
     head = (f"# OT solvers on this machine\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}; "
             f"load average at start {os.getloadavg()[0]:.2f}.\n\nCommand: `python -m lvm bench ot "
             f"--sizes {','.join(map(str, sizes))} --dims {','.join(map(str, dims))} --sources {','.join(sources)} "
-            f"--runs {runs} --budget {budget:g} --paper-passes {paper_passes}`. "
+            f"--solvers {','.join(solvers)} --runs {runs} --budget {budget:g} --paper-passes {paper_passes}`. "
             f"Median of {runs} runs, each in a fresh process after a 64-point warm-up solve, except cells whose first child process took over {budget:.0f} s "
             f"in all (runs = 1; a warm sequence's child also makes its cold start). `warm x3`: three solves, each after a 1 % drift of the sources, targets and solver state "
             f"kept; its time is the median of the three. Gap: relative gap of the cost to scipy's optimum "
@@ -159,7 +163,7 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
             "|---|---|---|---|---|---|---|---|---|---|\n")
     print(head, end="", flush=True)
     rows, exact = [], {}
-    for cell in plan(sizes, dims, paper_passes, sources):
+    for cell in plan(sizes, dims, paper_passes, sources, solvers):
         key = (cell["n"], cell["d"], cell["source"])
         if key not in exact:
             exact[key] = _exact_cost(*key, cell["seed"])

@@ -192,7 +192,7 @@ def bench(a: argparse.Namespace) -> int:
     if a.what == "ot":
         from .bench_ot import run
         run([int(s) for s in a.sizes.split(",")], [int(s) for s in a.dims.split(",")], a.runs, Path(a.out),
-            a.paper_passes, a.budget, tuple(a.sources.split(",")))
+            a.paper_passes, a.budget, tuple(a.sources.split(",")), tuple(a.solvers.split(",")))
         return 0
     from .langevin import infer
     rows = [("mlp", 2, 28, 1), ("conv", 16, 28, 1), ("conv", 64, 28, 1), ("conv", 64, 32, 3), ("conv", 64, 64, 3)]
