@@ -62,7 +62,7 @@ def fit(cfg, train_data, out: Path, device, resume: bool, given: frozenset = fro
         log_path.write_text("".join(kept))
     bar, update = _progress(tr.total_iterations, tr.iteration, f"{cfg.method} {out.name}")
     tr.ot_progress = lambda k, unmatched: bar.set_postfix_str(f"OT pass {k}, {unmatched:.0%} unmatched")
-    with open(log_path, "a" if resume else "w") as log:
+    with open(log_path, "a" if resume else "w", buffering=1) as log:  # line-buffered: a kill loses no record
         def callback(rec: dict) -> None:
             log.write(json.dumps(rec) + "\n")
             update(rec)

@@ -114,3 +114,10 @@ def test_weights_of_another_latent_size_are_refused(trainer: Trainer, tmp_path: 
     path = save(tmp_path / "ckpt.pt", {**trainer.state_dict(), "model": other.state_dict()})
     with pytest.raises(CheckpointError, match="latent size 2"):
         load_model(path)
+
+
+def test_weights_of_another_architecture_are_refused(trainer: Trainer, tmp_path: Path) -> None:
+    conv = build_generator(ModelConfig(latent_dim=2, arch="conv", width=8))  # the config says mlp, d = 2
+    path = save(tmp_path / "ckpt.pt", {**trainer.state_dict(), "model": conv.state_dict()})
+    with pytest.raises(CheckpointError, match="do not fit a mlp generator"):
+        load_model(path)

@@ -18,7 +18,7 @@ missing = [w for w, ok in (("chromium", os.path.exists(CHROMIUM)), ("playwright"
 if missing and not os.environ.get("CI"):
     pytest.skip(f"{' and '.join(missing)} not installed (.ci/run installs them)", allow_module_level=True)
 
-TABS = 5
+TABS = int(os.environ.get("LVM_TABS", 5))  # LVM_TABS=10 for the ten-tab measurement in the README
 TTL = 3  # seconds a closed tab's session is kept (Streamlit's default is 120)
 
 
