@@ -9,10 +9,24 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the browser tests skip, or fail under CI
+    sync_playwright = None
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
+MISSING = [w for w, ok in (("chromium", os.path.exists(CHROMIUM)), ("playwright", sync_playwright)) if not ok]
+
+
+def skip_without_browser() -> None:
+    """Skip the calling test module when Chromium or Playwright is missing, unless CI is set."""
+    if MISSING and not os.environ.get("CI"):
+        pytest.skip(f"{' and '.join(MISSING)} not installed (.ci/run installs them)", allow_module_level=True)
 
 
 def free_port() -> int:

@@ -5,9 +5,7 @@ it must run. Screenshots of each view go to $LVM_SCREENSHOTS (default: pytest's 
 """
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,15 +15,14 @@ from PIL import Image
 
 from lvm import pretrained
 
-from app_server import ARGS, CHROMIUM, streamlit_app
+from app_server import ARGS, CHROMIUM, MISSING, skip_without_browser, streamlit_app, sync_playwright
 
 try:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, expect
 except ImportError:
-    sync_playwright = None
-missing = [w for w, ok in (("chromium", os.path.exists(CHROMIUM)), ("playwright", sync_playwright)) if not ok]
-if missing and not os.environ.get("CI"):
-    pytest.skip(f"{' and '.join(missing)} not installed (.ci/run installs them)", allow_module_level=True)
+    Page = expect = None
+
+skip_without_browser()
 
 
 # The decoded data plotly.js drew (figure.data holds numpy arrays base64-encoded).
@@ -35,7 +32,7 @@ CLOUD_X = ("() => { const d = document.querySelector('.js-plotly-plot')._fullDat
 
 @pytest.fixture(scope="module")
 def app_url():
-    assert not missing, f"CI=true but {missing} missing"
+    assert not MISSING, f"CI=true but {MISSING} missing"
     with streamlit_app() as (url, _):
         yield url
 
