@@ -44,6 +44,8 @@ def test_five_tabs_train_at_once_and_closing_them_ends_their_threads() -> None:
             page.get_by_role("button", name="Start").click()
             contexts.append(ctx), pages.append(page)
         print(f"{TABS} tabs open and started after {time.monotonic() - t0:.0f} s")
+        for pg in pages:  # every tab's first run done (the last ones queue behind the others' turns)
+            pg.wait_for_function(r"() => /redraw \d+/.test(document.body.innerText)")
         window = 12.0 * max(1.0, TABS / 5)  # the runs take turns on one core: more tabs, longer between steps
         time.sleep(8)
         busy = _training_threads(proc.pid)
