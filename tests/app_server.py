@@ -65,4 +65,12 @@ def thread_count(pid: int, name: str | None = None) -> int:
     tasks = Path(f"/proc/{pid}/task")
     if name is None:
         return len(list(tasks.iterdir()))
-    return sum((t / "comm").read_text().strip() == name for t in tasks.iterdir())
+    return sum(_comm(t) == name for t in tasks.iterdir())
+
+
+def _comm(task: Path) -> str | None:
+    """A thread's name, or None when it ended between listing and reading."""
+    try:
+        return (task / "comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
