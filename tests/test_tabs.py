@@ -12,6 +12,7 @@ from lvm.session import THREAD_NAME
 skip_without_browser()
 
 TABS = int(os.environ.get("LVM_TABS", 5))  # LVM_TABS=10 for the ten-tab measurement in the README
+WINDOW, LIMIT = 12.0, 120.0  # seconds measured at least, and waited at most for every tab to move
 TTL = 3  # seconds a closed tab's session is kept (Streamlit's default is 120)
 
 
@@ -46,12 +47,18 @@ def test_five_tabs_train_at_once_and_closing_them_ends_their_threads() -> None:
         print(f"{TABS} tabs open and started after {time.monotonic() - t0:.0f} s")
         for pg in pages:  # every tab's first run done (the last ones queue behind the others' turns)
             pg.wait_for_function(r"() => /redraw \d+/.test(document.body.innerText)")
-        window = 12.0 * max(1.0, TABS / 5)  # the runs take turns on one core: more tabs, longer between steps
         time.sleep(8)
         busy = _training_threads(proc.pid)
-        first = [_counts(pg) for pg in pages]
-        time.sleep(window)
-        second = [_counts(pg) for pg in pages]
+        first, t1 = [_counts(pg) for pg in pages], time.monotonic()
+        # every tab must redraw and train again; on 2 shared cores that can take a while, so wait for it
+        # (at most LIMIT s) instead of asserting a rate: the rates are printed, not asserted
+        while time.monotonic() - t1 < LIMIT:
+            time.sleep(2)
+            second = [_counts(pg) for pg in pages]
+            if time.monotonic() - t1 >= WINDOW and all(
+                    r1 > r0 and i1 > i0 for (r0, i0), (r1, i1) in zip(first, second)):
+                break
+        window = time.monotonic() - t1
         print(f"training threads with {TABS} tabs training: {busy} (all threads: {thread_count(proc.pid)}); "
               f"per tab over {window:.0f} s: redraws {[b[0] - a[0] for a, b in zip(first, second)]}, "
               f"iterations {[b[1] - a[1] for a, b in zip(first, second)]}")
