@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing lvm
@@ -42,6 +43,12 @@ def config(name: str) -> TrainConfig:
         "alpha1-L1-n1000": {"alpha": 1.0, "ot_every": 1, "data": replace(BASE.data, limit=1000)},
         "alpha1-L2-K10": {"alpha": 1.0, "ot_every": 2, "langevin": replace(BASE.langevin, steps=10)},
         "alpha1-L1-K10": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10)},
+        "alpha1-L1-K5": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=5)},
+        "alpha1-L1-K10-s05": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10, step_size=0.05)},
+        "alpha1-L1-K10-lr3": {"alpha": 1.0, "ot_every": 1, "lr": 3e-3, "langevin": replace(BASE.langevin, steps=10)},
+        "alpha1-L1-K10-L2x3": {"alpha": 1.0, "ot_every": 1, "learn_steps": 3,
+                               "langevin": replace(BASE.langevin, steps=10)},
+        "alpha09-L1-K10": {"alpha": 0.9, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10)},
     }
     return replace(BASE, **variants[name])
 
@@ -63,6 +70,11 @@ def run(cfg: TrainConfig, seconds: float) -> dict:
     finally:
         s.stop()
     v = s.view()
+    after = [r["fit"] / v.prior_fit for r in v.records
+             if "fit" in r and v.seconds_to_prior is not None and r["elapsed"] > v.seconds_to_prior]
+    out["stays"] = sum(x <= ON_PRIOR for x in after) / len(after) if after else None
+    out["last_median"] = float(np.median([r["fit"] / v.prior_fit for r in v.records
+                                          if "fit" in r and r["elapsed"] >= seconds * 2 / 3] or [np.nan]))
     out.update(to_prior=v.seconds_to_prior, iterations=v.iteration, epochs=v.epoch, state=v.state,
                message=v.message)
     return out
@@ -81,8 +93,10 @@ def main() -> None:
             f"--seconds {a.seconds:g} --configs {a.configs}`. Load average at start {os.getloadavg()[0]:.2f}.\n\n"
             f"Ratio: OT cost of 500 latents of q(z^K) to 500 prior draws over the same between two prior samples; "
             f"on the prior means <= {ON_PRIOR}.\n\n"
+            "'Stays': the share of the later corrections at which it was on the prior again; 'last third': the "
+            "median ratio over the run's last third.\n\n"
             "| config | images | alpha | L | K | s | after 30 s | after 60 s | after 90 s | on the prior after | "
-            "iterations | epochs |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "stays | last third | iterations | epochs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     print(head, end="", flush=True)
     for name in a.configs.split(","):
         cfg = config(name)
@@ -91,6 +105,7 @@ def main() -> None:
         row = (f"| {name} | {cfg.data.limit:,} | {cfg.alpha} | {cfg.ot_every} | {cfg.langevin.steps} | "
                f"{cfg.langevin.step_size} | {cell(30.0)} | {cell(60.0)} | {cell(90.0)} | "
                f"{'%.1f s' % r['to_prior'] if r['to_prior'] else 'not within ' + str(a.seconds) + ' s'} | "
+               f"{'–' if r['stays'] is None else '%.0f %%' % (100 * r['stays'])} | {r['last_median']:.2f} | "
                f"{r['iterations']:,} | {r['epochs']:.1f} |")
         print(row + (f" ({r['state']}: {r['message']})" if r["message"] else ""), flush=True)
         rows.append(row)

@@ -91,7 +91,7 @@ def _run_cell(spec: dict) -> dict:
             r, k = linear_sum_assignment(c)
             out["opt"] = float(c[r, k].mean())
     else:
-        cfg = OTConfig(solver, max_iter=spec.get("max_iter", 200))
+        cfg = OTConfig(solver, max_iter=spec.get("max_iter", 200), coarse=spec.get("coarse", OTConfig.coarse))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence is what the table reports
             t0 = time.perf_counter()
@@ -122,11 +122,12 @@ def _exact_cost(n: int, d: int, source: str, seed: int) -> float | None:
     return float(c[r, k].mean())
 
 
-SOLVERS = ("fast", "warm", "paper", "scipy", "lap")  # "warm": the fast solver's warm-start sequence
+SOLVERS = ("fast", "warm", "paper", "scipy", "lap", "direct")  # "warm": the fast solver's warm-start sequence;
+DEFAULT_SOLVERS = SOLVERS[:-1]  # "direct": the fast solver's cold start without the multiscale (coarse) start
 
 
 def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[str, ...] = SOURCES,
-         solvers: tuple[str, ...] = SOLVERS) -> list[dict]:
+         solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> list[dict]:
     """The cells of the table, cheapest first."""
     try:
         import lap  # noqa: F401
@@ -139,15 +140,17 @@ def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[st
             for source in sources:
                 base = {"n": n, "d": d, "source": source, "seed": 0}
                 cells.append({**base, "solver": "fast"})
+                cells.append({**base, "solver": "fast", "coarse": 0})
                 cells.append({**base, "solver": "fast", "warm": 3})
                 cells.append({**base, "solver": "paper", "max_iter": 200 if n <= 4000 else paper_passes})
                 if n <= EXACT_FITS:
                     cells += [{**base, "solver": s} for s in dense]
-    return [c for c in cells if ("warm" if c.get("warm") else c["solver"]) in solvers]
+    kind = lambda c: "warm" if c.get("warm") else "direct" if c.get("coarse") == 0 else c["solver"]  # noqa: E731
+    return [c for c in cells if kind(c) in solvers]
 
 
 def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: int, budget: float,
-        sources: tuple[str, ...] = SOURCES, solvers: tuple[str, ...] = SOLVERS) -> None:
+        sources: tuple[str, ...] = SOURCES, solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> None:
     """Measure every cell, print the table as it grows, write it to `out`."""
     head = (f"# OT solvers on this machine\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}; "
@@ -180,6 +183,7 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
             gap = (r["cost"] - opt) / opt if opt and r["unmatched"] == 0 else r.get("gap", float("nan"))
             gap_s = "–" if gap != gap else (f"{max(gap, 0):.1e}" + ("" if opt else " (cert.)"))
             name = cell["solver"] + (" warm x3" if cell.get("warm") else "") + (
+                ", no coarse start" if cell.get("coarse") == 0 else "") + (
                 f" ({cell['max_iter']} passes max)" if cell["solver"] == "paper" else "")
             rss = max(x["peak_rss_mb"] for x in results)
             row = (f"| {cell['n']:,} | {cell['d']} | {cell['source']} | {name} | {len(results)} | {sec:.2f} | "

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--dims", default="2,16,64", help="ot: d values")
     s.add_argument("--sources", default="squashed,mixture", help="ot: source distributions")
     s.add_argument("--solvers", default="fast,warm,paper,scipy,lap",
-                   help="ot: which to run; warm is the fast solver's warm-start sequence")
+                   help="ot: which of fast,warm,paper,scipy,lap,direct to run; warm is the fast solver's "
+                        "warm-start sequence, direct its cold start without the multiscale start")
     s.add_argument("--runs", type=int, default=3, help="ot: runs per cell (median)")
     s.add_argument("--paper-passes", type=int, default=20, help="ot: Alg. 2's pass budget for n > 4,000")
     s.add_argument("--budget", type=float, default=120.0, help="ot: a cell whose first run took longer runs once")

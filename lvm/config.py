@@ -74,6 +74,7 @@ class OTConfig:
     tol: float = 1e-4                   # fast: stop at this certified relative gap on the transport cost
     scaling: float = 5.0                # fast: epsilon is divided by this each phase
     candidates: int = 0                 # fast: targets listed per source; 0 = 32, or 128 for long rows
+    coarse: int = 4000                  # fast: cold starts from this many points begin from subsamples' prices
 
     def __post_init__(self) -> None:
         _check(self.solver in OT_SOLVERS, f"OT solver must be one of {OT_SOLVERS}, got {self.solver!r}")
@@ -84,6 +85,7 @@ class OTConfig:
         _check(self.tol > 0, "OT tol must be > 0")
         _check(self.scaling > 1, "OT scaling must be > 1")
         _check(self.candidates >= 0, "OT candidates must be >= 0 (0 = automatic)")
+        _check(self.coarse >= 0, "OT coarse must be >= 0 (0 = never start from subsamples)")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
 

@@ -202,7 +202,8 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         out = auction(source, target, tol=cfg.tol, scaling=cfg.scaling, k=cfg.candidates, chunk=cfg.chunk,
                       prices=None if warm is None or warm.h is None else -warm.h.double(),
                       epsilon=None if warm is None else warm.epsilon,
-                      assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter)
+                      assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter,
+                      coarse=cfg.coarse)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     unmatched = float((out.assignment < 0).double().mean())

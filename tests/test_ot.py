@@ -9,6 +9,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from lvm.auction import auction
 from lvm.config import OTConfig
 from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
 
@@ -166,6 +167,21 @@ def test_fast_warm_start_matches_cold_quality_with_less_work(d: int) -> None:
         assert res.converged and _is_permutation(res.assignment)
         assert exact.cost <= res.cost <= exact.cost * (1 + FAST.tol) + 1e-9
     assert warm.iterations < cold.iterations
+
+
+@pytest.mark.parametrize("d", [2, 64])
+def test_fast_multiscale_cold_start_keeps_the_certified_quality(d: int) -> None:
+    src, tgt = _problem(800, d, seed=14)
+    exact = solve(src, tgt, EXACT).cost
+    direct = auction(src, tgt, coarse=0)
+    multi = auction(src, tgt, coarse=100)  # 800 points start from two solved subsamples of 100 (themselves direct)
+    again = auction(src, tgt, coarse=100)
+    for out in (direct, multi):
+        assert out.converged and _is_permutation(out.assignment) and out.rel_gap <= 1e-4
+        cost = float((src - tgt[out.assignment]).pow(2).sum(1).mean())
+        assert exact <= cost <= exact * (1 + out.rel_gap) + 1e-9
+    assert torch.equal(multi.assignment, again.assignment)  # the subsamples are drawn from a fixed seed
+    assert multi.passes > 1  # the subsamples' work is counted
 
 
 def test_fast_warm_start_from_the_paper_dual_is_accepted() -> None:
