@@ -16,10 +16,9 @@ from lvm import data as datasets, pretrained
 from lvm.checkpoint import CheckpointError
 from lvm.config import OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.session import Session, default_ot
+from lvm.session import Session, demo_config
 
 LIVE = "live training run"
-DEMO_LIMIT = {"exact": 1000, "fast": 3000}  # images of the live demo: what each solver matches in about a second
 
 
 class Sessions(dict):
@@ -35,15 +34,6 @@ class Sessions(dict):
 def sessions() -> Sessions:
     """One `Sessions` per browser session: two tabs train independently; a closed tab stops its threads."""
     return Sessions()
-
-
-def demo_config() -> TrainConfig:
-    """The paper's Fig. 2 setting: MNIST 0 and 1, d = 2, MLP generator, alpha 0.5."""
-    ot = default_ot()
-    limit = DEMO_LIMIT.get(ot.solver, 1000)
-    return TrainConfig(method="ours", alpha=0.5, ot_every=4, checkpoint_every=0, epochs=1e6,
-                       data=DataConfig("mnist", (0, 1), limit=limit), model=ModelConfig(2, "mlp"),
-                       langevin=LangevinConfig(), ot=ot)
 
 
 def main_session() -> Session:

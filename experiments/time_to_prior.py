@@ -26,29 +26,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing lvm
 
-from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
-from lvm.session import ON_PRIOR, Session
+from lvm.config import OTConfig, TrainConfig
+from lvm.session import ON_PRIOR, Session, demo_config
 
-BASE = TrainConfig(method="ours", alpha=0.5, ot_every=4, checkpoint_every=0, epochs=1e6,
-                   data=DataConfig("mnist", (0, 1), limit=3000), model=ModelConfig(2, "mlp"),
-                   langevin=LangevinConfig(), ot=OTConfig("fast"))
+BASE = demo_config(OTConfig("fast"))  # the app's default run
 
 
 def config(name: str) -> TrainConfig:
-    """Named settings: 'demo' is the app's default; the others change one or two of its settings."""
+    """Named settings: 'demo' is the app's default; the others change one to three of its settings."""
+    k = lambda steps, **kw: {"langevin": replace(BASE.langevin, steps=steps, **kw)}  # noqa: E731
     variants = {
-        "demo": {},
-        "alpha1": {"alpha": 1.0},
-        "alpha1-L1": {"alpha": 1.0, "ot_every": 1},
-        "alpha1-L1-n1000": {"alpha": 1.0, "ot_every": 1, "data": replace(BASE.data, limit=1000)},
-        "alpha1-L2-K10": {"alpha": 1.0, "ot_every": 2, "langevin": replace(BASE.langevin, steps=10)},
-        "alpha1-L1-K10": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10)},
-        "alpha1-L1-K5": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=5)},
-        "alpha1-L1-K10-s05": {"alpha": 1.0, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10, step_size=0.05)},
-        "alpha1-L1-K10-lr3": {"alpha": 1.0, "ot_every": 1, "lr": 3e-3, "langevin": replace(BASE.langevin, steps=10)},
-        "alpha1-L1-K10-L2x3": {"alpha": 1.0, "ot_every": 1, "learn_steps": 3,
-                               "langevin": replace(BASE.langevin, steps=10)},
-        "alpha09-L1-K10": {"alpha": 0.9, "ot_every": 1, "langevin": replace(BASE.langevin, steps=10)},
+        "demo": {},                                                     # alpha 1, L = 1, K = 10
+        "alpha05-L4-K20": {"alpha": 0.5, "ot_every": 4, **k(20)},      # the app's default until 2026-11-27
+        "alpha1-L4-K20": {"ot_every": 4, **k(20)},
+        "alpha1-L1-K20": k(20),
+        "alpha1-L1-K5": k(5),
+        "alpha1-L1-K10-s05": k(10, step_size=0.05),
+        "alpha1-L1-K10-lr3": {"lr": 3e-3},
+        "alpha1-L1-K10-L2x3": {"learn_steps": 3},
+        "alpha09-L1-K10": {"alpha": 0.9},
     }
     return replace(BASE, **variants[name])
 
@@ -83,7 +79,7 @@ def run(cfg: TrainConfig, seconds: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="training seconds per run")
-    ap.add_argument("--configs", default="demo,alpha1,alpha1-L1,alpha1-L1-K10")
+    ap.add_argument("--configs", default="demo,alpha05-L4-K20,alpha1-L4-K20,alpha1-L1-K20,alpha1-L1-K5,alpha09-L1-K10")
     ap.add_argument("--out", default="results/time_to_prior.md")
     a = ap.parse_args()
     rows = []

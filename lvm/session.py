@@ -82,6 +82,24 @@ def default_ot() -> OTConfig:
     return OTConfig(solver="fast" if "fast" in OT_SOLVERS else "exact")
 
 
+DEMO_LIMIT = {"exact": 1000, "fast": 3000}  # images of the live demo: what each solver matches in about a second
+
+
+def demo_config(ot: OTConfig | None = None) -> TrainConfig:
+    """The teaching demo, the app's default run: MNIST 0 and 1, d = 2 (the paper's Fig. 2), MLP generator.
+
+    alpha = 1 with a correction every iteration (L = 1) and K = 10: of the settings in
+    results/time_to_prior.md, the one whose q(z^K) reached the prior first and stayed
+    closest to it (the paper's alpha 0.5 with sparser corrections was still about
+    twice the prior's level after 90 s).
+    """
+    from .config import DataConfig, LangevinConfig, ModelConfig
+    ot = ot or default_ot()
+    return TrainConfig(method="ours", alpha=1.0, ot_every=1, checkpoint_every=0, epochs=1e6,
+                       data=DataConfig("mnist", (0, 1), limit=DEMO_LIMIT.get(ot.solver, 1000)),
+                       model=ModelConfig(2, "mlp"), langevin=LangevinConfig(steps=10), ot=ot)
+
+
 def view_size(d: int) -> int:
     """Latents drawn per frame: 2,000 in the plane, 1,000 when a projection is needed."""
     return 2000 if d <= 2 else 1000
