@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
 except ImportError:  # the browser tests skip, or fail under CI
-    sync_playwright = None
+    PlaywrightTimeout, sync_playwright = TimeoutError, None
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
