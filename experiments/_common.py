@@ -294,6 +294,15 @@ def execute(run: Run, clock: Clock, threads: int = 1, ckpt_every: int = 50) -> N
               + (f", FID-C {r['fid_c']:.2f}" if "fid_c" in r else ""))
 
 
+def execute_all(runs, write, clock: Clock, threads: int = 1, ckpt_every: int = 50) -> None:
+    """`execute` every run in turn; `write(complete)` rewrites the report before, between and after."""
+    write(False)
+    for run in runs:
+        execute(run, clock, threads, ckpt_every)
+        write(False)
+    write(True)
+
+
 def _train_to_budget(run: Run, clock: Clock, threads: int, ckpt_every: int, max_rounds: int = 12) -> None:
     """Resume with a growing --epochs until the iterations have used run.budget_s seconds.
 

@@ -124,12 +124,7 @@ def main() -> None:
         C.write_report(report, "Ablations on MNIST: alpha, s, K, L2", clock, setup, body,
                        [r.directory for r in unique], complete)
 
-    write(False)
-    for i, run in enumerate(unique):
-        clock.log(f"run {i + 1}/{len(unique)}: {run.name}")
-        C.execute(run, clock, a.threads, a.checkpoint_every)
-        write(False)
-    write(True)
+    C.execute_all(unique, write, clock, a.threads, a.checkpoint_every)
     clock.log(f"wrote {report}")
 
 

@@ -119,11 +119,7 @@ def main() -> None:
                          str(s), "--ot-every", str(a.ot_every), *method_flags(m, a.alpha)]
                 runs[(data, m, s)] = C.Run(root / f"{data}-{m}-s{s}", train, eval=C.eval_flags(a.eval_n, clf, test_steps),
                                            budget_s=a.budget_seconds, first_epochs=0.5)
-    write(False)
-    for key, run in runs.items():
-        C.execute(run, clock, a.threads, a.checkpoint_every)
-        write(False)
-    write(True)
+    C.execute_all(runs.values(), write, clock, a.threads, a.checkpoint_every)
     clock.log(f"wrote {report}")
 
 
