@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -71,45 +69,6 @@ def seeds(text: str) -> list[int]:
 
 def floats(text: str) -> list[float]:
     return [float(s) for s in text.split(",") if s.strip()]
-
-
-# ---- the machine and the command ----------------------------------------------------------------
-
-def machine() -> str:
-    """CPU model, core count, Python and torch versions, git commit (read-only)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import torch
-        tv = torch.__version__
-    except ImportError:
-        tv = "?"
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        rev = f"{rev}{' + uncommitted changes' if dirty else ''}" if rev else "?"
-    except (OSError, subprocess.SubprocessError):
-        rev = "?"
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}, torch {tv}, git {rev}")
-
-
-def script_command() -> str:
-    """How this script was started, relative to the repository root when possible."""
-    argv = list(sys.argv)
-    try:
-        argv[0] = str(Path(argv[0]).resolve().relative_to(ROOT))
-    except ValueError:
-        pass
-    return "python " + shlex.join(argv)
 
 
 def _rel(p: Path | str) -> str:
@@ -365,45 +324,3 @@ def eval_flags(n: int, clf: Path | None, steps: int = TEST_STEPS) -> list[str]:
     flags = ["--n", str(n), "--test-steps", str(steps), "--test-step-size", str(TEST_STEP_SIZE),
              "--restarts", str(RESTARTS)]
     return flags + (["--classifier", str(clf)] if clf else [])
-
-
-# ---- markdown ---------------------------------------------------------------------------------------
-
-def fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2e}"
-
-
-def mean_std(xs: list[float], digits: int = 3) -> str:
-    if not xs:
-        return "not run yet"
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
-    return f"{m:.{digits}f} ± {sd:.{digits}f} (n={len(xs)})" if len(xs) > 1 else f"{m:.{digits}f} (n=1)"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
-
-
-def write_report(path: Path, title: str, clock: Clock, setup: list[str], body: str, dirs: list[Path],
-                 complete: bool) -> None:
-    """The markdown file: title, how it was made, the table(s), then every command of every run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = "complete" if complete else "PARTIAL (the script is still running or was stopped; rerun to go on)"
-    head = [f"# {title}", "",
-            f"Made by `{script_command()}` ({state}).", "",
-            f"- machine: {machine()}",
-            f"- started {clock.started}, wall time of this invocation {clock.elapsed() / 60:.1f} min "
-            "(runs finished by earlier invocations are only read)",
-            *[f"- {s}" for s in setup], ""]
-    cmds = ["", "## Commands", "", "Every CLI call of every run, in order (from each run's `commands.txt`).", ""]
-    for d in dirs:
-        c = (d / "commands.txt").read_text().splitlines() if (d / "commands.txt").exists() else []
-        if c:
-            cmds += [f"**{d.parent.name}/{d.name}**", "", "```", *c, "```", ""]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(head) + "\n" + body.rstrip() + "\n" + "\n".join(cmds))
-    os.replace(tmp, path)

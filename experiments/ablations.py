@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import _common as C
+import _report as R
 
 GRID = {"alpha": [0.0, 0.1, 0.5, 0.9, 1.0], "s": [3e-3, 1.5e-2, 3e-2, 6e-2], "K": [10, 30, 50], "L2": [1, 2, 3]}
 BASE = {"alpha": 0.5, "s": 0.1, "K": 20, "L2": 1}
@@ -93,13 +94,13 @@ def main() -> None:
                     out.append([f"{v:g}", "not run yet"] + ["–"] * 5 + [pm, pf])
                 else:
                     recs = C.metrics(run.directory)
-                    out.append([f"{v:g}", C.fmt(r["mse"]), C.fmt(r.get("fid_c"), 2),
-                                f"{r['latent_ot_cost']:.3f} ({r['prior_ot_cost']:.3f})", C.fmt(r["latent_mmd"]),
+                    out.append([f"{v:g}", R.fmt(r["mse"]), R.fmt(r.get("fid_c"), 2),
+                                f"{r['latent_ot_cost']:.3f} ({r['prior_ot_cost']:.3f})", R.fmt(r["latent_mmd"]),
                                 recs[-1]["iteration"], f"{t['train_seconds']:.0f}", pm, pf])
             what = {"alpha": "alpha (Eq. 10; paper Fig. 5, no numbers)", "s": "Langevin step size s (paper Table 4)",
                     "K": "Langevin steps K (paper Table 5; it also has K = 100: 0.007, 15.43)",
                     "L2": "learning steps L2 (paper Table 6)"}[f]
-            body += f"## {what}\n\n" + C.table(
+            body += f"## {what}\n\n" + R.table(
                 [f, "test MSE", "FID-C", "latent OT cost (prior vs prior)", "latent MMD", "iterations", "train s",
                  "paper MSE" + (" (before / after)" if f == "s" else ""),
                  "paper FID (Inception; not comparable)" + (" (before / after)" if f == "s" else "")], out) + "\n\n"
@@ -121,7 +122,7 @@ def main() -> None:
             "paper: " + C.PAPER_URL + "; Table 4's 'before / after' is the model before / after the OT correction; "
             "only one number per setting here (trained with the correction)",
         ]
-        C.write_report(report, "Ablations on MNIST: alpha, s, K, L2", clock, setup, body,
+        R.write_report(report, "Ablations on MNIST: alpha, s, K, L2", clock, setup, body,
                        [r.directory for r in unique], complete)
 
     C.execute_all(unique, write, clock, a.threads, a.checkpoint_every)

@@ -17,6 +17,7 @@ import argparse
 import numpy as np
 
 import _common as C
+import _report as R
 import _plot
 import ablations
 
@@ -69,7 +70,7 @@ def fig23(a: argparse.Namespace, clock: C.Clock) -> tuple[str, list]:
           f"First {a.limit01:,} training images of digits 0 and 1; MLP decoder (the CLI's default for d = 2); "
           f"{a.epochs01:g} epochs in {a.stages01} stages; L = {a.ot_every01}. OT = exact OT cost between {n_fit:,} "
           f"latents and {n_fit:,} prior draws (between two prior samples: {level:.3f}).\n\n"
-          + C.table(["method", "stage", "iteration", "corrections", "latent OT cost"], rows) + "\n\n")
+          + R.table(["method", "stage", "iteration", "corrections", "latent OT cost"], rows) + "\n\n")
     return md, [r.directory for r in runs.values()]
 
 
@@ -87,8 +88,8 @@ def fig5(a: argparse.Namespace, clock: C.Clock) -> tuple[str, list]:
         xs = [t["iterations"] / a.ot_every for t, _ in st]
         mse.append((f"alpha {al:g}", xs, [e["mse"] for _, e in st]))
         fid.append((f"alpha {al:g}", xs, [e.get("fid_c", float("nan")) for _, e in st]))
-        rows += [[f"{al:g}", k + 1, t["iterations"], t["iterations"] // a.ot_every, C.fmt(e["mse"]),
-                  C.fmt(e.get("fid_c"), 2), f"{e['latent_ot_cost']:.3f}"] for k, (t, e) in enumerate(st)]
+        rows += [[f"{al:g}", k + 1, t["iterations"], t["iterations"] // a.ot_every, R.fmt(e["mse"]),
+                  R.fmt(e.get("fid_c"), 2), f"{e['latent_ot_cost']:.3f}"] for k, (t, e) in enumerate(st)]
     png = _plot.line_panels([("latent fit: OT cost of q(z^K) to the prior", "corrections", fit),
                              ("test MSE", "corrections", mse), ("FID-C", "corrections", fid)],
                             a.out / "fig5.png", f"Fig. 5: alpha over corrections (MNIST, d = {C.LATENT_DIM}, "
@@ -97,7 +98,7 @@ def fig5(a: argparse.Namespace, clock: C.Clock) -> tuple[str, list]:
           "experiments/ablations.py (same directories, base settings there). Left: exact OT cost between 500 "
           "latents of q(z^K), before the correction, and 500 prior draws, logged at every L-th iteration "
           "(for alpha = 0 there is no correction, only the measurement). Middle and right: the staged evaluations.\n\n"
-          + C.table(["alpha", "stage", "iterations", "corrections", "test MSE", "FID-C", "latent OT cost (2,000)"],
+          + R.table(["alpha", "stage", "iterations", "corrections", "test MSE", "FID-C", "latent OT cost (2,000)"],
                     rows) + "\n\n")
     return md, [r.directory for r in runs.values()]
 
@@ -129,7 +130,7 @@ def main() -> None:
     setup = [f"test-time inference for the MSE: K = {a.test_steps}, s = {C.TEST_STEP_SIZE}, {C.RESTARTS} restart, "
              f"first {a.eval_n:,} test images", f"seed: {a.seed}", f"paper: {C.PAPER_URL}, Fig. 2, 3, 5"]
     report = a.out / "figures.md"
-    C.write_report(report, "Fig. 2, 3 and 5", clock, setup, body, dirs, True)
+    R.write_report(report, "Fig. 2, 3 and 5", clock, setup, body, dirs, True)
     clock.log(f"wrote {report}")
 
 

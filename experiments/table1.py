@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 import _common as C
+import _report as R
 
 PAPER_MSE = {("mnist", "ours"): 0.0008, ("mnist", "vae"): 0.023}   # Table 1; ABP has "-" on MNIST
 PAPER_FID = {("mnist", "ours"): 14.28, ("mnist", "vae"): 19.21}    # Inception FID: never beside FID-C
@@ -64,17 +65,17 @@ def main() -> None:
                     r = run.result() if run else None
                     t = C.read_json(run.directory / "train-0.json") if run else None
                     name = NAMES[m].format(alpha=a.alpha)
-                    pm, pf = C.fmt(PAPER_MSE.get((data, m))), C.fmt(PAPER_FID.get((data, m)), 2)
+                    pm, pf = R.fmt(PAPER_MSE.get((data, m))), R.fmt(PAPER_FID.get((data, m)), 2)
                     if run and run.diverged():
                         rows.append([data, name, s, "–", "–", "–", "diverged", pm, "–", "–", pf, "–", "–"])
                     elif r is None or t is None:
                         rows.append([data, name, s, "–", "–", "–", "not run yet", pm, "–", "–", pf, "–", "–"])
                     else:
                         rows.append([data, name, s, f"{t['epochs']:.2f}", t["iterations"] if "iterations" in t
-                                     else "–", f"{t['train_seconds']:.0f}", C.fmt(r["mse"]), pm,
-                                     C.fmt(r.get("encoder_mse")), C.fmt(r.get("fid_c"), 2), pf,
+                                     else "–", f"{t['train_seconds']:.0f}", R.fmt(r["mse"]), pm,
+                                     R.fmt(r.get("encoder_mse")), R.fmt(r.get("fid_c"), 2), pf,
                                      f"{r['latent_ot_cost']:.3f} ({r['prior_ot_cost']:.3f})",
-                                     C.fmt(r["latent_mmd"])])
+                                     R.fmt(r["latent_mmd"])])
         header = ["data", "method", "seed", "epochs", "iterations", "train s", "test MSE", "paper MSE",
                   "VAE encoder MSE", "FID-C", "paper FID (Inception; not comparable)",
                   "latent OT cost (prior vs prior)", "latent MMD"]
@@ -98,10 +99,10 @@ def main() -> None:
             fid,
             f"paper: {C.PAPER_URL}, Table 1 (MNIST only; no Fashion-MNIST, no ABP row on MNIST)",
         ]
-        body = C.table(header, rows)
+        body = R.table(header, rows)
         if skipped:
             body += "\n\n" + "\n".join(f"- {d} skipped: {msg}" for d, msg in skipped.items())
-        C.write_report(report, "Table 1: reconstruction, generation and latent fit", clock, setup, body,
+        R.write_report(report, "Table 1: reconstruction, generation and latent fit", clock, setup, body,
                        [r.directory for r in runs.values()], complete)
 
     for data in datasets:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 import _common as C
+import _report as R
 
 DIGITS = (1, 4, 5, 7, 9)
 PAPER = {  # Table 2 of the paper (VAE, LEBM and ABP taken there from LEBM [31]); mean ± std
@@ -65,7 +66,7 @@ def main() -> None:
             share = [r["anomaly_share"] for (dd, _, _), r in res.items() if dd == d and r]
             row = [d, f"{sum(share) / len(share):.3f}" if share else "–"]
             for m in methods:
-                row += [C.mean_std([r["auprc"] for (dd, mm, _), r in res.items() if dd == d and mm == m and r]),
+                row += [R.mean_std([r["auprc"] for (dd, mm, _), r in res.items() if dd == d and mm == m and r]),
                         paper(m, d)]
             rows.append(row + [paper("lebm", d)])
         for (d, m, s), path in dirs.items():
@@ -77,8 +78,8 @@ def main() -> None:
         header = ["held-out digit", "chance (anomaly share)"]
         for m in methods:
             header += [f"{NAMES[m]} AUPRC", f"paper {NAMES[m]}"]
-        body = (C.table(header + ["paper LEBM"], rows) + "\n\n## Every run\n\n"
-                + C.table(["digit", "method", "seed", "AUPRC", "anomaly share", "iterations", "train s"], detail))
+        body = (R.table(header + ["paper LEBM"], rows) + "\n\n## Every run\n\n"
+                + R.table(["digit", "method", "seed", "AUPRC", "anomaly share", "iterations", "train s"], detail))
         setup = [
             f"data: MNIST, MEG split (PROTOCOL sec. 2): all 70,000 images pooled, normal = the other digits shuffled "
             f"with RandomState(42), first 80 % train; training on the first {a.limit:,} of those "
@@ -94,7 +95,7 @@ def main() -> None:
             "||z||^2 / 2; AUPRC = sklearn auc(recall, precision), anomalies positive",
             f"paper: {C.PAPER_URL}, Table 2 (10 runs per digit there; its VAE, ABP and LEBM rows come from LEBM)",
         ]
-        C.write_report(report, "Table 2: anomaly detection AUPRC on MNIST (MEG split)", clock, setup, body,
+        R.write_report(report, "Table 2: anomaly detection AUPRC on MNIST (MEG split)", clock, setup, body,
                        list(dirs.values()), complete)
 
     write(False)
