@@ -25,9 +25,10 @@ except ImportError:
 skip_without_browser()
 
 
-# The decoded data plotly.js drew (figure.data holds numpy arrays base64-encoded).
-CLOUD_X = ("() => { const d = document.querySelector('.js-plotly-plot')._fullData;"
-           " return Array.from(d[d.length - 1].x).slice(0, 50); }")
+# The decoded data plotly.js drew (figure.data holds numpy arrays base64-encoded); null
+# while Streamlit swaps the chart element during a redraw.
+CLOUD_X = ("() => { const e = document.querySelector('.js-plotly-plot'); const d = e && e._fullData;"
+           " return d && d.length ? Array.from(d[d.length - 1].x).slice(0, 50) : null; }")
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +78,11 @@ def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str
 
     _go(page, "Train")
     page.wait_for_selector(".js-plotly-plot")
+    page.wait_for_function(f"() => ({CLOUD_X})() !== null")
     before = _cloud_x(page)
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function(f"(b) => JSON.stringify(({CLOUD_X})()) !== JSON.stringify(b)", arg=before)
-    assert _cloud_x(page) != before
+    page.wait_for_function(
+        f"(b) => {{ const x = ({CLOUD_X})(); return x !== null && JSON.stringify(x) !== JSON.stringify(b); }}", arg=before)
     redraw = page.get_by_text("redraw ")
     n0, t1 = int(redraw.inner_text().split()[1]), time.monotonic()
     time.sleep(6)
