@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_flags(s)
     add_test_flags(s)
     s.set_defaults(n=0)  # the whole MEG test split unless asked otherwise
+    s.add_argument("--scores-out", default="", help="also write each test image's score and label (.npz)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("score", help="anomaly score -log p(x, z) of each image")

@@ -146,6 +146,8 @@ def anomaly(a: argparse.Namespace) -> int:
     result = {"holdout": a.holdout, "seed": a.seed, "method": cfg.method, "n_test": len(test),
               "anomaly_share": float(test.y.float().mean()), "test_steps": lcfg.steps,
               "auprc": metrics.auprc(scores, test.y)}
+    if a.scores_out:  # what the app's histogram and precision-recall curve read
+        np.savez_compressed(a.scores_out, scores=scores.numpy(), labels=test.y.numpy())
     emit(result, a.json)
     return 0
 

@@ -46,6 +46,11 @@ class Entry:
     def title(self) -> str:
         return self.manifest.get("title", self.name)
 
+    @property
+    def kind(self) -> str:
+        """'generator' (a checkpoint `load` reads) or 'classifier' (a FID-C feature classifier)."""
+        return self.manifest.get("kind", "generator")
+
     def path(self, key: str = "checkpoint") -> Path:
         return self.folder / self.manifest["files"][key]["path"]
 
@@ -75,16 +80,18 @@ class Entry:
             return {k: f[k] for k in f.files}
 
 
-def available(folder: str | Path | None = None) -> list[Entry]:
-    """Every subfolder of `folder` (default `root()`) with a manifest.json, by name; none when it is missing."""
+def available(folder: str | Path | None = None, kind: str | None = "generator") -> list[Entry]:
+    """Every subfolder of `folder` (default `root()`) with a manifest.json of `kind` (None: any), by name."""
     out = []
     for m in sorted(Path(folder or root()).glob("*/manifest.json")):
         try:
-            out.append(Entry(m.parent.name, m.parent, json.loads(m.read_text())))
+            entry = Entry(m.parent.name, m.parent, json.loads(m.read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{m}: unreadable manifest ({e})") from e
+        if kind is None or entry.kind == kind:
+            out.append(entry)
     return out
 
 
-def find(name: str, folder: str | Path | None = None) -> Entry | None:
-    return next((e for e in available(folder) if e.name == name), None)
+def find(name: str, folder: str | Path | None = None, kind: str | None = "generator") -> Entry | None:
+    return next((e for e in available(folder, kind) if e.name == name), None)

@@ -1,15 +1,16 @@
-"""Make the models in pretrained/ with the command line, each with a manifest.json.
+"""Make the models in pretrained/, each with a manifest.json (data, config, metrics, commands, sha256).
 
-    bash scripts/make_pretrained.sh            # both models
-    bash scripts/make_pretrained.sh demo       # only the teaching demo
+    bash scripts/make_pretrained.sh                 # everything below
+    bash scripts/make_pretrained.sh demo            # only the teaching demo
 
-demo: MNIST digits 0 and 1, d = 2, MLP generator (the paper's Fig. 2 setting).
-anomaly-4: the MEG split of MNIST with digit 4 held out, d = 16, conv generator,
-plus the anomaly scores of a seeded subset of its test split (test_scores.npz),
-which the app's histogram and precision-recall curve read.
-
-With the 'fast' OT solver (when lvm has it) every training image is used; with
-the exact solver the data are cut to what it can match (--limit).
+demo: trained here with the command line: MNIST digits 0 and 1, d = 2, MLP generator (Fig. 2's setting).
+The rest packages the experiments' runs, so the shipped models are the ones the tables measure:
+anomaly-D: experiments/table2.py's run of ours with seed 0 for held-out digit D, rescored by the
+    command line into test_scores.npz (the app's histogram and precision-recall curve), which must
+    reproduce the run's AUPRC exactly;
+mnist, fashion: experiments/table1.py's run of ours (seed 0);
+fidc-mnist, fidc-fashion: the FID-C feature classifiers the experiments trained.
+Shipped checkpoints drop what only resuming needs (optimizer state, OT warm start, targets).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -48,13 +50,17 @@ def _solver_flags(solver: str, limit: int) -> list[str]:
     return ["--ot-solver", solver] + (["--limit", str(limit)] if solver == "exact" else [])
 
 
-def _manifest(out: Path, title: str, commands: list[list[str]], result: dict, files: dict[str, str],
+def _lvm(args: list[str]) -> str:
+    return shlex.join(["python", "-m", "lvm", *args])
+
+
+def _manifest(out: Path, title: str, commands: list[str], result: dict, files: dict[str, str],
               seconds: float, **extra) -> None:
     cfg, _, _ = checkpoint.load_model(out / files["checkpoint"])
     state = checkpoint.load(out / files["checkpoint"])
     manifest = {
         "title": title, "data": state["config"]["data"], "config": state["config"],
-        "metrics": result, "commands": [shlex.join(["python", "-m", "lvm", *c]) for c in commands],
+        "metrics": result, "commands": commands, "kind": "generator",
         "seconds": round(seconds, 1), "torch": torch.__version__, **extra,
         "files": {k: {"path": p, "sha256": sha256(out / p)} for k, p in files.items()},
     }
@@ -83,45 +89,97 @@ def demo(a: argparse.Namespace) -> None:
     ev = ["eval", str((out / "checkpoint.pt").relative_to(ROOT)), "--n", "2000"]
     result.update({k: v for k, v in _run(ev).items() if k != "checkpoint"})
     result.pop("checkpoint", None)
-    _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [train, ev], result,
+    _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [_lvm(train), _lvm(ev)], result,
               {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "preview": write_preview(out)},
               time.perf_counter() - t0)
 
 
-def anomaly(a: argparse.Namespace, holdout: int = 4, n_test: int = 2000, test_steps: int = 100) -> None:
-    out = ROOT / "pretrained" / f"anomaly-{holdout}"
-    t0 = time.perf_counter()
-    cmd = ["anomaly", "--holdout", str(holdout), "--seed", "0", "--latent-dim", "16", "--alpha", "0.5",
-           "--ot-every", str(a.anomaly_every), "--epochs", str(a.anomaly_epochs), "--threads", "1",
-           "--checkpoint-every", "0", "--n", str(n_test), "--test-steps", str(test_steps),
-           *_solver_flags(a.solver, 4000), "--out", str(out.relative_to(ROOT))]
-    result = _run(cmd)
-    # The same seeded test subset and test-time inference as the command, kept per image for the app.
-    cfg, gen, _ = checkpoint.load_model(out / "checkpoint.pt")
-    _, test = datasets.meg_split(holdout, replace(cfg.data, limit=0))
-    test = test.subset(torch.from_numpy(np.random.RandomState(0).permutation(len(test))[:n_test]))
-    lcfg = replace(cfg.langevin, steps=test_steps)
-    torch.set_num_threads(1)
-    scores = metrics.anomaly_scores(gen, test.x, lcfg, torch.Generator().manual_seed(0)).numpy()
-    auprc = metrics.auprc(scores, test.y)
-    if abs(auprc - result["auprc"]) > 1e-9:
-        raise SystemExit(f"test scores give AUPRC {auprc}, the command printed {result['auprc']}")
-    np.savez_compressed(out / "test_scores.npz", scores=scores, labels=test.y.numpy())
-    _manifest(out, f"Anomaly: MNIST with digit {holdout} held out (MEG split), d = 16", [cmd], result,
-              {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "test_scores": "test_scores.npz"},
-              time.perf_counter() - t0, holdout=holdout, test_steps=test_steps, n_test=n_test)
+def _slim_checkpoint(src: Path, dst: Path) -> None:
+    """The run's checkpoint without what only resuming needs (optimizer, OT warm start, targets)."""
+    state = checkpoint.load(src)
+    checkpoint.save(dst, {k: v for k, v in state.items() if k not in ("optimizer", "ot_warm", "targets")})
+
+
+def _run_commands(run: Path) -> list[str]:
+    cmds = (run / "commands.txt").read_text().splitlines()
+    return [c.replace(str(ROOT) + "/", "") for c in cmds if c.strip()]
+
+
+def _from_run(run: Path, experiment: str) -> Path:
+    if not (run / "checkpoint.pt").is_file():
+        raise SystemExit(f"{run.relative_to(ROOT)} is missing: run `python experiments/{experiment}.py` first")
+    return run
+
+
+def anomaly(a: argparse.Namespace) -> None:
+    """anomaly-D: Table 2's seed-0 run of ours for each held-out digit D, with its test scores for the app."""
+    for d in (int(x) for x in a.digits.split(",")):
+        run = _from_run(ROOT / "runs" / "table2" / f"ours-d{d}-s0", "table2")
+        result = json.loads((run / "anomaly.json").read_text())
+        out = ROOT / "pretrained" / f"anomaly-{d}"
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
+        shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
+        spec = json.loads((run / "spec.json").read_text())["anomaly"]
+        flag = lambda name: spec[spec.index(name) + 1]  # noqa: E731 - the run's own test protocol
+        score = ["anomaly", "--checkpoint", str((out / "checkpoint.pt").relative_to(ROOT)), "--holdout", str(d),
+                 "--seed", "0", "--n", flag("--n"), "--test-steps", flag("--test-steps"), "--test-step-size",
+                 flag("--test-step-size"), "--restarts", flag("--restarts"), "--threads", "1",
+                 "--scores-out", str((out / "test_scores.npz").relative_to(ROOT))]
+        rescored = _run(score)
+        if abs(rescored["auprc"] - result["auprc"]) > 1e-9:
+            raise SystemExit(f"anomaly-{d}: rescoring gives AUPRC {rescored['auprc']}, the run gave {result['auprc']}")
+        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {spec[spec.index('--latent-dim') + 1]}",
+                  _run_commands(run) + [_lvm(score)], result, {"checkpoint": "checkpoint.pt", "metrics":
+                  "metrics.jsonl", "test_scores": "test_scores.npz"}, time.perf_counter() - t0, holdout=d, test_steps=result["test_steps"], n_test=result["n_test"])
+
+
+def generators(a: argparse.Namespace) -> None:
+    """mnist and fashion: Table 1's runs of ours (seed 0), with their evaluation as metrics."""
+    for data in a.data.split(","):
+        run = _from_run(ROOT / "runs" / "table1" / f"{data}-ours-s0", "table1")
+        evals = sorted(run.glob("eval-*.json"))
+        if not evals:
+            raise SystemExit(f"{run.relative_to(ROOT)} has no evaluation yet: let experiments/table1.py finish")
+        out = ROOT / "pretrained" / data
+        out.mkdir(parents=True, exist_ok=True)
+        _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
+        shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
+        result = {k: v for k, v in json.loads(evals[-1].read_text()).items() if k != "checkpoint"}
+        name = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[data]
+        _manifest(out, f"Generator: {name}, d = 16 (Table 1's run of ours)", _run_commands(run), result,
+                  {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "preview": write_preview(out)}, 0.0)
+
+
+def classifiers(a: argparse.Namespace) -> None:
+    """fidc-DATA: the FID-C feature classifiers the experiments trained (runs/fidc-DATA.pt)."""
+    for data in a.data.split(","):
+        src, info = ROOT / "runs" / f"fidc-{data}.pt", ROOT / "runs" / f"fidc-{data}.json"
+        if not (src.is_file() and info.is_file()):
+            raise SystemExit(f"{src.relative_to(ROOT)} is missing: run `python experiments/table1.py` first")
+        out = ROOT / "pretrained" / f"fidc-{data}"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, out / "classifier.pt")
+        meta = json.loads(info.read_text())
+        manifest = {"title": f"FID-C feature classifier: {data}", "kind": "classifier", "data": {"name": data},
+                    "metrics": {k: v for k, v in meta.items() if k != "command"}, "commands": [meta["command"]],
+                    "torch": torch.__version__,
+                    "files": {"classifier": {"path": "classifier.pt", "sha256": sha256(out / "classifier.pt")}}}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"wrote {out / 'manifest.json'}", file=sys.stderr)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("which", nargs="*", help="demo and/or anomaly (default: both)")
+    p.add_argument("which", nargs="*", help="demo, anomaly, generators, classifiers (default: all)")
     p.add_argument("--solver", default="fast" if "fast" in OT_SOLVERS else "exact", choices=list(OT_SOLVERS))
     p.add_argument("--demo-epochs", type=float, default=10)
     p.add_argument("--demo-every", type=int, default=8, help="L of the demo")
-    p.add_argument("--anomaly-epochs", type=float, default=3)
-    p.add_argument("--anomaly-every", type=int, default=16, help="L of the anomaly model")
+    p.add_argument("--digits", default="1,4,5,7,9", help="anomaly: the held-out digits to package")
+    p.add_argument("--data", default="mnist,fashion", help="generators and classifiers: the data sets")
     a = p.parse_args()
-    makers = {"demo": demo, "anomaly": anomaly}
+    makers = {"demo": demo, "anomaly": anomaly, "generators": generators, "classifiers": classifiers}
     unknown = set(a.which) - set(makers)
     if unknown:
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lvm import metrics
 from lvm.checkpoint import load
 from lvm.config import DataConfig
 from lvm.data import load as load_data
@@ -111,8 +112,12 @@ def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> 
                     "--out", str(out), *small))
     assert first["n_test"] == 300 and 0.2 < first["anomaly_share"] < 0.55
     assert 0.0 < first["auprc"] <= 1.0
-    again = _ok(lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"), *small))
+    again = _ok(lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"), *small,
+                    "--scores-out", str(tmp_path / "scores.npz")))
     assert again["auprc"] == first["auprc"]  # same model, same seeded test-time inference
+    with np.load(tmp_path / "scores.npz") as f:  # what pretrained/anomaly-D ships for the app
+        assert f["scores"].shape == f["labels"].shape == (300,)
+        assert metrics.auprc(f["scores"], f["labels"]) == first["auprc"]
 
 
 def test_a_diverging_run_keeps_its_last_finite_state_and_resumes_with_a_lower_setting(tmp_path: Path) -> None:
