@@ -34,7 +34,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ot-every", type=int, default=20, help="L")
     p.add_argument("--stages", type=int, default=4, help="evaluated stages of the Fig. 5 runs")
     p.add_argument("--fig5-alphas", default="0.1,0.5,0.9", help="alphas trained in stages for Fig. 5")
-    p.add_argument("--eval-n", type=int, default=2000, help="test images for MSE, and the FID-C sample size")
+    p.add_argument("--eval-n", type=int, default=2000, help="test images for MSE (FID-C uses the CLI's 10,000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-fid", action="store_true", help="skip FID-C (no classifier is trained)")
     p.add_argument("--classifier-epochs", type=int, default=3)
@@ -104,8 +104,9 @@ def main() -> None:
                 [f, "test MSE", "FID-C", "latent OT cost (prior vs prior)", "latent MMD", "iterations", "train s",
                  "paper MSE" + (" (before / after)" if f == "s" else ""),
                  "paper FID (Inception; not comparable)" + (" (before / after)" if f == "s" else "")], out) + "\n\n"
-        fid = (f"FID-C: `{clf_info['command']}` (test accuracy {clf_info['test_accuracy']:.4f}); {a.eval_n:,} prior "
-               f"samples against the first {a.eval_n:,} test images" if clf_info else "FID-C: skipped (--no-fid or --quick)")
+        fid = (f"FID-C: `{clf_info['command']}` (test accuracy {clf_info['test_accuracy']:.4f}); 10,000 prior "
+               "samples against the first 10,000 test images (eval's --fid-n default; PROTOCOL sec. 2)"
+               if clf_info else "FID-C: skipped (--no-fid or --quick)")
         setup = [
             f"data: MNIST, first {a.limit:,} training images" if a.limit else "data: MNIST, all training images",
             f"seed: {a.seed} (one run per setting)",

@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000, help="first N training images (0 = all)")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--ot-every", type=int, default=20, help="L")
-    p.add_argument("--eval-n", type=int, default=2000, help="test images for MSE, and the FID-C sample size")
+    p.add_argument("--eval-n", type=int, default=2000, help="test images for MSE (FID-C uses the CLI's 10,000)")
     p.add_argument("--no-fid", action="store_true", help="skip FID-C (no classifier is trained)")
     p.add_argument("--classifier-epochs", type=int, default=3)
     a = p.parse_args()
@@ -81,7 +81,7 @@ def main() -> None:
                   "latent OT cost (prior vs prior)", "latent MMD"]
         used = "; ".join(f"{k}: `{v['command']}`, test accuracy {v['test_accuracy']:.4f}" for k, v in clfs.items())
         fid = (f"FID-C: Fréchet distance on the penultimate features of the CLI's small classifier ({used}), "
-               f"{a.eval_n:,} prior samples against the first {a.eval_n:,} test images"
+               f"10,000 prior samples against the first 10,000 test images (eval's --fid-n default; PROTOCOL sec. 2)"
                if clfs else "FID-C: skipped (--no-fid or --quick)")
         setup = [
             f"data: {', '.join(datasets)}; first {a.limit:,} training images" if a.limit else "data: all training images",

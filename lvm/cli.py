@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("checkpoint")
     add_test_flags(s)
     s.add_argument("--classifier", default="", help="FID-C classifier file (python -m lvm classifier)")
+    s.add_argument("--fid-n", type=int, default=10000,
+                   help="FID-C: this many prior samples against the first this many test images (PROTOCOL: 10,000)")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 

@@ -116,11 +116,13 @@ def eval(a: argparse.Namespace) -> int:  # noqa: A001 - the sub-command's name
         enc.load_state_dict(state["encoder"])
         with torch.no_grad():
             result["encoder_mse"] = metrics.mse(test.x, gen(enc.eval()(test.x.to(dev))[0]).cpu())
-    if a.classifier:
+    if a.classifier:  # its own test sample: MSE needs Langevin per image, FID-C only decoding
         clf = load_classifier(a.classifier)
+        real = _test_images(cfg, a.fid_n).x
         with torch.no_grad():
-            x_gen = gen(prior_sample(len(test), cfg.model.latent_dim, rng).to(dev)).cpu()
-        result["fid_c"] = metrics.fid_c(clf, test.x, x_gen)
+            z = prior_sample(len(real), cfg.model.latent_dim, rng)
+            x_gen = torch.cat([gen(zb.to(dev)).cpu() for zb in z.split(1000)])
+        result["fid_c"], result["fid_n"] = metrics.fid_c(clf, real, x_gen), len(real)
     emit(result, a.json)
     return 0
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from lvm import metrics
 from lvm.checkpoint import load
+from lvm.classifier import Classifier, save_classifier
 from lvm.config import DataConfig
 from lvm.data import load as load_data
 
@@ -64,6 +65,16 @@ def test_eval_prints_finite_figures(run) -> None:
     for key in ("mse", "latent_ot_cost", "latent_mmd"):
         assert math.isfinite(result[key]), key
     assert 0 < result["mse"] < 1
+
+
+def test_eval_draws_the_fid_c_sample_apart_from_the_mse_sample(run, tmp_path: Path) -> None:
+    out, _ = run
+    save_classifier(Classifier(), tmp_path / "clf.pt")  # untrained: features still separate the two samples
+    args = ["eval", str(out / "checkpoint.pt"), "--json", "--n", "50", "--test-steps", "5",
+            "--classifier", str(tmp_path / "clf.pt")]
+    result = _ok(lvm(*args, "--fid-n", "250"))
+    assert result["n_test"] == 50 and result["fid_n"] == 250 and result["fid_c"] > 0
+    assert _ok(lvm(*args, "--fid-n", "250"))["fid_c"] == result["fid_c"]  # seeded
 
 
 def test_score_reports_each_file(run, tmp_path: Path) -> None:
