@@ -41,23 +41,27 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=4.0, help="training epochs, the same for every method")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--ot-every", type=int, default=20, help="L")
+    p.add_argument("--steps", type=int, default=20, help="K, Langevin steps per visit during training")
     p.add_argument("--test-n", type=int, default=2000, help="test images scored per run (0 = the whole split)")
+    p.add_argument("--tag", default="", help="a variant's name: runs go to RUNS/table2-TAG/, the table to table2-TAG.md")
     a = p.parse_args()
     test_steps = C.TEST_STEPS
     if a.quick:
         a.digits, a.seeds, a.limit, a.epochs, a.test_n, test_steps = "1", "0", 256, 1.0, 200, 20
     clock = C.Clock()
-    root, report = a.runs / "table2", a.out / "table2.md"
+    name = f"table2-{a.tag}" if a.tag else "table2"
+    root, report = a.runs / name, a.out / f"{name}.md"
     digits, seeds, methods = C.seeds(a.digits), C.seeds(a.seeds), a.methods.split(",")
     test = ["--test-steps", str(test_steps), "--test-step-size", str(C.TEST_STEP_SIZE), "--restarts",
             str(C.RESTARTS), "--n", str(a.test_n)]
+    steps = ["--langevin-steps", str(a.steps)] if a.steps != 20 else []  # absent at the CLI default, as before
     grid = [(d, m, s) for d in digits for s in seeds for m in methods]
     dirs = {(d, m, s): root / f"{m}-d{d}-s{s}" for d, m, s in grid}
 
     def args(d: int, m: str, s: int) -> list[str]:
         return ["--holdout", str(d), "--method", m, *(["--alpha", str(a.alpha)] if m == "ours" else []),
                 "--seed", str(s), "--latent-dim", str(C.LATENT_DIM), "--limit", str(a.limit), "--epochs",
-                f"{a.epochs:g}", "--ot-every", str(a.ot_every), *test]
+                f"{a.epochs:g}", "--ot-every", str(a.ot_every), *steps, *test]
 
     def write(complete: bool) -> None:
         res = {k: C.read_json(v / "anomaly.json") for k, v in dirs.items()}
@@ -88,8 +92,8 @@ def main() -> None:
             f"seeds: {a.seeds} (training seed and test subset); mean ± sample std over seeds, never a best run",
             f"budget: {a.epochs:g} epochs for every method (the same iterations; their train seconds differ and "
             "are listed per run)",
-            f"model and training: conv decoder, d = {C.LATENT_DIM}, sigma 0.3, batch 128, Adam lr 1e-3, K = 20 and "
-            f"s = 0.1 during training (CLI defaults); ours: alpha {a.alpha}, L = {a.ot_every}, fast OT solver",
+            f"model and training: conv decoder, d = {C.LATENT_DIM}, sigma 0.3, batch 128, Adam lr 1e-3, K = {a.steps} "
+            f"and s = 0.1 during training, persistent chains; ours: alpha {a.alpha}, L = {a.ot_every}, fast OT solver",
             f"test-time inference (every method, the VAE included): K = {test_steps} Langevin steps from the prior, "
             f"s = {C.TEST_STEP_SIZE}, {C.RESTARTS} restart; score -log p(x, z) = ||x - g(z)||^2 / (2 sigma^2) + "
             "||z||^2 / 2; AUPRC = sklearn auc(recall, precision), anomalies positive",
@@ -101,7 +105,7 @@ def main() -> None:
     write(False)
     for i, (d, m, s) in enumerate(grid):
         path = dirs[(d, m, s)]
-        label = f"table2/{path.name} ({i + 1}/{len(grid)})"
+        label = f"{name}/{path.name} ({i + 1}/{len(grid)})"
         if (path / "anomaly.json").exists() or (path / "diverged.json").exists():
             clock.log(f"{label}: done earlier, skipped")
             continue
