@@ -163,7 +163,8 @@ def classifiers(a: argparse.Namespace) -> None:
         shutil.copy(src, out / "classifier.pt")
         meta = json.loads(info.read_text())
         manifest = {"title": f"FID-C feature classifier: {data}", "kind": "classifier", "data": {"name": data},
-                    "metrics": {k: v for k, v in meta.items() if k != "command"}, "commands": [meta["command"]],
+                    "metrics": {k: v for k, v in meta.items() if k not in ("command", "out")},
+                    "commands": [meta["command"].replace(str(ROOT) + "/", "")],
                     "torch": torch.__version__,
                     "files": {"classifier": {"path": "classifier.pt", "sha256": sha256(out / "classifier.pt")}}}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -66,7 +66,10 @@ def test_shipped_scores_are_what_the_model_gives_on_its_test_split() -> None:
 @pytest.mark.parametrize("entry", CLASSIFIERS, ids=names)
 def test_classifiers_load_and_classify_test_images_as_their_manifest_says(entry: pretrained.Entry) -> None:
     model = load_classifier(entry.verified("classifier"))
-    test = datasets.load(DataConfig(entry.manifest["data"]["name"], limit=1000), "test")
+    try:
+        test = datasets.load(DataConfig(entry.manifest["data"]["name"], limit=1000), "test")
+    except datasets.MissingDataError as e:  # Fashion-MNIST needs Debian's package (scripts/setup.sh installs it)
+        pytest.skip(str(e).splitlines()[0])
     acc = accuracy(model, test.x, test.y)
     assert acc > entry.manifest["metrics"]["test_accuracy"] - 0.03
 
