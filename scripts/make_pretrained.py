@@ -22,13 +22,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lvm import checkpoint, data as datasets, metrics
+from lvm import checkpoint
 from lvm.config import OT_SOLVERS
 from lvm.pretrained import sha256
 
@@ -122,7 +121,10 @@ def anomaly(a: argparse.Namespace) -> None:
         _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
         spec = json.loads((run / "spec.json").read_text())["anomaly"]
-        flag = lambda name: spec[spec.index(name) + 1]  # noqa: E731 - the run's own test protocol
+
+        def flag(name: str) -> str:  # the run's own setting, e.g. its test protocol
+            return spec[spec.index(name) + 1]
+
         score = ["anomaly", "--checkpoint", str((out / "checkpoint.pt").relative_to(ROOT)), "--holdout", str(d),
                  "--seed", "0", "--n", flag("--n"), "--test-steps", flag("--test-steps"), "--test-step-size",
                  flag("--test-step-size"), "--restarts", flag("--restarts"), "--threads", "1",
@@ -130,9 +132,10 @@ def anomaly(a: argparse.Namespace) -> None:
         rescored = _run(score)
         if abs(rescored["auprc"] - result["auprc"]) > 1e-9:
             raise SystemExit(f"anomaly-{d}: rescoring gives AUPRC {rescored['auprc']}, the run gave {result['auprc']}")
-        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {spec[spec.index('--latent-dim') + 1]}",
-                  _run_commands(run) + [_lvm(score)], result, {"checkpoint": "checkpoint.pt", "metrics":
-                  "metrics.jsonl", "test_scores": "test_scores.npz"}, time.perf_counter() - t0, holdout=d, test_steps=result["test_steps"], n_test=result["n_test"])
+        files = {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "test_scores": "test_scores.npz"}
+        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {flag('--latent-dim')}",
+                  _run_commands(run) + [_lvm(score)], result, files, time.perf_counter() - t0, holdout=d,
+                  test_steps=result["test_steps"], n_test=result["n_test"])
 
 
 def generators(a: argparse.Namespace) -> None:
