@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from .config import OTConfig, TrainConfig
+from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from .data import ImageData
 from .metrics import prior_baseline_ot_cost
 from .trainer import LATENT_FIT_N, DivergedError, Trainer
@@ -93,7 +93,6 @@ def demo_config(ot: OTConfig | None = None) -> TrainConfig:
     closest to it (the paper's alpha 0.5 with sparser corrections was still about
     twice the prior's level after 90 s).
     """
-    from .config import DataConfig, LangevinConfig, ModelConfig
     ot = ot or default_ot()
     return TrainConfig(method="ours", alpha=1.0, ot_every=1, checkpoint_every=0, epochs=1e6,
                        data=DataConfig("mnist", (0, 1), limit=DEMO_LIMIT.get(ot.solver, 1000)),

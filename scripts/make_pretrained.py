@@ -152,7 +152,7 @@ def generators(a: argparse.Namespace) -> None:
         result = {k: v for k, v in json.loads(evals[-1].read_text()).items() if k != "checkpoint"}
         name = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[data]
         _manifest(out, f"Generator: {name}, d = 16 (Table 1's run of ours)", _run_commands(run), result,
-                  {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "preview": write_preview(out)}, 0.0)
+                  {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl"}, 0.0)
 
 
 def classifiers(a: argparse.Namespace) -> None:
