@@ -128,6 +128,8 @@ def eval(a: argparse.Namespace) -> int:  # noqa: A001 - the sub-command's name
 
 
 def anomaly(a: argparse.Namespace) -> int:
+    if a.scores_out and not Path(a.scores_out).resolve().parent.is_dir():  # say so before the scoring, not after
+        raise ValueError(f"--scores-out {a.scores_out}: its folder does not exist")
     dev = device_of(a.device)
     if a.checkpoint:
         cfg, gen, _ = checkpoint.load_model(a.checkpoint, dev)

@@ -97,6 +97,13 @@ def test_anomaly_refuses_a_model_of_two_digits(run) -> None:
     assert "MEG split" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_anomaly_refuses_a_scores_file_in_a_missing_folder_before_scoring(run, tmp_path: Path) -> None:
+    out, _ = run
+    proc = lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"),
+               "--scores-out", str(tmp_path / "no" / "s.npz"))
+    assert proc.returncode == 2 and "its folder does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("flag,value,word", [("--alpha", "2", "alpha"), ("--classes", "a,b", "classes")])
 def test_invalid_flag_values_give_a_clean_error(tmp_path: Path, flag: str, value: str, word: str) -> None:
     proc = lvm(*TRAIN, "--epochs", "1", "--out", str(tmp_path / "bad"), flag, value)
