@@ -108,7 +108,7 @@ def side_by_side(clouds: Sequence[tuple[str, np.ndarray]], lim: float) -> go.Fig
 
 
 def curves_figure(records: Sequence[dict], prior_fit: float) -> go.Figure:
-    """OT cost of q(z^K) to the prior (with the prior-vs-prior level), unmatched share and MSE per iteration.
+    """OT cost of the persistent chains to the prior (with the prior-vs-prior level), unmatched share and MSE per iteration.
 
     Three stacked axes of one figure, built directly (no make_subplots or add_hline, which cost tens of
     milliseconds per redraw, and the Train view redraws this every refresh).
@@ -117,9 +117,9 @@ def curves_figure(records: Sequence[dict], prior_fit: float) -> go.Figure:
         pts = np.array([(r["iteration"], r[key]) for r in records if key in r], dtype=float).reshape(-1, 2)
         return pts[:, 0], pts[:, 1]
 
-    (fx, fy), (ux, uy), (mx, my) = series("fit"), series("unmatched"), series("mse")
+    (fx, fy), (ux, uy), (mx, my) = series("chain_fit"), series("unmatched"), series("mse")
     end = [0.0, max(float(mx[-1]) if len(mx) else 1.0, 1.0)]
-    traces = [go.Scatter(x=fx, y=fy, mode="lines+markers", name="q(z^K) fit", marker=dict(size=4), yaxis="y"),
+    traces = [go.Scatter(x=fx, y=fy, mode="lines+markers", name="chains' fit", marker=dict(size=4), yaxis="y"),
               go.Scatter(x=end, y=[prior_fit] * 2, mode="lines", name="prior vs prior",
                          line=dict(dash="dash", color="grey"), yaxis="y"),
               go.Scatter(x=end, y=[1.1 * prior_fit] * 2, mode="lines", name="on the prior (x 1.1)",
@@ -129,7 +129,7 @@ def curves_figure(records: Sequence[dict], prior_fit: float) -> go.Figure:
     title = dict(font=dict(size=13), x=0, xanchor="left")
     layout = dict(height=460, showlegend=False, margin=dict(l=10, r=10, t=30, b=10),
                   xaxis=dict(anchor="y3", title_text="iteration"),
-                  yaxis=dict(domain=[0.7, 1.0], type="log", title=dict(text="OT cost of q(z^K) to the prior",
+                  yaxis=dict(domain=[0.7, 1.0], type="log", title=dict(text="OT cost of the chains to the prior",
                                                                        font=dict(size=11))),
                   yaxis2=dict(domain=[0.36, 0.64], range=[0, 1], title=dict(text="unmatched share",
                                                                             font=dict(size=11))),

@@ -14,9 +14,10 @@ from torch import nn
 
 from lvm import data as datasets, pretrained
 from lvm.checkpoint import CheckpointError
-from lvm.config import OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
+from lvm.config import (DATA_SETS, METHODS, OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig,
+                        TrainConfig, default_arch)
 from lvm.projection import Projection
-from lvm.session import Session, demo_config
+from lvm.session import DEMO, Session
 
 LIVE = "live training run"
 
@@ -40,7 +41,7 @@ def main_session() -> Session:
     """This browser session's main run, built on first use with the demo config."""
     ss = sessions()
     if "main" not in ss:
-        ss["main"] = Session(demo_config())
+        ss["main"] = Session(DEMO)
     st.session_state["session"] = ss["main"]  # a handle for tests and debugging; the cache owns it
     return ss["main"]
 
@@ -70,6 +71,7 @@ class Model:
     cfg: TrainConfig
     generator: nn.Module
     version: int
+    name: str = ""              # the pretrained/ entry, "" for the live run
 
 
 def pick_model(key: str, only: tuple[str, ...] = ()) -> Model | None:
@@ -90,7 +92,7 @@ def pick_model(key: str, only: tuple[str, ...] = ()) -> Model | None:
     except CheckpointError as e:
         st.error(str(e))
         return None
-    return Model(f"pretrained/{choice}", cfg, gen, -1)
+    return Model(f"pretrained/{choice}", cfg, gen, -1, choice)
 
 
 def axis_limit(key: str, *clouds: np.ndarray, floor: float = 4.0) -> float:
@@ -99,6 +101,15 @@ def axis_limit(key: str, *clouds: np.ndarray, floor: float = 4.0) -> float:
     lim = max(now, st.session_state.get(f"lim:{key}", floor))
     st.session_state[f"lim:{key}"] = float(np.ceil(lim))
     return float(np.ceil(lim))
+
+
+def set_projection_method(method: str) -> None:
+    """The projection for d > 2 chosen on the Train view, for every view that draws latents."""
+    st.session_state["projection_method"] = method
+
+
+def projection_method() -> str:
+    return st.session_state.get("projection_method", "pca")
 
 
 def projection(key: str, method: str, fit_on: np.ndarray) -> Projection:
@@ -130,15 +141,13 @@ def run_settings(cfg: TrainConfig, alpha: float, step_size: float, steps: int) -
     """The settings that need a Reset, in an expander: (the config they describe or None if invalid, projection)."""
     with st.expander("Data, model and schedule (apply with Reset)"):
         c = st.columns(4)
-        name = c[0].selectbox("data", ["mnist", "fashion", "folder"], ["mnist", "fashion", "folder"].index(
-            cfg.data.name if cfg.data.name != "svhn" else "mnist"), key="data")
+        name = c[0].selectbox("data", DATA_SETS, DATA_SETS.index(cfg.data.name), key="data")
         classes = c[1].multiselect("classes (none = all)", list(range(10)), list(cfg.data.classes), key="classes")
-        root = c[2].text_input("image folder (data = folder)", cfg.data.root, key="root")
+        root = c[2].text_input("image folder (folder) or SVHN root (svhn)", cfg.data.root, key="root")
         limit = c[3].number_input("images (0 = all)", 0, 70000, cfg.data.limit, 500, key="limit")
         c = st.columns(4)
         d = c[0].number_input("latent size d", 1, 128, cfg.model.latent_dim, key="d")
-        method = c[1].radio("method", ["ours", "abp", "vae"], ["ours", "abp", "vae"].index(cfg.method), key="method",
-                            horizontal=True)
+        method = c[1].radio("method", METHODS, METHODS.index(cfg.method), key="method", horizontal=True)
         solver = c[2].selectbox("OT solver", OT_SOLVERS, OT_SOLVERS.index(cfg.ot.solver), key="solver")
         seed = c[3].number_input("seed", 0, 10_000, cfg.seed, key="seed")
         c = st.columns(4)
@@ -150,8 +159,8 @@ def run_settings(cfg: TrainConfig, alpha: float, step_size: float, steps: int) -
             new = replace(cfg, method=method, alpha=0.0 if method == "abp" else alpha, ot_every=int(every),
                           learn_steps=int(learn), seed=int(seed),
                           data=DataConfig(name, tuple(classes), root, limit=int(limit)),
-                          model=ModelConfig(int(d), "mlp" if d == 2 else "conv"),
-                          langevin=LangevinConfig(int(steps), float(step_size), float(sigma)), ot=OTConfig(solver))
+                          model=ModelConfig(int(d), default_arch(int(d))),
+                          langevin=LangevinConfig(int(steps), float(step_size), float(sigma)), ot=replace(cfg.ot, solver=solver))
         except ValueError as e:
             new = None
             st.error(f"These settings are not valid: {e}")

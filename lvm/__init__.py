@@ -3,6 +3,8 @@
 An implementation of An, Xie and Li, "Learning Deep Latent Variable Models by
 Short-Run MCMC Inference with Optimal Transport Correction" (CVPR 2021).
 """
+__version__ = "0.2.0"
+
 from .checkpoint import CheckpointError, load_model
 from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from .data import ImageData, MissingDataError, load, meg_split

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_save, read
+from .fileio import atomic_save, read_torch
 
 FORMAT_VERSION = 1
 _CONFIG_KEYS = {"channels", "image_size", "n_classes", "feat_dim"}
@@ -144,7 +144,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no classifier file at {path}")
-    payload = read(path, map_location)  # CheckpointError (a ValueError) for unsafe or damaged files
+    payload = read_torch(path, map_location)  # CheckpointError (a ValueError) for unsafe or damaged files
     if not isinstance(payload, dict):
         raise ValueError(f"{path} holds a {type(payload).__name__}, not a classifier dict")
     missing = {"format_version", "config", "state_dict", "extra"} - payload.keys()

@@ -1,7 +1,10 @@
-"""Command line: ``python -m lvm {train,eval,anomaly,score,classifier,fetch,bench} ...``.
+"""Command line: ``python -m lvm {train,eval,anomaly,score,classifier,fetch,bench} ...`` (or ``lvm ...``).
 
-Arguments are parsed inside ``main()`` so every module imports cleanly.
-Long work shows a tqdm bar on stderr; ``--json`` prints one JSON object on stdout.
+This module only parses and translates: flags become typed configs and the calls of
+``lvm.commands``, whose dict results are printed (one JSON object with ``--json``).
+Arguments are parsed inside ``main()`` so every module imports cleanly. A run is its
+config: ``train --config run.json`` runs exactly what ``asdict(cfg)`` in that file
+describes, and a flag given beside it changes that one setting.
 """
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ import argparse
 import json
 import sys
 import warnings
-from dataclasses import replace
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
-from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
+from .config import (ARCHS, CHANNELS, DATA_SETS, IMAGE_SIZES, METHODS, OT_SOLVERS, FastOTConfig,
+                     InferenceConfig, LangevinConfig, ModelConfig, OTConfig, PaperOTConfig, TrainConfig,
+                     from_dict, load_config)
 
 
 def _classes(text: str) -> tuple[int, ...]:
@@ -23,74 +29,99 @@ def _classes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--classes takes digits separated by commas, like 0,1; got {text!r}")
 
 
+_T, _M, _L, _F, _P = TrainConfig(), ModelConfig(), LangevinConfig(), FastOTConfig(), PaperOTConfig()
+# flag -> (group, the config fields it sets, argparse options). Defaults shown in --help are the configs' own.
+TRAIN_FLAGS: dict[str, tuple[str, tuple[str, ...], dict]] = {
+    "--data": ("data", ("data.name",), dict(choices=DATA_SETS, help="default: mnist")),
+    "--classes": ("data", ("data.classes",), dict(type=_classes, help="keep only these labels, e.g. 0,1")),
+    "--root": ("data", ("data.root",), dict(help="image folder or SVHN root (folder, svhn)")),
+    "--image-size": ("data", ("data.image_size", "model.image_size"), dict(type=int, choices=IMAGE_SIZES)),
+    "--channels": ("data", ("data.channels", "model.channels"), dict(type=int, choices=CHANNELS)),
+    "--limit": ("data", ("data.limit",), dict(type=int, help="use only the first N training images (0 = all)")),
+    "--latent-dim": ("model", ("model.latent_dim",), dict(type=int, help=f"d (default {_M.latent_dim})")),
+    "--arch": ("model", ("model.arch",), dict(choices=ARCHS, help="default: mlp for d = 2, else conv")),
+    "--width": ("model", ("model.width",), dict(type=int, help=f"default {_M.width}")),
+    "--method": ("Alg. 1", ("method",), dict(choices=METHODS, help=f"default {_T.method}")),
+    "--alpha": ("Alg. 1", ("alpha",), dict(type=float, help="Eq. 10 mixing (default 0.5 for ours; abp is 0)")),
+    "--step-size": ("Alg. 1", ("langevin.step_size",), dict(type=float, help=f"Langevin s, Eq. 7 (default {_L.step_size})")),
+    "--langevin-steps": ("Alg. 1", ("langevin.steps",), dict(type=int, help=f"K (default {_L.steps})")),
+    "--ot-every": ("Alg. 1", ("ot_every",), dict(type=int, help=f"L: iterations between corrections (default {_T.ot_every})")),
+    "--learn-steps": ("Alg. 1", ("learn_steps",), dict(type=int, help=f"L2: Adam steps per batch (default {_T.learn_steps})")),
+    "--sigma": ("Alg. 1", ("langevin.sigma",), dict(type=float, help=f"default {_L.sigma}")),
+    "--lr": ("Alg. 1", ("lr",), dict(type=float, help=f"default {_T.lr}")),
+    "--batch-size": ("Alg. 1", ("batch_size",), dict(type=int, help=f"default {_T.batch_size}")),
+    "--epochs": ("Alg. 1", ("epochs",), dict(type=float, help=f"default {_T.epochs}")),
+    "--seed": ("Alg. 1", ("seed",), dict(type=int, help=f"default {_T.seed}")),
+    "--noise-init": ("Alg. 1", ("persistent",), dict(action="store_const", const=False,
+                                                    help="start every chain from noise, not its last state")),
+    "--checkpoint-every": ("Alg. 1", ("checkpoint_every",), dict(type=int, help=f"default {_T.checkpoint_every}")),
+    "--ot-solver": ("OT", ("ot.solver",), dict(choices=OT_SOLVERS, help="fast: certified auction (default); "
+                                              "paper: Alg. 2 as written; exact: scipy, n <= 6000")),
+    "--ot-max-iter": ("OT", ("ot.max_iter",), dict(type=int, help="give up after this many full passes")),
+    "--ot-tol": ("OT", ("ot.fast.tol",), dict(type=float, help=f"fast: certified relative gap to stop at ({_F.tol})")),
+    "--ot-epsilon": ("OT", ("ot.paper.epsilon",), dict(type=float, help=f"paper: stop at this share of unmatched "
+                                                       f"targets ({_P.epsilon})")),
+    "--ot-lr": ("OT", ("ot.paper.lr",), dict(type=float, help=f"paper: Adam step on the dual ({_P.lr})")),
+}
+RETUNE_FLAGS = {"--alpha": "alpha", "--lr": "lr", "--step-size": "step_size", "--langevin-steps": "steps",
+                "--sigma": "sigma"}  # what a flag given with --resume changes in the resumed run
+
+
+def _dest(flag: str) -> str:
+    return "cfg_" + flag.lstrip("-").replace("-", "_")
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
-    t, lv, o, m = TrainConfig(), LangevinConfig(), OTConfig(), ModelConfig()
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default="mnist", choices=["mnist", "fashion", "folder", "svhn"])
-    g.add_argument("--classes", type=_classes, default=(), help="keep only these labels, e.g. 0,1")
-    g.add_argument("--root", default="", help="image folder or SVHN root (folder, svhn)")
-    g.add_argument("--image-size", type=int, default=28, choices=[28, 32, 64])
-    g.add_argument("--channels", type=int, default=1, choices=[1, 3])
-    g.add_argument("--limit", type=int, default=0, help="use only the first N training images (0 = all)")
-    g = p.add_argument_group("model")
-    g.add_argument("--latent-dim", type=int, default=m.latent_dim, help="d")
-    g.add_argument("--arch", default=None, choices=["conv", "mlp"], help="default: mlp for d = 2, else conv")
-    g.add_argument("--width", type=int, default=m.width)
-    g = p.add_argument_group("Alg. 1")
-    g.add_argument("--method", default=t.method, choices=["ours", "abp", "vae"])
-    g.add_argument("--alpha", type=float, default=t.alpha, help="Eq. 10 mixing; 0 is ABP")
-    g.add_argument("--step-size", type=float, default=lv.step_size, help="Langevin s (Eq. 7)")
-    g.add_argument("--langevin-steps", type=int, default=lv.steps, help="K")
-    g.add_argument("--ot-every", type=int, default=t.ot_every, help="L: iterations between corrections")
-    g.add_argument("--learn-steps", type=int, default=t.learn_steps, help="L2: Adam steps per batch")
-    g.add_argument("--sigma", type=float, default=lv.sigma)
-    g.add_argument("--lr", type=float, default=t.lr)
-    g.add_argument("--batch-size", type=int, default=t.batch_size)
-    g.add_argument("--epochs", type=float, default=t.epochs)
-    g.add_argument("--seed", type=int, default=t.seed)
-    g.add_argument("--noise-init", action="store_true", help="start every chain from noise, not its last state")
-    g = p.add_argument_group("OT")
-    g.add_argument("--ot-solver", default=o.solver, choices=["fast", "paper", "exact"],
-                   help="fast: certified auction (default); paper: Alg. 2 as written; exact: scipy, n <= 6000")
-    g.add_argument("--ot-tol", type=float, default=o.tol, help="fast: certified relative gap to stop at")
-    g.add_argument("--ot-epsilon", type=float, default=o.epsilon, help="paper: stop at this share of unmatched targets")
-    g.add_argument("--ot-lr", type=float, default=o.lr, help="paper: Adam step on the dual")
-    g.add_argument("--ot-max-iter", type=int, default=o.max_iter, help="give up after this many full passes")
-    p.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    """--config and every TRAIN_FLAGS flag; none has a parser default, so only flags typed are set."""
+    p.add_argument("--config", default="", help="a run's config as JSON (asdict(TrainConfig), as in every "
+                   "checkpoint and manifest); flags given beside it change those settings")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for flag, (group, _, opts) in TRAIN_FLAGS.items():
+        g = groups.setdefault(group, p.add_argument_group(group))
+        if "choices" not in opts and "action" not in opts:
+            opts = {"metavar": flag.lstrip("-").upper().replace("-", "_"), **opts}
+        g.add_argument(flag, dest=_dest(flag), default=argparse.SUPPRESS, **opts)
 
 
-def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    arch = a.arch or ("mlp" if a.latent_dim == 2 else "conv")
-    return TrainConfig(
-        method=a.method, alpha=0.0 if a.method == "abp" else a.alpha, ot_every=a.ot_every,
-        learn_steps=a.learn_steps, lr=a.lr, batch_size=a.batch_size, epochs=a.epochs,
-        persistent=not a.noise_init, seed=a.seed, checkpoint_every=a.checkpoint_every,
-        data=DataConfig(a.data, a.classes, a.root, a.image_size, a.channels, a.limit),
-        model=ModelConfig(a.latent_dim, arch, a.image_size, a.channels, a.width),
-        langevin=LangevinConfig(a.langevin_steps, a.step_size, a.sigma),
-        ot=OTConfig(a.ot_solver, a.ot_epsilon, a.ot_lr, max_iter=a.ot_max_iter, tol=a.ot_tol))
+def given_flags(a: argparse.Namespace) -> dict[str, object]:
+    """{flag: value} of the TRAIN_FLAGS typed on the command line."""
+    return {flag: getattr(a, _dest(flag)) for flag in TRAIN_FLAGS if hasattr(a, _dest(flag))}
 
 
-def add_test_flags(p: argparse.ArgumentParser) -> None:
+def config_from_args(a: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The run: --config (or `base`, or the defaults) with every typed flag applied on top.
+
+    A new latent size without --arch picks its default generator, and a new method without
+    --alpha its default alpha (the config's own rules, `default_arch` and abp = alpha 0).
+    """
+    cfg = load_config(a.config) if getattr(a, "config", "") else (base or TrainConfig())
+    given = given_flags(a)
+    d = asdict(cfg)
+    if "--latent-dim" in given and "--arch" not in given:
+        d["model"]["arch"] = "auto"
+    if "--method" in given and "--alpha" not in given:
+        d["alpha"] = None
+    for flag, value in given.items():
+        for path in TRAIN_FLAGS[flag][1]:
+            *parents, leaf = path.split(".")
+            node = d
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+    return from_dict(d)
+
+
+def add_test_flags(p: argparse.ArgumentParser, n: int) -> None:
+    i = InferenceConfig()
     g = p.add_argument_group("test-time inference (the same for every method)")
-    g.add_argument("--test-steps", type=int, default=100, help="Langevin steps from the prior")
+    g.add_argument("--test-steps", type=int, default=i.steps, help="Langevin steps from the prior")
     g.add_argument("--test-step-size", type=float, default=None, help="default: the model's training s")
-    g.add_argument("--restarts", type=int, default=1, help="chains per image; the lowest energy is kept")
-    g.add_argument("--n", type=int, default=10000, help="test images to use (0 = all)")
+    g.add_argument("--restarts", type=int, default=i.restarts, help="chains per image; the lowest energy is kept")
+    g.add_argument("--n", type=int, default=n, help="test images to use (0 = all)")
 
 
-def inference_config(cfg: TrainConfig, a: argparse.Namespace) -> LangevinConfig:
-    """The test-time Langevin settings: --test-steps and --test-step-size over the model's own."""
-    return replace(cfg.langevin, steps=a.test_steps, step_size=a.test_step_size or cfg.langevin.step_size)
-
-
-def device_of(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
-    return torch.device(name)
+def inference_from_args(a: argparse.Namespace) -> InferenceConfig:
+    return InferenceConfig(a.test_steps, a.test_step_size, a.restarts, a.n)
 
 
 def emit(result: dict, as_json: bool) -> None:
@@ -101,25 +132,22 @@ def emit(result: dict, as_json: bool) -> None:
             print(f"{k:>24}: {v:.6g}" if isinstance(v, float) else f"{k:>24}: {v}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from . import commands  # heavy imports only once a command runs
-    from .data import MissingDataError
-    from .trainer import DivergedError
-
-    p = argparse.ArgumentParser(prog="python -m lvm", description="Deep latent variable models learned by "
-                                "short-run Langevin inference with OT correction.")
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lvm", description="Deep latent variable models learned by short-run "
+                                "Langevin inference with OT correction.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("train", help="train a model (Alg. 1), writing a checkpoint and a metrics log")
     add_train_flags(s)
-    s.add_argument("--out", required=True, help="run directory: checkpoint.pt, metrics.jsonl")
+    s.add_argument("--out", required=True, help="run directory: checkpoint.pt, metrics.jsonl, config.json")
     s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("eval", help="test MSE, latent fit (OT cost, MMD) and optional FID-C of a checkpoint")
     s.add_argument("checkpoint")
-    add_test_flags(s)
-    s.add_argument("--classifier", default="", help="FID-C classifier file (python -m lvm classifier)")
+    add_test_flags(s, n=10000)
+    s.add_argument("--classifier", default="", help="FID-C classifier file (lvm classifier)")
     s.add_argument("--fid-n", type=int, default=10000,
                    help="FID-C: this many prior samples against the first this many test images (PROTOCOL: 10,000)")
     s.add_argument("--device", default="auto")
@@ -130,15 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--checkpoint", default="", help="score with this model instead of training one")
     s.add_argument("--out", default="", help="run directory for the trained model (default runs/anomaly-HOLDOUT-sSEED)")
     add_train_flags(s)
-    add_test_flags(s)
-    s.set_defaults(n=0)  # the whole MEG test split unless asked otherwise
+    add_test_flags(s, n=0)  # the whole MEG test split unless asked otherwise
     s.add_argument("--scores-out", default="", help="also write each test image's score and label (.npz)")
+    s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("score", help="anomaly score -log p(x, z) of each image")
     s.add_argument("checkpoint")
     s.add_argument("images", nargs="+")
-    add_test_flags(s)
+    add_test_flags(s, n=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
 
@@ -169,15 +197,61 @@ def main(argv: list[str] | None = None) -> int:
 
     for s in sub.choices.values():  # every command takes the thread count
         s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    return p
 
-    argv = sys.argv[1:] if argv is None else argv
-    a = p.parse_args(argv)
-    a.given = frozenset(tok.split("=")[0] for tok in argv if tok.startswith("--"))  # flags typed, not defaulted
-    if getattr(a, "threads", 0):
+
+def _dispatch(a: argparse.Namespace) -> int:
+    from . import commands  # heavy imports only once a command runs
+
+    if a.command == "train":
+        retune = {RETUNE_FLAGS[f]: v for f, v in given_flags(a).items() if f in RETUNE_FLAGS}
+        result = commands.train(config_from_args(a), Path(a.out), device=commands.device_of(a.device),
+                                resume=a.resume, retune=retune if a.resume else None)
+    elif a.command == "eval":
+        result = commands.evaluate(a.checkpoint, inference_from_args(a), classifier=a.classifier, fid_n=a.fid_n,
+                                   device=commands.device_of(a.device))
+    elif a.command == "anomaly":
+        cfg = None if a.checkpoint else config_from_args(a)
+        seed = cfg.seed if cfg is not None else getattr(a, _dest("--seed"), 0)
+        result = commands.anomaly(a.holdout, inference_from_args(a), cfg=cfg, checkpoint_path=a.checkpoint,
+                                  out=a.out, seed=seed, scores_out=a.scores_out, device=commands.device_of(a.device))
+    elif a.command == "score":
+        result = commands.score(a.checkpoint, a.images, inference_from_args(a), seed=a.seed)
+        if a.json:
+            print(json.dumps(result))
+        else:
+            for r in result["scores"]:
+                print(f"{r['score']:12.3f}  {r['image']}" if "score" in r else f"{'error':>12}  {r['error']}")
+        return 1 if all("error" in r for r in result["scores"]) else 0
+    elif a.command == "classifier":
+        result = commands.classifier(a.data, a.out, epochs=a.epochs, seed=a.seed)
+    elif a.command == "fetch":
+        print(commands.fetch(a.data))
+        return 0
+    else:
+        if a.what == "ot":
+            from .bench_ot import run
+            run([int(s) for s in a.sizes.split(",")], [int(s) for s in a.dims.split(",")], a.runs,
+                              Path(a.out), a.paper_passes, a.budget, tuple(a.sources.split(",")),
+                              tuple(a.solvers.split(",")))
+        else:
+            print(commands.bench_langevin(a.batch_size, a.steps))
+        return 0
+    emit(result, a.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import MissingDataError
+    from .trainer import DivergedError
+
+    a = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if a.threads:
         torch.set_num_threads(a.threads)
     warnings.simplefilter("default")
     try:
-        return getattr(commands, a.command)(a)
-    except (ValueError, FileNotFoundError, MissingDataError, DivergedError) as e:  # user-facing: one line
+        return _dispatch(a)
+    except (ValueError, FileNotFoundError, MissingDataError, DivergedError, CheckpointError) as e:  # one line
         print(f"error: {e}", file=sys.stderr)
         return 2

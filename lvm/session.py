@@ -10,9 +10,8 @@ the latent population and, at an OT correction, the cloud before Eq. 10,
 
 with a sample of the assignment pairs (z_hat_i, T(z_hat_i)).
 
-alpha, s and K can change while the thread runs (`update`); they take effect at
-the next iteration because the trainer reads ``self.cfg`` every step. Anything
-else needs `reset`. A NaN (`DivergedError`) rolls the run back to its last
+alpha, s and K can change while the thread runs (`update`); the thread hands them
+to `Trainer.retune` before its next iteration. Anything else needs `reset`. A NaN (`DivergedError`) rolls the run back to its last
 finite state and pauses it with a message (latents running away from the prior
 count as diverged); the thread lives on.
 """
@@ -24,7 +23,6 @@ import copy
 import ctypes
 import os
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -36,14 +34,14 @@ from . import data as datasets
 from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from .data import ImageData
 from .metrics import prior_baseline_ot_cost
-from .trainer import LATENT_FIT_N, DivergedError, Trainer
+from .trainer import LATENT_FIT_N, DivergedError, Step, Trainer
 
 MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
 PAIRS_N = 300            # assignment lines kept per correction
 FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer logs it (about 20 ms)
-ON_PRIOR = 1.10          # "q(z^K) sits on the prior": its fit <= 1.1 x the prior-vs-prior cost
-LIVE_FIELDS = {"alpha": "alpha", "step_size": "s", "steps": "K"}
+ON_PRIOR = 1.10          # "the chains sit on the prior": their fit <= 1.1 x the prior-vs-prior cost
+LIVE = ("alpha", "step_size", "steps")  # what `update` changes while the thread runs (via Trainer.retune)
 
 
 class Turns:
@@ -76,27 +74,12 @@ class Turns:
 TRAIN_TURNS = Turns(max(1, (os.cpu_count() or 2) - 1))
 
 
-def default_ot() -> OTConfig:
-    """The fastest solver this version of lvm offers: 'fast' when present, else 'exact'."""
-    from .config import OT_SOLVERS
-    return OTConfig(solver="fast" if "fast" in OT_SOLVERS else "exact")
-
-
-DEMO_LIMIT = {"exact": 1000, "fast": 3000}  # images of the live demo: what each solver matches in about a second
-
-
-def demo_config(ot: OTConfig | None = None) -> TrainConfig:
-    """The teaching demo, the app's default run: MNIST 0 and 1, d = 2 (the paper's Fig. 2), MLP generator.
-
-    alpha = 1 with a correction every iteration (L = 1) and K = 10: of the settings in
-    results/time_to_prior.md, the one whose q(z^K) reached the prior first and stayed
-    closest to it (the paper's alpha 0.5 with sparser corrections was still about
-    twice the prior's level after 90 s).
-    """
-    ot = ot or default_ot()
-    return TrainConfig(method="ours", alpha=1.0, ot_every=1, checkpoint_every=0, epochs=1e6,
-                       data=DataConfig("mnist", (0, 1), limit=DEMO_LIMIT.get(ot.solver, 1000)),
-                       model=ModelConfig(2, "mlp"), langevin=LangevinConfig(steps=10), ot=ot)
+# The teaching demo, the app's default run and the config of pretrained/demo (scripts/make_pretrained.py trains
+# it with `lvm train --config`): MNIST 0 and 1, d = 2 (the paper's Fig. 2), MLP generator, the paper's alpha 0.5
+# with a correction every 8 iterations. A live session ignores `epochs`: it runs until paused.
+DEMO = TrainConfig(method="ours", alpha=0.5, ot_every=8, epochs=10.0, checkpoint_every=0,
+                   data=DataConfig("mnist", (0, 1), limit=2000), model=ModelConfig(2, "mlp"),
+                   langevin=LangevinConfig(steps=20), ot=OTConfig(solver="fast"))
 
 
 def view_size(d: int) -> int:
@@ -110,7 +93,7 @@ class Frame:
 
     z: (m, d) latents after the iteration. At an OT correction also `before` (m, d),
     the latents before Eq. 10, and `source`/`target` (p, d): z_hat_i and T(z_hat_i).
-    metrics["fit"] is the exact OT cost between FIT_N latents of q(z^K) (before
+    metrics["chain_fit"] is the exact OT cost between FIT_N persistent chains (before
     any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2.
     """
 
@@ -138,7 +121,7 @@ class View:
     frames: tuple[Frame, ...]   # one per L iterations, oldest first
     records: tuple[dict, ...]   # per-iteration metrics, thinned when long
     prior_fit: float            # mean OT cost between two independent prior samples of FIT_N
-    seconds_to_prior: float | None  # first time, after a full epoch, q(z^K)'s fit was within ON_PRIOR x prior_fit
+    seconds_to_prior: float | None  # first time, after a full epoch, the chains' fit was within ON_PRIOR x prior_fit
 
 
 THREAD_NAME = "lvm-session"
@@ -211,15 +194,14 @@ class Session:
         Raises:
             ValueError: a field that needs `reset`, or a value the config refuses.
         """
-        bad = sorted(set(live) - set(LIVE_FIELDS))
+        bad = sorted(set(live) - set(LIVE))
         if bad:
             raise ValueError(f"{', '.join(bad)} cannot change while training; press Reset to apply")
         with self._lock:
             cfg = self._cfg
             lv = {k: v for k, v in live.items() if k in ("step_size", "steps")}
-            new = replace(cfg, alpha=float(live.get("alpha", cfg.alpha)), langevin=replace(cfg.langevin, **lv))
-            self._cfg = new
-            return new
+            self._cfg = replace(cfg, alpha=float(live.get("alpha", cfg.alpha)), langevin=replace(cfg.langevin, **lv))
+            return self._cfg
 
     def reset(self, cfg: TrainConfig | None = None) -> None:
         """Pause, then start over from iteration 0 with `cfg` (default: the current config).
@@ -335,38 +317,35 @@ class Session:
                     self._halt("error", f"training stopped: {e}")
 
     def _iterate(self, cfg: TrainConfig) -> None:
-        """One trainer step with the latest config, then a snapshot (caller holds _train_lock)."""
+        """One trainer step with the latest live settings, then a snapshot (caller holds _train_lock)."""
         tr = self._trainer
-        tr.cfg = replace(tr.cfg, alpha=cfg.alpha, langevin=cfg.langevin)
-        t0 = time.perf_counter()
-        rec = tr.step()
-        dt = time.perf_counter() - t0
-        seconds = self._seconds + dt  # only this thread writes _seconds
+        tr.retune(alpha=cfg.alpha, step_size=cfg.langevin.step_size, steps=cfg.langevin.steps)
+        step = tr.step()
+        seconds = self._seconds + step.metrics.seconds  # only this thread writes _seconds
         live = tr.z[self._idx].numpy().copy()
-        frame = None
-        if "latent_fit" in rec:  # a due iteration: keep a frame of q(z^K)
-            frame = self._frame(tr, rec, live, seconds)
-            rec = dict(rec, fit=frame.metrics["fit"])
+        frame = self._frame(tr, step, live, seconds) if step.metrics.chain_fit is not None else None
+        rec = step.record()
         with self._lock:
             if tr is not self._trainer:
                 return
-            self._iteration, self._epoch, self._seconds = tr.iteration, rec["epoch"], seconds
+            self._iteration, self._epoch, self._seconds = tr.iteration, step.metrics.epoch, seconds
             self._live = live
             self._records = _thin(self._records + [dict(rec, elapsed=seconds)], MAX_RECORDS)
             if frame is not None:
                 self._frames = _thin(self._frames + [frame], MAX_FRAMES)
-                if (self._seconds_to_prior is None and rec["epoch"] >= 1
-                        and rec["fit"] <= ON_PRIOR * self._prior_fit):
+                if (self._seconds_to_prior is None and step.metrics.epoch >= 1
+                        and step.metrics.chain_fit <= ON_PRIOR * self._prior_fit):
                     self._seconds_to_prior = seconds
 
-    def _frame(self, tr: Trainer, rec: dict, live: np.ndarray, seconds: float) -> Frame:
-        keep = {k: rec[k] for k in ("latent_fit", "ot_cost", "unmatched", "mse") if k in rec}
-        lc = tr.last_correction
-        keep["fit"] = rec["latent_fit"]  # q(z^K): the trainer measures it before Eq. 10
-        if "ot_cost" not in rec or lc is None:
+    def _frame(self, tr: Trainer, step: Step, live: np.ndarray, seconds: float) -> Frame:
+        """A frame of a due iteration: the view subsample, and at a correction its before-cloud and pairs."""
+        rec = step.record()
+        keep = {k: rec[k] for k in ("chain_fit", "ot_cost", "unmatched", "mse") if k in rec}
+        c = step.correction
+        if c is None or c.skipped:
             return Frame(tr.iteration, seconds, live, metrics=keep)
-        before = lc["before"][self._idx]
-        assign = lc["assignment"][self._idx][self._pairs]
+        before = c.before[self._idx]
+        assign = c.assignment[self._idx][self._pairs]
         src = before[self._pairs][assign >= 0]
         tgt = tr.targets[assign[assign >= 0]]
         return Frame(tr.iteration, seconds, live, before.numpy().copy(), src.numpy().copy(),

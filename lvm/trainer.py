@@ -5,8 +5,10 @@ sample {z_j} drawn once; the same sample is the OT target at every
 correction. alpha = 0 (method "abp") is alternating back-propagation; method
 "vae" trains an encoder with the same decoder instead of running Langevin.
 
-The loop reads top to bottom and emits one small metrics record per
-iteration through a single callback; it never plots, prints or imports a UI.
+`Trainer.step` runs one iteration and returns a typed `Step` (its `StepMetrics`
+and, when one was due, the `Correction`); `fit` is that step in a loop with one
+callback. The trainer keeps no UI state and never plots, prints or imports a UI;
+`retune` is the one way to change a run's settings while it goes on.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 import threading
 import warnings
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,10 +30,60 @@ from .metrics import latent_ot_cost
 from .models import Encoder, build_generator, prior_sample
 from .vae import negative_elbo
 
-Record = dict[str, float]
-LATENT_FIT_N = 500  # subsample for the exact latent-fit statistic logged at corrections
+LATENT_FIT_N = 500  # subsample for the exact fit statistic of the chains logged at due iterations
 RUNAWAY = 100.0     # mean z_i^2 per dimension (the prior's is 1) beyond which the latents count as diverged
 GOOD_EVERY = 25     # iterations between in-memory copies of the last finite state (the rollback point)
+RETUNABLE = ("alpha", "lr", "step_size", "steps", "sigma")  # what `retune` may change while a run goes on
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """The figures of one iteration.
+
+    chain_fit: on a due iteration (every L), the exact OT cost between LATENT_FIT_N of the
+    persistent chains and as many points of the fixed prior sample, measured before Eq. 10
+    moves them (None on other iterations).
+    """
+
+    iteration: int          # iterations done, this one included
+    epoch: float
+    loss: float             # -log p(x | z) per example (Eq. 5), or the VAE's negative ELBO
+    mse: float              # mean squared pixel error of the batch
+    seconds: float          # wall time of the iteration
+    chain_fit: float | None = None
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One OT correction of the whole population (Alg. 1 lines 8-11).
+
+    before: (n, d) the chains before Eq. 10; assignment: (n,) target index of each chain
+    (-1: left uncorrected); skipped: an unfinished fast solve, so Eq. 10 was not applied.
+    """
+
+    before: torch.Tensor
+    assignment: torch.Tensor
+    result: ot.OTResult
+    seconds: float
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """What `Trainer.step` returns: the iteration's metrics and its correction, if one was due."""
+
+    metrics: StepMetrics
+    correction: Correction | None = None
+
+    def record(self) -> dict[str, float]:
+        """The flat JSON line of metrics.jsonl."""
+        m = {k: v for k, v in asdict(self.metrics).items() if v is not None}
+        c = self.correction
+        if c is not None:
+            r = c.result
+            m.update(ot_cost=r.cost, unmatched=r.unmatched, ot_iterations=r.iterations, ot_gap=r.gap,
+                     ot_converged=float(r.converged), ot_skipped=float(c.skipped), ot_seconds=c.seconds)
+        return m
 
 
 class DivergedError(FloatingPointError):
@@ -63,8 +115,6 @@ class Trainer:
         self.z = self.targets.clone()                          # chains start at the fixed prior sample
         self.iteration = 0
         self.ot_warm: ot.WarmStart | None = None               # last solver state: the next correction starts there
-        self.last_correction: dict | None = None               # sources, result: for plots of one correction
-        self.ot_progress: ot.Progress | None = None            # told of each OT pass (a UI's progress display)
         self.good: dict = copy.deepcopy(self.state_dict())     # the last state known finite: see `rollback`
 
     # ---- schedule -------------------------------------------------------------------------
@@ -83,67 +133,77 @@ class Trainer:
         return perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
 
     # ---- one iteration of Alg. 1 ------------------------------------------------------------
-    def step(self) -> Record:
-        """Inference, correction when due, L2 learning steps; returns the metrics record."""
+    def step(self, ot_progress: ot.Progress | None = None) -> Step:
+        """Inference, correction when due, L2 learning steps (Alg. 1); `ot_progress` hears each OT pass."""
         cfg, it = self.cfg, self.iteration
         t0 = time.perf_counter()
         idx = self.batch_indices(it)
         x = self.data.x[idx].to(self.device)                        # (B, C, H, W)
         rng = _rng(cfg.seed, 3, it)
         due = (it + 1) % cfg.ot_every == 0
-        correction: Record = {}
+        correction, chain_fit = None, None
         if cfg.method == "vae":
             loss, mse = self._learn_vae(x, idx, rng)
         else:
             # 1. inference: K Langevin steps of Eq. 7 from the chain's last state (or from noise)
             z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
             self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng).cpu()
-            # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11)
-            if due and cfg.corrects:  # the fit of q(z^K) itself is measured before Eq. 10 moves it
-                correction = {"latent_fit": latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed), **self.correct()}
+            # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11); the chains'
+            #    fit is measured before Eq. 10 moves them
+            if due:
+                chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+            if due and cfg.corrects:
+                correction = self.correct(ot_progress)
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
+        if due and chain_fit is None:  # the VAE: its population holds the encoder means
+            chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
         self.iteration += 1
-        rec: Record = {"iteration": self.iteration, "epoch": self.iteration / self.batches_per_epoch,
-                       "loss": loss, "mse": mse, **correction}
-        if due:
-            rec.setdefault("latent_fit", latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed))
-        rec["seconds"] = time.perf_counter() - t0
-        self._check_finite(rec)
+        metrics = StepMetrics(self.iteration, self.iteration / self.batches_per_epoch, loss, mse,
+                              time.perf_counter() - t0, chain_fit)
+        self._check_finite(metrics)
         if self.iteration % GOOD_EVERY == 0:
             self.good = copy.deepcopy(self.state_dict())
-        return rec
+        return Step(metrics, correction)
 
-    def retune(self, **settings: float) -> None:
-        """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on."""
+    def retune(self, **settings: float) -> TrainConfig:
+        """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on.
+
+        The only way to change a run's settings while it goes on; returns the new config.
+
+        Raises:
+            ValueError: a setting outside RETUNABLE, or a value the config refuses (the run is unchanged).
+        """
+        bad = sorted(set(settings) - set(RETUNABLE))
+        if bad:
+            raise ValueError(f"{', '.join(bad)} cannot change during a run (only {', '.join(RETUNABLE)})")
         lv = {k: settings.pop(k) for k in ("step_size", "steps", "sigma") if k in settings}
         self.cfg = replace(self.cfg, langevin=replace(self.cfg.langevin, **lv), **settings)
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr
+        return self.cfg
 
     def rollback(self) -> int:
         """Return to the last state known finite (at most GOOD_EVERY iterations back); its iteration."""
         self._load_state(copy.deepcopy(self.good))
         return self.iteration
 
-    def correct(self) -> Record:
+    def correct(self, progress: ot.Progress | None = None) -> Correction:
         """Match the population to the fixed prior sample and move it by Eq. 10."""
         t0 = time.perf_counter()
         res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
-                       warm=self.ot_warm, progress=self.ot_progress)
+                       warm=self.ot_warm, progress=progress)
         self.ot_warm = res.warm_start
         # Alg. 2's partial bijection is the paper's method; an unfinished fast solve is a fault: skip the step
         skip = not res.converged and self.cfg.ot.solver != "paper"
+        before = self.z.clone() if skip else self.z  # Eq. 10 below makes a new tensor; a skip keeps this one
         if skip:
             warnings.warn(f"iteration {self.iteration + 1}: the OT solve did not converge, so this correction "
                           "is skipped and training goes on (raise --ot-max-iter if it keeps happening)",
                           RuntimeWarning, stacklevel=2)
         else:
-            self.last_correction = {"before": self.z.clone(), "assignment": res.assignment}
-            self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)
-        return {"ot_cost": res.cost, "unmatched": res.unmatched, "ot_iterations": res.iterations,
-                "ot_gap": res.gap, "ot_converged": float(res.converged), "ot_skipped": float(skip),
-                "ot_seconds": time.perf_counter() - t0}
+            self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)  # a new tensor
+        return Correction(before, res.assignment, res, time.perf_counter() - t0, skip)
 
     def _learn(self, x: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
         sigma = self.cfg.langevin.sigma
@@ -165,8 +225,8 @@ class Trainer:
         self.z[idx] = mu.cpu()
         return loss.item(), err.mean().item()
 
-    def _check_finite(self, rec: Record) -> None:
-        bad = [f"{k} not finite" for k in ("loss", "mse") if not math.isfinite(rec[k])]
+    def _check_finite(self, m: StepMetrics) -> None:
+        bad = [f"{k} not finite" for k in ("loss", "mse") if not math.isfinite(getattr(m, k))]
         spread = float(self.z.double().pow(2).mean())  # NaN if any latent is
         if not math.isfinite(spread):
             bad.append("latents not finite")
@@ -182,20 +242,14 @@ class Trainer:
                 f"{c.langevin.sigma})")
 
     # ---- the loop ---------------------------------------------------------------------------
-    def fit(self, callback: Callable[[Record], None] | None = None, stop: threading.Event | None = None,
-            checkpoint_path: str | Path | None = None, pause: threading.Event | None = None) -> None:
-        """Run until the configured epochs are done or `stop` is set, checkpointing as configured.
-
-        While `pause` is set the loop waits between steps (checking `stop` every 50 ms).
-        """
+    def fit(self, callback: Callable[[Step], None] | None = None, stop: threading.Event | None = None,
+            checkpoint_path: str | Path | None = None, ot_progress: ot.Progress | None = None) -> None:
+        """Run until the configured epochs are done or `stop` is set, checkpointing as configured."""
         every = self.cfg.checkpoint_every
         while self.iteration < self.total_iterations and not (stop and stop.is_set()):
-            if pause is not None and pause.is_set():
-                time.sleep(0.05)
-                continue
-            rec = self.step()
+            step = self.step(ot_progress)
             if callback:
-                callback(rec)
+                callback(step)
             if checkpoint_path and every and self.iteration % every == 0:
                 self.save(checkpoint_path)
         if checkpoint_path:

@@ -22,7 +22,7 @@ m = ui.pick_model("model_anom", only=names) if names else None
 if m is None:
     st.info("No anomaly model in pretrained/: run `bash scripts/make_pretrained.sh anomaly`.")
     st.stop()
-entry = pretrained.find(m.label.removeprefix("pretrained/"))
+entry = pretrained.find(m.name)
 ref = entry.arrays("test_scores")
 normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
 lcfg = replace(m.cfg.langevin, steps=entry.manifest.get("test_steps", 100))

@@ -22,7 +22,7 @@ if len(v.frames) < 2:
     st.stop()
 
 d = v.live.shape[1]
-proj = ui.projection(f"main{v.run}", st.session_state.get("proj", "pca"), v.frames[0].z) if d > 2 else None
+proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[0].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
 lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
 picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
@@ -61,9 +61,9 @@ def compare() -> None:
                    "in its own thread, next to the main run.")
         return
     a, o = runs["abp"].view(), s.view()
-    fa, fo = a.frames[-1].metrics.get("fit", np.nan), o.frames[-1].metrics.get("fit", np.nan)
-    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, fit {fa:.3f}", xy(a.live)),
-                                         (f"ours, iteration {o.iteration}, fit {fo:.3f}", xy(o.live))], lim),
+    fa, fo = a.frames[-1].metrics.get("chain_fit", np.nan), o.frames[-1].metrics.get("chain_fit", np.nan)
+    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, chains' fit {fa:.3f}", xy(a.live)),
+                                         (f"ours, iteration {o.iteration}, chains' fit {fo:.3f}", xy(o.live))], lim),
                     key="side")
 
 

@@ -24,6 +24,7 @@ if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin
     cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
 
 new, proj = ui.run_settings(cfg, alpha, step_size, steps)
+ui.set_projection_method(proj)
 
 b = st.columns(5)
 if b[0].button("Start", type="primary", key="start"):
@@ -53,11 +54,11 @@ def live_view() -> None:
         pts, ghost = p.transform(v.live), p.transform(last.z)
         prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, v.live.shape[1])))
     lim = ui.axis_limit(f"main{v.run}", pts)
-    fit = last.metrics.get("fit")
+    fit = last.metrics.get("chain_fit")
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     st.markdown(f"**{state}** · iteration {v.iteration} · epoch {v.epoch:.2f} · {v.seconds:.1f} s of training"
-                + (f" · OT cost of q(z^K) to the prior {fit:.3f} (prior vs prior {v.prior_fit:.3f})" if fit else "")
-                + (f" · on the prior after **{v.seconds_to_prior:.1f} s**" if v.seconds_to_prior else ""))
+                + (f" · OT cost of the chains to the prior {fit:.3f} (prior vs prior {v.prior_fit:.3f})" if fit else "")
+                + (f" · chains on the prior after **{v.seconds_to_prior:.1f} s**" if v.seconds_to_prior else ""))
     if v.message:
         st.error(v.message)
     left, right = st.columns([3, 2])

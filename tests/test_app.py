@@ -34,7 +34,7 @@ def _session(at: AppTest):
 
     s = at.session_state["session"]
     s.stop()
-    s.reset(ui.demo_config())
+    s.reset(ui.DEMO)
     return s
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lvm import checkpoint
+from lvm import checkpoint, fileio
 from lvm.checkpoint import CheckpointError, load, load_model, save
 from lvm.config import DataConfig, ModelConfig, TrainConfig
 from lvm.data import ImageData
@@ -68,7 +68,7 @@ def test_failed_save_leaves_the_old_checkpoint_intact(trainer: Trainer, tmp_path
 
     def no_rename(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(checkpoint.os, "replace", no_rename)
+    monkeypatch.setattr(fileio.os, "replace", no_rename)
     with pytest.raises(OSError, match="disk full"):
         save(path, {**trainer.state_dict(), "iteration": 99})
     monkeypatch.undo()

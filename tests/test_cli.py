@@ -52,7 +52,7 @@ def test_train_writes_a_checkpoint_and_a_metrics_log(run) -> None:
     assert math.isfinite(result["latent_ot_cost"]) and result["prior_ot_cost"] > 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == [1, 2, 3]
-    assert "unmatched" in records[1] and "latent_fit" in records[1]  # the correction at L = 2
+    assert "unmatched" in records[1] and "chain_fit" in records[1]  # the correction at L = 2
     state = load(out / "checkpoint.pt")
     assert state["iteration"] == 3 and state["latents"].shape == (300, 2)
     assert tuple(state["config"]["data"]["classes"]) == (0, 1)
@@ -166,3 +166,22 @@ def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Pa
     result = _ok(lvm(*TRAIN, "--epochs", "30", "--checkpoint-every", "1", "--resume", "--out", str(out)))
     assert result["iterations"] == 90
     assert [json.loads(ln)["iteration"] for ln in log.read_text().splitlines()] == list(range(1, 91))
+
+
+def test_train_config_runs_exactly_the_run_its_config_json_describes(run, tmp_path: Path) -> None:
+    """OUT/config.json is asdict(cfg); `train --config` on it gives the same checkpoint, byte for byte."""
+    src, _ = run
+    again = _ok(lvm("train", "--config", str(src / "config.json"), "--out", str(tmp_path / "again"), "--json"))
+    assert again["iterations"] == 3
+    assert (tmp_path / "again" / "checkpoint.pt").read_bytes() == (src / "checkpoint.pt").read_bytes()
+    # a flag given beside --config changes that one setting
+    _ok(lvm("train", "--config", str(src / "config.json"), "--epochs", "0.5", "--out", str(tmp_path / "half"),
+            "--json"))
+    cfg = json.loads((tmp_path / "half" / "config.json").read_text())
+    assert cfg["epochs"] == 0.5 and cfg["data"]["limit"] == 300 and cfg["model"]["arch"] == "mlp"
+
+
+def test_a_config_file_with_an_unknown_setting_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"method": "ours", "alpah": 0.5}))
+    proc = lvm("train", "--config", str(tmp_path / "run.json"), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "alpah" in proc.stderr and "Traceback" not in proc.stderr

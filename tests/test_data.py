@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvm import data
+from lvm import data, fileio
 from lvm.config import DataConfig
 from lvm.data import ImageData, MissingDataError, load, meg_split
 
@@ -78,7 +78,7 @@ def test_restricted_unpickler_refuses_other_callables() -> None:
 
     for blob in (pickle.dumps(Evil(), protocol=2), pickle.dumps(Evil())):
         with pytest.raises(pickle.UnpicklingError, match="system"):
-            data._NumpyOnlyUnpickler(io.BytesIO(blob)).load()
+            fileio.NumpyOnlyUnpickler(io.BytesIO(blob)).load()
 
 
 def test_class_filter_limit_resize_channels(cache: Path) -> None:

@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from lvm.auction import auction
-from lvm.config import OTConfig
+from lvm.config import FastOTConfig, OTConfig, PaperOTConfig
 from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
 
 PAPER = OTConfig(solver="paper")
@@ -74,15 +74,15 @@ def test_paper_assignment_is_an_optimal_partial_bijection(n: int, d: int) -> Non
 def test_paper_converges_to_epsilon_when_given_the_steps() -> None:
     # Adam's second-moment beta of the paper (0.5) makes h oscillate on problems this small;
     # the usual 0.999 gets below epsilon = 0.1 within a few hundred passes
-    cfg = OTConfig(solver="paper", epsilon=0.1, lr=0.03, betas=(0.9, 0.999), max_iter=2000)
+    cfg = OTConfig(solver="paper", max_iter=2000, paper=PaperOTConfig(epsilon=0.1, lr=0.03, betas=(0.9, 0.999)))
     src, tgt = _problem(200, 16, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # converging must not warn
         res = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0))
     exact = solve(src, tgt, EXACT)
     assert res.converged and res.iterations < cfg.max_iter
-    assert res.unmatched <= cfg.epsilon
-    assert res.matched >= 1 - cfg.epsilon
+    assert res.unmatched <= cfg.paper.epsilon
+    assert res.matched >= 1 - cfg.paper.epsilon
     assert exact.dual - 1e-6 <= res.dual <= exact.dual * 1.05
     # the warm start from the returned h reproduces the same claims at once
     again = solve(src, tgt, cfg, generator=torch.Generator().manual_seed(0), warm=res.warm_start)
@@ -131,7 +131,7 @@ def test_fast_cost_is_within_its_certified_gap_of_the_optimum(n: int, d: int, se
     res = solve(src, tgt, FAST)
     exact = solve(src, tgt, EXACT)
     assert res.converged and res.unmatched == 0.0 and _is_permutation(res.assignment)
-    assert res.gap <= FAST.tol
+    assert res.gap <= FAST.fast.tol
     assert exact.cost <= res.cost <= exact.cost * (1 + res.gap) + 1e-9
     # weak duality: E(h) bounds the optimum of max mean <z_hat_i, z_sigma(i)> from above
     assert res.dual >= exact.dual - 1e-6
@@ -165,7 +165,7 @@ def test_fast_warm_start_matches_cold_quality_with_less_work(d: int) -> None:
     exact = solve(drifted, tgt, EXACT)
     for res in (cold, warm):
         assert res.converged and _is_permutation(res.assignment)
-        assert exact.cost <= res.cost <= exact.cost * (1 + FAST.tol) + 1e-9
+        assert exact.cost <= res.cost <= exact.cost * (1 + FAST.fast.tol) + 1e-9
     assert warm.iterations < cold.iterations
 
 
@@ -189,13 +189,13 @@ def test_fast_warm_start_from_the_paper_dual_is_accepted() -> None:
     paper = _solve_quiet(src, tgt, OTConfig("paper", max_iter=20))
     res = solve(src, tgt, FAST, warm=paper.warm_start)  # h only; its partial assignment is ignored
     assert res.converged and _is_permutation(res.assignment)
-    assert res.cost <= solve(src, tgt, EXACT).cost * (1 + FAST.tol) + 1e-9
+    assert res.cost <= solve(src, tgt, EXACT).cost * (1 + FAST.fast.tol) + 1e-9
 
 
 def test_fast_chunking_does_not_change_the_answer() -> None:
     src, tgt = _problem(300, 16, seed=7)
-    small = solve(src, tgt, OTConfig(chunk=7, candidates=8))
-    whole = solve(src, tgt, OTConfig(chunk=4096, candidates=8))
+    small = solve(src, tgt, OTConfig(chunk=7, fast=FastOTConfig(candidates=8)))
+    whole = solve(src, tgt, OTConfig(chunk=4096, fast=FastOTConfig(candidates=8)))
     assert torch.equal(small.assignment, whole.assignment)
     # a block's float32 matrix product may round differently from a whole one's: prices agree closely
     assert torch.allclose(small.h, whole.h, atol=1e-4) and small.cost == pytest.approx(whole.cost, rel=1e-6)
@@ -205,7 +205,7 @@ def test_fast_list_length_changes_the_work_not_the_quality() -> None:
     src, tgt = _problem(300, 2, seed=8)
     exact = solve(src, tgt, EXACT).cost
     for k in (1, 4, 300):  # one listed target per source, a few, and every target
-        res = solve(src, tgt, OTConfig(candidates=k))
+        res = solve(src, tgt, OTConfig(fast=FastOTConfig(candidates=k)))
         assert res.converged and exact <= res.cost <= exact * (1 + res.gap) + 1e-9
 
 
@@ -225,7 +225,7 @@ def test_fast_on_cuda_matches_cpu() -> None:
     src, tgt = _problem(300, 16, seed=10)
     cpu = solve(src, tgt, FAST)
     gpu = solve(src.cuda(), tgt.cuda(), FAST)
-    assert gpu.assignment.is_cuda and gpu.cost == pytest.approx(cpu.cost, rel=FAST.tol)
+    assert gpu.assignment.is_cuda and gpu.cost == pytest.approx(cpu.cost, rel=FAST.fast.tol)
 
 
 # ---------------------------------------------------------------- the exact solver

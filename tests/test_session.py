@@ -58,7 +58,7 @@ def test_start_pause_and_a_correction_frame(session: Session) -> None:
     assert f.before is not None and f.before.shape == f.z.shape == (400, 2)
     assert len(f.source) == len(f.target) == min(400, PAIRS_N)  # the exact solver matches everyone
     # Eq. 10 on the view subsample: after = alpha T(z_hat) + (1 - alpha) z_hat moves each point halfway.
-    assert np.isfinite(f.metrics["fit"]) and f.metrics["fit"] > 0
+    assert np.isfinite(f.metrics["chain_fit"]) and f.metrics["chain_fit"] > 0
     assert not np.allclose(f.before, f.z)
 
 

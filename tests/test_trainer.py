@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -13,7 +12,7 @@ from lvm.checkpoint import CheckpointError
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.data import ImageData, load
 from lvm.metrics import latent_ot_cost
-from lvm.trainer import GOOD_EVERY, DivergedError, Trainer
+from lvm.trainer import GOOD_EVERY, DivergedError, Step, Trainer
 
 MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100
 # Settings where the chains drift far from the prior within a few iterations (s = 0.1, K = 20).
@@ -29,10 +28,9 @@ def mnist01() -> ImageData:
     return load(MNIST01, "train")
 
 
-def _run(cfg: TrainConfig, data: ImageData, steps: int | None = None) -> tuple[Trainer, list[dict]]:
+def _run(cfg: TrainConfig, data: ImageData, steps: int | None = None) -> tuple[Trainer, list[Step]]:
     tr = Trainer(cfg, data)
-    recs = [tr.step() for _ in range(tr.total_iterations if steps is None else steps)]
-    return tr, recs
+    return tr, [tr.step() for _ in range(tr.total_iterations if steps is None else steps)]
 
 
 def _same_state(a: Trainer, b: Trainer) -> None:
@@ -52,19 +50,21 @@ def test_schedule_counts_iterations(mnist01: ImageData) -> None:
 
 def test_training_lowers_the_reconstruction_error(mnist01: ImageData) -> None:
     _, recs = _run(replace(BASE, epochs=3), mnist01)
-    first = sum(r["mse"] for r in recs[:2]) / 2
-    last = sum(r["mse"] for r in recs[-2:]) / 2
-    assert all(math.isfinite(r["loss"]) for r in recs)
+    first = sum(r.metrics.mse for r in recs[:2]) / 2
+    last = sum(r.metrics.mse for r in recs[-2:]) / 2
+    assert all(math.isfinite(r.metrics.loss) for r in recs)
     assert last < 0.6 * first
 
 
 def test_full_correction_puts_the_population_on_the_prior_sample(mnist01: ImageData) -> None:
     tr, recs = _run(replace(BASE, alpha=1.0), mnist01, steps=3)
-    assert "ot_cost" in recs[-1] and "latent_fit" in recs[-1] and "ot_cost" not in recs[0]
-    before = tr.last_correction["before"]
+    c = recs[-1].correction
+    assert c is not None and recs[-1].metrics.chain_fit is not None and recs[0].correction is None
+    assert "ot_cost" in recs[-1].record() and "chain_fit" in recs[-1].record() and "ot_cost" not in recs[0].record()
+    before = c.before
     # the exact solver matches everyone: with alpha = 1 the chains now sit on the targets, permuted
-    assert recs[-1]["unmatched"] == 0.0
-    assert torch.equal(tr.z, tr.targets[tr.last_correction["assignment"]])
+    assert c.result.unmatched == 0.0 and not c.skipped
+    assert torch.equal(tr.z, tr.targets[c.assignment])
     assert latent_ot_cost(tr.z, 400) < 0.5 * latent_ot_cost(before, 400)
 
 
@@ -74,15 +74,15 @@ def test_correction_lowers_the_latent_fit_and_beats_abp(mnist01: ImageData, seed
     ours = Trainer(cfg, mnist01)
     corrections = 0
     for _ in range(ours.total_iterations):
-        rec = ours.step()
-        if "ot_cost" in rec:
+        step = ours.step()
+        if step.correction is not None:
             corrections += 1
-            fit_before = latent_ot_cost(ours.last_correction["before"], 400)
+            fit_before = latent_ot_cost(step.correction.before, 400)
             fit_after = latent_ot_cost(ours.z, 400)
             assert fit_after < 0.6 * fit_before  # alpha = 1/2 quarters the matched cost
     assert corrections == 2
-    abp, _ = _run(replace(cfg, method="abp", alpha=0.0), mnist01)
-    assert abp.last_correction is None
+    abp, steps = _run(replace(cfg, method="abp", alpha=0.0), mnist01)
+    assert all(s.correction is None for s in steps)
     # two iterations after the last correction "ours" still fits the prior far better than ABP
     assert latent_ot_cost(ours.z, 400) < 0.8 * latent_ot_cost(abp.z, 400)
 
@@ -93,7 +93,8 @@ def test_same_config_same_result(mnist01: ImageData) -> None:
     a, ra = _run(cfg, mnist01, steps=4)
     b, rb = _run(cfg, mnist01, steps=4)
     _same_state(a, b)
-    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    untimed = lambda steps: [{k: v for k, v in r.record().items() if "seconds" not in k} for r in steps]  # noqa: E731
+    assert untimed(ra) == untimed(rb)
     c, _ = _run(replace(cfg, seed=1), mnist01, steps=4)
     assert not torch.equal(a.z, c.z)
 
@@ -129,38 +130,31 @@ def test_fit_stops_when_asked(mnist01: ImageData) -> None:
     stop = threading.Event()
     seen = []
 
-    def callback(rec: dict) -> None:
-        seen.append(rec["iteration"])
+    def callback(step: Step) -> None:
+        seen.append(step.metrics.iteration)
         if len(seen) == 2:
             stop.set()
     tr.fit(callback, stop=stop)
     assert seen == [1, 2] and tr.iteration == 2
 
 
-def test_fit_waits_while_paused_and_goes_on_when_resumed(mnist01: ImageData) -> None:
+def test_retune_changes_only_live_settings_and_keeps_the_config_valid(mnist01: ImageData) -> None:
     tr = Trainer(BASE, mnist01)
-    stop, pause = threading.Event(), threading.Event()
-    pause.set()
-    seen: list[int] = []
-
-    def callback(rec: dict) -> None:
-        seen.append(rec["iteration"])
-        if len(seen) == 2:
-            stop.set()
-    worker = threading.Thread(target=tr.fit, kwargs={"callback": callback, "stop": stop, "pause": pause})
-    worker.start()
-    time.sleep(0.5)
-    assert tr.iteration == 0 and worker.is_alive()  # paused: no step taken, the loop still waits
-    pause.clear()
-    worker.join(timeout=60)
-    assert not worker.is_alive() and seen == [1, 2]
+    cfg = tr.retune(alpha=0.25, steps=5, lr=1e-4)
+    assert (cfg.alpha, cfg.langevin.steps, cfg.lr) == (0.25, 5, 1e-4) and tr.cfg is cfg
+    assert all(g["lr"] == 1e-4 for g in tr.optimizer.param_groups)
+    with pytest.raises(ValueError, match="batch_size cannot change"):
+        tr.retune(batch_size=7)
+    with pytest.raises(ValueError, match="alpha"):
+        tr.retune(alpha=2.0)
+    assert tr.cfg is cfg  # a refused retune changes nothing
 
 
 def test_vae_trains_and_lowers_its_loss(mnist01: ImageData) -> None:
     tr, recs = _run(replace(BASE, method="vae", epochs=3), mnist01)
-    assert tr.encoder is not None and tr.last_correction is None
-    first = sum(r["loss"] for r in recs[:2]) / 2
-    last = sum(r["loss"] for r in recs[-2:]) / 2
+    assert tr.encoder is not None and all(r.correction is None for r in recs)
+    first = sum(r.metrics.loss for r in recs[:2]) / 2
+    last = sum(r.metrics.loss for r in recs[-2:]) / 2
     assert last < 0.6 * first
     assert not torch.equal(tr.z, tr.targets)  # the population holds the encoder means
 
@@ -183,7 +177,7 @@ def test_divergence_rolls_back_to_the_last_finite_state(mnist01: ImageData) -> N
     assert tr.rollback() == GOOD_EVERY
     assert torch.equal(tr.z, good) and all(torch.isfinite(p).all() for p in tr.generator.parameters())
     tr.retune(step_size=0.1)  # the user lowers s and goes on
-    assert math.isfinite(tr.step()["loss"]) and tr.iteration == GOOD_EVERY + 1
+    assert math.isfinite(tr.step().metrics.loss) and tr.iteration == GOOD_EVERY + 1
 
 
 def test_tiny_sigma_with_a_large_rate_is_caught_as_latents_running_away(mnist01: ImageData) -> None:
@@ -200,8 +194,9 @@ def test_an_unconverged_fast_solve_skips_the_correction_and_training_goes_on(mni
     cfg = replace(BASE, ot_every=1, ot=OTConfig(solver="fast", max_iter=1))  # far too few passes to converge
     tr = Trainer(cfg, mnist01)
     with pytest.warns(RuntimeWarning, match="correction is skipped"):
-        rec = tr.step()
-    assert rec["ot_skipped"] == 1.0 and rec["ot_converged"] == 0.0 and tr.last_correction is None
+        step = tr.step()
+    rec = step.record()
+    assert rec["ot_skipped"] == 1.0 and rec["ot_converged"] == 0.0 and step.correction.skipped
     twin = Trainer(replace(cfg, ot_every=1000), mnist01)  # the same iteration with no correction due
     twin.step()
     assert torch.equal(tr.z, twin.z) and not torch.equal(tr.z, tr.targets)
