@@ -45,6 +45,8 @@ def _progress(total: int, initial: int, desc: str):
         shown["mse"] = f"{m.mse:.4f}"
         if m.chain_fit is not None:
             shown["chain fit"] = f"{m.chain_fit:.3f}"
+        if m.q_fit is not None:
+            shown["q fit"] = f"{m.q_fit:.3f}"
         if step.correction is not None:
             shown["unmatched"] = f"{step.correction.result.unmatched:.0%}"
         bar.set_postfix(shown, refresh=False)
@@ -113,7 +115,8 @@ def _test_images(cfg: TrainConfig, n: int) -> datasets.ImageData:
 
 def evaluate(path: str, inference: InferenceConfig, classifier: str = "", fid_n: int = 10000,
              device: torch.device | str = "cpu") -> dict:
-    """Test MSE with test-time Langevin, the training chains' fit (OT cost, MMD), and FID-C if a classifier is given."""
+    """Test MSE with test-time Langevin, the training chains' fit (OT cost, MMD), the model's own q(z^K) fit
+    (`q_ot_cost`; both at the `prior_ot_cost` level when they fit), and FID-C if a classifier is given."""
     cfg, gen, state = checkpoint.load_model(path, device)
     test = _test_images(cfg, inference.n)
     lcfg = inference.langevin(cfg.langevin)
@@ -128,6 +131,10 @@ def evaluate(path: str, inference: InferenceConfig, classifier: str = "", fid_n:
               "latent_mmd": metrics.latent_mmd(z_train, n_fit),
               "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, cfg.model.latent_dim),
               "test_latent_ot_cost": metrics.latent_ot_cost(z_test, min(2000, len(z_test)))}
+    if cfg.method != "vae":  # the model's own q(z^K): K training-time steps from noise on n_fit training images
+        train = datasets.load(cfg.data, "train")
+        idx = torch.from_numpy(np.random.RandomState(0).permutation(len(train))[:n_fit])
+        result["q_ot_cost"] = metrics.q_ot_cost(gen, train.x[idx].to(device), cfg.langevin)  # vs prior_ot_cost
     if state.get("encoder"):  # the VAE's own amortised inference, beside the shared Langevin protocol
         enc = Encoder(cfg.model).to(device)
         enc.load_state_dict(state["encoder"])

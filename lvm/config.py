@@ -157,6 +157,7 @@ class TrainConfig:
     persistent: bool = True             # warm-start each chain from its last z (else from noise)
     seed: int = 0
     checkpoint_every: int = 500         # iterations between checkpoints; 0 = only at the end
+    q_fit_n: int = 300                  # training images of the honest q(z^K) fit at every L-th iteration; 0 = off
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     langevin: LangevinConfig = field(default_factory=LangevinConfig)
@@ -176,6 +177,7 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.epochs > 0, "epochs must be > 0")
         _check(self.checkpoint_every >= 0, "checkpoint_every must be >= 0")
+        _check(self.q_fit_n >= 0, "q_fit_n must be >= 0 (0 = off)")
         for name in ("image_size", "channels"):
             have, want = getattr(self.model, name), getattr(self.data, name)
             _check(have == want, f"the model's {name} ({have}) must match the data's ({want})")

@@ -146,6 +146,20 @@ def latent_ot_cost(z: Array, n: int = 2000, seed: int = 0, prior: Prior | None =
     return _ot_cost(*_subsample_with_prior(z, n, seed, prior))
 
 
+def q_ot_cost(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0) -> float:
+    """The fit of the model's own short-run inference q_theta(z^K | x) to the prior (paper Eq. 8-9).
+
+    K Langevin steps (cfg) from fresh N(0, I) noise for each image of x, then the exact OT cost
+    of those len(x) latents to as many prior draws (:func:`latent_ot_cost`). Unlike the persistent
+    chains, which a correction with alpha = 1 puts on prior points by construction, this is what
+    "q(z^K) approaches the prior" means.
+    """
+    rng = torch.Generator().manual_seed(seed)
+    d = _latent_dim(generator)
+    z0 = prior_sample(len(x), d, rng).to(x.device)
+    return latent_ot_cost(infer(generator, x, z0, cfg, rng), n=len(x), seed=seed)
+
+
 def prior_baseline_ot_cost(n: int, d: int, seed: int = 0, prior: Prior | None = None) -> float:
     """The :func:`latent_ot_cost` statistic between two independent prior samples of size n."""
     rs = np.random.RandomState(seed)

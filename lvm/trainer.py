@@ -26,7 +26,7 @@ import torch
 from . import checkpoint, langevin, ot
 from .config import TrainConfig, from_dict
 from .data import ImageData
-from .metrics import latent_ot_cost
+from .metrics import latent_ot_cost, q_ot_cost
 from .models import Encoder, build_generator, prior_sample
 from .vae import negative_elbo
 
@@ -41,8 +41,12 @@ class StepMetrics:
     """The figures of one iteration.
 
     chain_fit: on a due iteration (every L), the exact OT cost between LATENT_FIT_N of the
-    persistent chains and as many points of the fixed prior sample, measured before Eq. 10
-    moves them (None on other iterations).
+    persistent chains and as many prior draws, measured before Eq. 10 moves them (None on
+    other iterations).
+    q_fit: on a due iteration, the same statistic for the model's own short-run inference
+    q_theta(z^K): K Langevin steps from fresh noise on a fixed subsample of cfg.q_fit_n
+    training images with the current generator (metrics.q_ot_cost; None for the VAE, whose
+    inference is its encoder, and when q_fit_n is 0).
     """
 
     iteration: int          # iterations done, this one included
@@ -51,6 +55,7 @@ class StepMetrics:
     mse: float              # mean squared pixel error of the batch
     seconds: float          # wall time of the iteration
     chain_fit: float | None = None
+    q_fit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,15 +161,24 @@ class Trainer:
                 correction = self.correct(ot_progress)
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
+        q_fit = None
         if due and chain_fit is None:  # the VAE: its population holds the encoder means
             chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+        elif due and cfg.q_fit_n:     # after learning: the generator this iteration leaves behind
+            q_fit = self.q_fit()
         self.iteration += 1
         metrics = StepMetrics(self.iteration, self.iteration / self.batches_per_epoch, loss, mse,
-                              time.perf_counter() - t0, chain_fit)
+                              time.perf_counter() - t0, chain_fit, q_fit)
         self._check_finite(metrics)
         if self.iteration % GOOD_EVERY == 0:
             self.good = copy.deepcopy(self.state_dict())
         return Step(metrics, correction)
+
+    def q_fit(self) -> float:
+        """metrics.q_ot_cost on the fixed q_fit_n training images, with the current generator and K, s, sigma."""
+        n = min(self.cfg.q_fit_n, len(self.data))
+        idx = torch.randperm(len(self.data), generator=_rng(self.cfg.seed, 5))[:n]  # the same images every time
+        return q_ot_cost(self.generator, self.data.x[idx].to(self.device), self.cfg.langevin, seed=self.cfg.seed)
 
     def retune(self, **settings: float) -> TrainConfig:
         """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on.

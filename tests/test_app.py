@@ -5,7 +5,6 @@ Real Streamlit, real MNIST, the real training thread and the models in pretraine
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +37,6 @@ def _session(at: AppTest):
     return s
 
 
-def _until(cond, timeout: float = 60.0) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.05)
 
 
 @needs_demo
@@ -63,16 +57,16 @@ def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -
     assert not at.exception and "No model yet" in at.info[0].value
 
 
-def test_train_page_steps_changes_alpha_live_and_resets() -> None:
+def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     at = _app("pages/train.py")
     s = _session(at)
     assert "iteration 0" in at.markdown[0].value or any("iteration 0" in m.value for m in at.markdown)
     at.button(key="step").click().run()
-    _until(lambda: s.view().iteration == 1)
+    wait_until(lambda: s.view().iteration == 1)
     at.slider(key="alpha").set_value(0.8).run()
     assert s.cfg.alpha == 0.8  # live: no reset needed
     at.button(key="step").click().run()
-    _until(lambda: s.view().iteration == 2)
+    wait_until(lambda: s.view().iteration == 2)
     at.run()  # what the fragment's next poll draws
     assert any("iteration 2" in m.value for m in at.markdown)
     at.number_input(key="d").set_value(3).run()
@@ -80,7 +74,7 @@ def test_train_page_steps_changes_alpha_live_and_resets() -> None:
     at.button(key="reset").click().run()
     assert s.cfg.model.latent_dim == 3 and s.view().iteration == 0
     at.button(key="step").click().run()
-    _until(lambda: s.view().iteration == 1)
+    wait_until(lambda: s.view().iteration == 1)
     at.run()  # d = 3 draws through the PCA projection
     assert not at.exception and len(at.get("plotly_chart")) == 2
     at.number_input(key="limit").set_value(1).run()
@@ -88,13 +82,13 @@ def test_train_page_steps_changes_alpha_live_and_resets() -> None:
     s.stop()
 
 
-def test_latent_ot_page_replays_frames_and_picks_a_correction() -> None:
+def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> None:
     at = _app("pages/latent_ot.py")
     s = _session(at)
     at.run()
     assert "No frames yet" in at.info[0].value
     s.start()
-    _until(lambda: len(s.view().frames) >= 4)
+    wait_until(lambda: len(s.view().frames) >= 4)
     s.pause()
     at.run()
     assert not at.exception and len(at.get("plotly_chart")) == 2  # replay + one correction

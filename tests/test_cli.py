@@ -62,7 +62,7 @@ def test_eval_prints_finite_figures(run) -> None:
     out, _ = run
     result = _ok(lvm("eval", str(out / "checkpoint.pt"), "--json", "--n", "200", "--test-steps", "10"))
     assert result["n_test"] == 200 and result["test_steps"] == 10
-    for key in ("mse", "latent_ot_cost", "latent_mmd"):
+    for key in ("mse", "latent_ot_cost", "latent_mmd", "q_ot_cost"):
         assert math.isfinite(result[key]), key
     assert 0 < result["mse"] < 1
 

@@ -228,3 +228,18 @@ def test_reconstruct_reads_the_latent_size_of_project_generators():
     x = torch.rand(5, 1, 28, 28)
     z, x_rec = M.reconstruct(g, x, LangevinConfig(steps=2), rng=torch.Generator().manual_seed(0))
     assert z.shape == (5, 3) and x_rec.shape == (5, 1, 28, 28)
+
+
+def test_q_ot_cost_is_at_the_prior_level_when_the_posterior_is_the_prior_and_far_above_when_it_is_sharp():
+    """q(z^K) from noise: a generator with no weight on z leaves p(z | x) = N(0, I), so K Langevin steps keep
+    the chains prior-distributed; a sharp likelihood (small sigma) pulls every chain to its own posterior mode."""
+    x = torch.rand(300, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
+    deaf = _linear_generator()
+    with torch.no_grad():
+        deaf[0].weight.zero_()
+    level = M.prior_baseline_ot_cost(300, D_LATENT)
+    prior_like = M.q_ot_cost(deaf, x, LangevinConfig(steps=30, step_size=0.3, sigma=1.0))
+    assert prior_like == pytest.approx(level, rel=0.5)
+    sharp = M.q_ot_cost(_linear_generator(), x, LangevinConfig(steps=30, step_size=0.05, sigma=0.05))
+    assert sharp > 3 * level
+    assert M.q_ot_cost(deaf, x, LangevinConfig(steps=30, step_size=0.3, sigma=1.0), seed=0) == prior_like  # seeded

@@ -18,11 +18,6 @@ CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoi
                   langevin=LangevinConfig(steps=10), ot=OTConfig(solver="exact"))
 
 
-def _wait(cond, timeout: float = 60.0) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -32,20 +27,20 @@ def session():
     s.stop()
 
 
-def test_step_runs_exactly_one_iteration_and_pauses(session: Session) -> None:
+def test_step_runs_exactly_one_iteration_and_pauses(session: Session, wait_until) -> None:
     v = session.view()
     assert (v.state, v.iteration, len(v.frames)) == ("idle", 0, 1)
     session.step()
-    _wait(lambda: session.view().iteration == 1)
+    wait_until(lambda: session.view().iteration == 1)
     time.sleep(0.3)
     v = session.view()
     assert v.iteration == 1 and v.state == "paused" and len(v.records) == 1
     assert v.records[0]["iteration"] == 1 and np.isfinite(v.records[0]["mse"])
 
 
-def test_start_pause_and_a_correction_frame(session: Session) -> None:
+def test_start_pause_and_a_correction_frame(session: Session, wait_until) -> None:
     session.start()
-    _wait(lambda: session.view().iteration >= 7)
+    wait_until(lambda: session.view().iteration >= 7)
     session.pause()
     time.sleep(0.3)
     it = session.view().iteration
@@ -62,11 +57,11 @@ def test_start_pause_and_a_correction_frame(session: Session) -> None:
     assert not np.allclose(f.before, f.z)
 
 
-def test_live_update_reaches_the_trainer_and_bad_fields_are_refused(session: Session) -> None:
+def test_live_update_reaches_the_trainer_and_bad_fields_are_refused(session: Session, wait_until) -> None:
     new = session.update(alpha=0.9, step_size=0.05, steps=3)
     assert (new.alpha, new.langevin.step_size, new.langevin.steps) == (0.9, 0.05, 3)
     session.step()
-    _wait(lambda: session.view().iteration == 1)
+    wait_until(lambda: session.view().iteration == 1)
     assert session._trainer.cfg.alpha == 0.9 and session._trainer.cfg.langevin.steps == 3
     with pytest.raises(ValueError, match="Reset"):
         session.update(ot_every=5)
@@ -74,9 +69,9 @@ def test_live_update_reaches_the_trainer_and_bad_fields_are_refused(session: Ses
         session.update(alpha=2.0)
 
 
-def test_reset_starts_over_with_a_new_config(session: Session) -> None:
+def test_reset_starts_over_with_a_new_config(session: Session, wait_until) -> None:
     session.step()
-    _wait(lambda: session.view().iteration == 1)
+    wait_until(lambda: session.view().iteration == 1)
     run = session.view().run
     session.reset(replace(CFG, method="abp", alpha=0.0))
     v = session.view()
@@ -86,30 +81,30 @@ def test_reset_starts_over_with_a_new_config(session: Session) -> None:
     assert session.view().cfg.method == "abp"  # a failed reset keeps the old run
 
 
-def test_divergence_pauses_with_a_message() -> None:
+def test_divergence_pauses_with_a_message(wait_until) -> None:
     s = Session(replace(CFG, langevin=LangevinConfig(steps=10, step_size=50.0)))
     try:
         s.start()
-        _wait(lambda: s.state != "running")
+        wait_until(lambda: s.state != "running")
         v = s.view()
         assert v.state == "paused" and "diverged" in v.message and "lower" in v.message
         assert "Rolled back to iteration 0" in v.message and v.iteration == 0
         assert np.isfinite(v.live).all()
         s.update(step_size=0.1)  # the user lowers s and goes on from the last finite state
         s.step()
-        _wait(lambda: s.view().iteration == 1)
+        wait_until(lambda: s.view().iteration == 1)
     finally:
         s.stop()
 
 
-def test_stop_ends_the_thread(session: Session) -> None:
+def test_stop_ends_the_thread(session: Session, wait_until) -> None:
     session.start()
-    _wait(lambda: session.view().iteration >= 1)
+    wait_until(lambda: session.view().iteration >= 1)
     session.stop()
     assert not session._thread.is_alive() and session.state == "paused"
     it = session.view().iteration
     session.step()  # a stopped session can go on in a new thread
-    _wait(lambda: session.view().iteration == it + 1)
+    wait_until(lambda: session.view().iteration == it + 1)
 
 
 def test_mean_prior_fit_is_the_two_sample_level() -> None:
@@ -130,13 +125,13 @@ def test_pca_projection_is_orthonormal_and_fixed() -> None:
                        torch.from_numpy(z[:3, :2].astype(np.float32)))
 
 
-def test_close_returns_at_once_and_the_thread_ends_for_good(session: Session) -> None:
+def test_close_returns_at_once_and_the_thread_ends_for_good(session: Session, wait_until) -> None:
     session.start()
-    _wait(lambda: session.view().iteration >= 1)
+    wait_until(lambda: session.view().iteration >= 1)
     t0 = time.monotonic()
     session.close()  # what a closed tab calls on the server's event loop: it must not wait
     assert time.monotonic() - t0 < 0.1
-    _wait(lambda: not session._thread.is_alive())
+    wait_until(lambda: not session._thread.is_alive())
     session.start()  # a closed session never trains again
     session.step()
     time.sleep(0.3)

@@ -10,22 +10,17 @@ import torch
 
 from lvm.checkpoint import CheckpointError
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
-from lvm.data import ImageData, load
+from lvm.data import ImageData
 from lvm.metrics import latent_ot_cost
 from lvm.trainer import GOOD_EVERY, DivergedError, Step, Trainer
 
-MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100
+MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100: the `mnist01` fixture
 # Settings where the chains drift far from the prior within a few iterations (s = 0.1, K = 20).
 BASE = TrainConfig(
     method="ours", alpha=0.5, ot_every=3, batch_size=100, epochs=2, seed=0, checkpoint_every=0,
     data=MNIST01, model=ModelConfig(latent_dim=2, arch="mlp"),
     langevin=LangevinConfig(steps=20, step_size=0.1), ot=OTConfig(solver="exact"))
 PAPER_OT = pytest.mark.filterwarnings(r"ignore:OT \(Alg. 2\) stopped:RuntimeWarning")
-
-
-@pytest.fixture(scope="module")
-def mnist01() -> ImageData:
-    return load(MNIST01, "train")
 
 
 def _run(cfg: TrainConfig, data: ImageData, steps: int | None = None) -> tuple[Trainer, list[Step]]:
