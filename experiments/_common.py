@@ -1,9 +1,15 @@
-"""What every experiment script shares: resumable CLI runs, progress lines, markdown reports.
+"""What every experiment script shares: resumable CLI runs described by configs, progress lines, reports.
 
-Each training is its own ``python -m lvm train`` subprocess into ``<runs>/<experiment>/<name>/``
-and each evaluation its own ``python -m lvm eval --json``. A run directory holds:
+A run is a `Run`: its `TrainConfig`, its stages (epochs at the end of each) and its `EvalSpec`
+(the shared test-time `InferenceConfig` and the FID-C classifier). Each training is its own
+``python -m lvm train --config run.json`` subprocess into ``<runs>/<experiment>/<name>/`` and
+each evaluation its own ``python -m lvm eval --json``. A run directory holds:
 
-    spec.json        the settings it was made with (a later call with other settings is refused)
+    spec.json        the run as the script described it: {"train": asdict(TrainConfig), "eval":
+                     asdict(EvalSpec), "stages" or "budget_s"}; other settings later are refused
+    run.json         the run's TrainConfig (`save_config`); every stage is ``train --config run.json
+                     --epochs E --resume``; how it is executed (threads, checkpoint cadence) is given beside
+    config.json      written by the CLI: the config the run goes on with (its checkpoint's)
     commands.txt     every command launched for it, in order
     checkpoint.pt    the CLI's checkpoint; metrics.jsonl, its per-iteration log
     train-K.json     stage K of training finished (the CLI's --json output)
@@ -13,7 +19,8 @@ and each evaluation its own ``python -m lvm eval --json``. A run directory holds
 
 A stage whose ``eval-K.json`` exists is skipped; a stage whose training was killed is continued
 with ``train --resume`` (the CLI goes on from its last checkpoint). Ctrl-C stops the script and
-its subprocess; running the same command again picks up where it stopped.
+its subprocess; running the same command again picks up where it stopped. Scripts run as modules
+from the repository root: ``python -m experiments.table2 ...``.
 """
 from __future__ import annotations
 
@@ -25,11 +32,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lvm.config import InferenceConfig, TrainConfig, from_dict, save_config
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # figures read checkpoints with lvm itself; run from anywhere without installing
 
 # Shared settings of every experiment (PROTOCOL sections 2-3); each table states them.
 TEST_STEPS = 100        # test-time Langevin steps from the prior, the same for every method
@@ -56,6 +64,7 @@ class Clock:
 
 def add_common_flags(p: argparse.ArgumentParser, experiment: str) -> None:
     """--quick, --out, --runs, --threads, --checkpoint-every: the flags every script takes."""
+    p.prog = f"python -m experiments.{experiment}"
     p.add_argument("--quick", action="store_true", help="tiny smoke settings (well under a minute), for tests")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="directory for the markdown table and PNGs")
     p.add_argument("--runs", type=Path, default=ROOT / "runs", help=f"run directories go to RUNS/{experiment}/")
@@ -145,27 +154,61 @@ def train_seconds(run_dir: Path) -> float:
 
 # ---- one run: staged training and evaluation ----------------------------------------------------
 
+def inference_args(inference: InferenceConfig) -> list[str]:
+    """The test-time flags of ``lvm eval`` / ``lvm anomaly`` that make the CLI build `inference` back."""
+    args = ["--n", str(inference.n), "--test-steps", str(inference.steps)]
+    if inference.step_size is not None:  # None: the model's own training s, the CLI's default
+        args += ["--test-step-size", str(inference.step_size)]
+    return args + ["--restarts", str(inference.restarts)]
+
+
+def protocol(n: int, steps: int = TEST_STEPS) -> InferenceConfig:
+    """The shared test-time protocol (PROTOCOL sec. 2): K, s and restarts fixed, n test images."""
+    return InferenceConfig(steps=steps, step_size=TEST_STEP_SIZE, restarts=RESTARTS, n=n)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What every stage's ``lvm eval`` is given."""
+
+    inference: InferenceConfig          # test-time Langevin from the prior, the same for every method
+    classifier: str = ""                # FID-C classifier file (`classifier`); "" = no FID-C
+
+    def args(self) -> list[str]:
+        return inference_args(self.inference) + (["--classifier", self.classifier] if self.classifier else [])
+
+
+def shared_eval(n: int, clf: Path | None, steps: int = TEST_STEPS) -> EvalSpec:
+    """`protocol` on n test images, with FID-C when a classifier is given."""
+    return EvalSpec(protocol(n, steps), str(clf) if clf else "")
+
+
 @dataclass
 class Run:
-    """One training run: its train flags, its stages (epochs at the end of each) and its eval flags.
+    """One training run: its config, its stages (epochs at the end of each) and its evaluation.
 
-    `budget_s`, when set, replaces fixed stages: training continues with ``--resume`` and a
-    larger ``--epochs`` until the iterations have used that many seconds (Table 1's wall-clock
-    budget), then the run is evaluated once.
+    `stages` defaults to ``[train.epochs]``. `budget_s`, when set, replaces fixed stages: training
+    starts with ``train.epochs`` (a first chunk, to measure the speed) and continues with
+    ``--resume`` and a larger ``--epochs`` until the iterations have used that many seconds
+    (Table 1's wall-clock budget); the run is then evaluated once.
     """
     directory: Path
-    train: list[str]
-    stages: list[float] = field(default_factory=lambda: [1.0])
-    eval: list[str] = field(default_factory=list)
+    train: TrainConfig
+    eval: EvalSpec
+    stages: list[float] = field(default_factory=list)
     budget_s: float = 0.0
-    first_epochs: float = 0.5        # budgeted runs: the first chunk, to measure the speed
+
+    def __post_init__(self) -> None:
+        self.stages = list(self.stages) or [self.train.epochs]
 
     @property
     def name(self) -> str:
         return f"{self.directory.parent.name}/{self.directory.name}"
 
     def spec(self) -> dict:
-        return {"train": self.train, "stages": self.stages, "eval": self.eval, "budget_s": self.budget_s}
+        """What spec.json holds: the run's settings, never how it is executed (threads, checkpoint cadence)."""
+        when = {"budget_s": self.budget_s} if self.budget_s else {"stages": self.stages}
+        return {"train": asdict(self.train), "eval": asdict(self.eval), **when}
 
     def diverged(self) -> dict | None:
         return read_json(self.directory / "diverged.json")
@@ -185,16 +228,33 @@ class Run:
         return out
 
 
-def check_spec(directory: Path, spec: dict) -> None:
-    """Record a run's settings on first use; refuse to continue a run made with other settings."""
+def _same_settings(old: dict, spec: dict) -> bool:
+    """spec.json against the settings asked for now. The TrainConfigs compare as configs (`from_dict`
+    fills a setting added to TrainConfig since with its default), so such a setting orphans no run."""
+    try:
+        old = {**old, "train": asdict(from_dict(old["train"]))}
+    except (KeyError, TypeError, ValueError):  # no config, or one from before runs were configs
+        return False
+    return json.loads(json.dumps(old)) == json.loads(json.dumps(spec))
+
+
+def check_spec(directory: Path, spec: dict) -> Path:
+    """Record a run's settings on first use; refuse to continue a run made with other settings.
+
+    `spec` holds the run's TrainConfig as "train" (asdict); it also goes to DIRECTORY/run.json,
+    what ``train --config`` reads. Returns that path.
+    """
     path = directory / "spec.json"
     old = read_json(path)
     if old is None:
         directory.mkdir(parents=True, exist_ok=True)
         write_json(path, spec)
-    elif old != json.loads(json.dumps(spec)):
-        raise SystemExit(f"error: {_rel(directory)} was made with other settings ({_rel(path)}); "
+    elif not _same_settings(old, spec):
+        flags = any(isinstance(v, list) and v and isinstance(v[0], str) for v in old.values())
+        why = "before runs were configs (its spec.json holds flag lists)" if flags else "with other settings"
+        raise SystemExit(f"error: {_rel(directory)} was made {why} ({_rel(path)}); "
                          "pass another --runs directory or delete that run directory")
+    return save_config(from_dict(spec["train"]), directory / "run.json")
 
 
 def call(directory: Path, args: list[str]) -> dict | None:
@@ -211,12 +271,13 @@ def call(directory: Path, args: list[str]) -> dict | None:
 
 def _train(run: Run, epochs: float, threads: int, ckpt_every: int) -> dict | None:
     """``train --resume`` up to `epochs`; None when the CLI reported divergence."""
-    return call(run.directory, ["train", *run.train, "--epochs", f"{epochs:.6g}", "--out", str(run.directory),
-                                "--resume", "--json", "--threads", str(threads), "--checkpoint-every", str(ckpt_every)])
+    return call(run.directory, ["train", "--config", str(run.directory / "run.json"), "--epochs", f"{epochs:.6g}",
+                                "--out", str(run.directory), "--resume", "--json", "--threads", str(threads),
+                                "--checkpoint-every", str(ckpt_every)])
 
 
 def _evaluate(run: Run, ckpt: Path, threads: int) -> dict:
-    rc, out, err = lvm(["eval", str(ckpt), *run.eval, "--json", "--threads", str(threads)],
+    rc, out, err = lvm(["eval", str(ckpt), *run.eval.args(), "--json", "--threads", str(threads)],
                        run.directory / "commands.txt")
     if rc != 0:
         raise CLIError(f"{run.name}: eval exited with {rc}:\n{err[-2000:]}")
@@ -265,8 +326,9 @@ def execute_all(runs, write, clock: Clock, threads: int = 1, ckpt_every: int = 5
 def _train_to_budget(run: Run, clock: Clock, threads: int, ckpt_every: int, max_rounds: int = 12) -> None:
     """Resume with a growing --epochs until the iterations have used run.budget_s seconds.
 
-    After each chunk the speed so far (seconds per epoch, from metrics.jsonl) sets the next
-    target; the stage list then holds the one final epoch count.
+    The first chunk is the config's epochs; after each chunk the speed so far (seconds per
+    epoch, from metrics.jsonl) sets the next target; the stage list then holds the one final
+    epoch count.
     """
     tj = run.directory / "train-0.json"
     if tj.exists():
@@ -279,7 +341,7 @@ def _train_to_budget(run: Run, clock: Clock, threads: int, ckpt_every: int, max_
         done = recs[-1]["epoch"] if recs else 0.0
         if used >= run.budget_s * 0.98:
             break
-        target = run.first_epochs if not recs else done + (run.budget_s - used) * done / used
+        target = run.train.epochs if not recs else done + (run.budget_s - used) * done / used
         if recs and target - done < 0.5 / (recs[-1]["iteration"] / done):  # less than half an iteration left
             break
         epochs = round(max(target, done), 4)
@@ -288,7 +350,7 @@ def _train_to_budget(run: Run, clock: Clock, threads: int, ckpt_every: int, max_
             clock.log(f"{run.name}: diverged ({run.diverged()['message'][:160]})")
             return
     recs = metrics(run.directory)
-    run.stages = [round(recs[-1]["epoch"], 4)] if recs else [run.first_epochs]
+    run.stages = [round(recs[-1]["epoch"], 4)] if recs else [run.train.epochs]
     shutil.copy2(run.directory / "checkpoint.pt", run.directory / "stage-0.pt")
     write_json(tj, {"epochs": run.stages[0], "iterations": recs[-1]["iteration"] if recs else 0,
                      "train_seconds": train_seconds(run.directory), "budget_s": run.budget_s})
@@ -317,10 +379,3 @@ def classifier(runs: Path, data: str, epochs: int, clock: Clock, threads: int = 
             raise CLIError(f"classifier exited with {rc}:\n{err[-2000:]}")
         write_json(info, {**_json_out(out), "epochs": epochs, "command": "python -m lvm " + shlex.join(args)})
     return path, read_json(info)
-
-
-def eval_flags(n: int, clf: Path | None, steps: int = TEST_STEPS) -> list[str]:
-    """The shared test-time protocol of eval: K, s and restarts fixed, n test images, FID-C if given."""
-    flags = ["--n", str(n), "--test-steps", str(steps), "--test-step-size", str(TEST_STEP_SIZE),
-             "--restarts", str(RESTARTS)]
-    return flags + (["--classifier", str(clf)] if clf else [])

@@ -1,6 +1,7 @@
-"""The markdown reports of the experiments: how each was made (machine, command), its tables."""
+"""The markdown reports of the experiments: how each was made (machine, command, configs), its tables."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -8,7 +9,10 @@ import shlex
 import statistics
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
+
+from lvm.config import TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,13 +45,29 @@ def machine() -> str:
 
 
 def script_command() -> str:
-    """How this script was started, relative to the repository root when possible."""
+    """How this script was started: ``python -m experiments.NAME ARGS`` (as it runs, from the repository root)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is not None and spec.name:
+        return "python -m " + shlex.join([spec.name.removesuffix(".__main__"), *sys.argv[1:]])
     argv = list(sys.argv)
     try:
         argv[0] = str(Path(argv[0]).resolve().relative_to(ROOT))
     except ValueError:
         pass
     return "python " + shlex.join(argv)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def config_diff(cfg: TrainConfig, base: TrainConfig | None = None) -> str:
+    """The settings of `cfg` that differ from `base` (default: TrainConfig()), as ``key=value`` pairs."""
+    have, ref = _flat(json.loads(json.dumps(asdict(cfg)))), _flat(json.loads(json.dumps(asdict(base or TrainConfig()))))
+    return " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in have.items() if ref.get(k) != v) or "(defaults)"
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -84,11 +104,13 @@ def write_report(path: Path, title: str, clock, setup: list[str], body: str, dir
             f"- started {clock.started}, wall time of this invocation {clock.elapsed() / 60:.1f} min "
             "(runs finished by earlier invocations are only read)",
             *[f"- {s}" for s in setup], ""]
-    cmds = ["", "## Commands", "", "Every CLI call of every run, in order (from each run's `commands.txt`).", ""]
+    cmds = ["", "## Commands", "", "Every CLI call of every run, in order (from each run's `commands.txt`), "
+            "after the settings of its `run.json` that differ from `TrainConfig()`'s defaults.", ""]
     for d in dirs:
         c = (d / "commands.txt").read_text().splitlines() if (d / "commands.txt").exists() else []
         if c:
-            cmds += [f"**{d.parent.name}/{d.name}**", "", "```", *c, "```", ""]
+            cfg = f"run.json: `{config_diff(load_config(d / 'run.json'))}`" if (d / "run.json").exists() else ""
+            cmds += [f"**{d.parent.name}/{d.name}**", "", *([cfg, ""] if cfg else []), "```", *c, "```", ""]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(head) + "\n" + body.rstrip() + "\n" + "\n".join(cmds))
     os.replace(tmp, path)

@@ -1,20 +1,24 @@
 """Paper Tables 4-6 and the numbers behind Fig. 5 on the CPU: one setting varied at a time around
 a base (ours, alpha 0.5, s 0.1, K 20, L2 1) on MNIST, every run with the same epochs.
 
-    python experiments/ablations.py                   # alpha, s, s0 (s at alpha 0), K, L2: 18 runs, ~1.3 h
-    python experiments/ablations.py --factors alpha,s
-    python experiments/ablations.py --quick --out /tmp/ab --runs /tmp/abruns   # smoke test, < 1 min
+    python -m experiments.ablations                   # alpha, s, s0 (s at alpha 0), K, L2: 18 runs, ~1.3 h
+    python -m experiments.ablations --factors alpha,s
+    python -m experiments.ablations --quick --out /tmp/ab --runs /tmp/abruns   # smoke test, < 1 min
 
-Runs of the alphas in --fig5-alphas are trained in stages, each evaluated, so that
+Each setting is `base_config` with its four values put in by `dataclasses.replace`. Runs of
+the alphas in --fig5-alphas are trained in stages, each evaluated, so that
 experiments/figures.py draws Fig. 5 from the same run directories. Writes results/ablations.md
 after every finished run; stop it any time, the same command resumes.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-import _common as C
-import _report as R
+from lvm.config import DataConfig, ModelConfig, TrainConfig
+
+from . import _common as C
+from . import _report as R
 
 GRID = {"alpha": [0.0, 0.1, 0.5, 0.9, 1.0], "s": [3e-3, 1.5e-2, 3e-2, 6e-2], "K": [10, 30, 50], "L2": [1, 2, 3]}
 BASE = {"alpha": 0.5, "s": 0.1, "K": 20, "L2": 1}
@@ -24,7 +28,6 @@ PAPER = {  # (MSE, FID) of the paper's MNIST ablations; Table 4 gives "before / 
     "K": {30: ("0.014", "22.32"), 50: ("0.011", "18.57")},        # and K = 100: 0.007, 15.43 (not run)
     "L2": {1: ("0.013", "21.89"), 2: ("0.010", "17.32"), 3: ("0.008", "14.28")},
 }
-FLAG = {"alpha": "--alpha", "s": "--step-size", "K": "--langevin-steps", "L2": "--learn-steps"}
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -45,16 +48,27 @@ def apply_quick(a: argparse.Namespace) -> None:
     a.test_steps = 20 if a.quick else C.TEST_STEPS
 
 
+def base_config(a: argparse.Namespace) -> TrainConfig:
+    """ours at BASE on MNIST; every setting of the tables is this with `configure`."""
+    return configure(TrainConfig(method="ours", seed=a.seed, epochs=a.epochs, ot_every=a.ot_every,
+                                 data=DataConfig("mnist", limit=a.limit), model=ModelConfig(C.LATENT_DIM)), BASE)
+
+
+def configure(cfg: TrainConfig, setting: dict) -> TrainConfig:
+    """`cfg` with a setting's alpha, s, K and L2."""
+    return replace(cfg, alpha=setting["alpha"], learn_steps=setting["L2"],
+                   langevin=replace(cfg.langevin, step_size=setting["s"], steps=setting["K"]))
+
+
 def run_for(a: argparse.Namespace, setting: dict, clf) -> C.Run:
     """The run of one setting (dict of alpha, s, K, L2); the name says all four, so settings share runs."""
     name = f"alpha{setting['alpha']:g}-s{setting['s']:g}-K{setting['K']}-L2_{setting['L2']}"
     staged = setting["alpha"] in C.floats(a.fig5_alphas) and {k: v for k, v in setting.items() if k != "alpha"} == \
         {k: v for k, v in BASE.items() if k != "alpha"}
     n = a.stages if staged else 1
-    train = ["--data", "mnist", "--latent-dim", str(C.LATENT_DIM), "--limit", str(a.limit), "--seed", str(a.seed),
-             "--ot-every", str(a.ot_every), "--method", "ours", *[x for k in FLAG for x in (FLAG[k], str(setting[k]))]]
-    return C.Run(a.runs / "ablations" / name, train, [round(a.epochs * (i + 1) / n, 4) for i in range(n)],
-                 C.eval_flags(a.eval_n, clf, getattr(a, "test_steps", C.TEST_STEPS)))
+    return C.Run(a.runs / "ablations" / name, configure(base_config(a), setting),
+                 C.shared_eval(a.eval_n, clf, getattr(a, "test_steps", C.TEST_STEPS)),
+                 stages=[round(a.epochs * (i + 1) / n, 4) for i in range(n)])
 
 
 def setting(factor: str, value: float) -> dict:

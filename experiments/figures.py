@@ -1,46 +1,49 @@
 """Paper Fig. 2, 3 and 5 on the CPU, as PNGs plus the numbers behind them (results/figures.md).
 
-    python experiments/figures.py                   # all three, ~30 min (Fig. 5 reuses ablations.py's runs)
-    python experiments/figures.py --only fig2,fig3  # MNIST 0/1 with d = 2 only, a few minutes
-    python experiments/figures.py --quick --out /tmp/fig --runs /tmp/figruns   # smoke test
+    python -m experiments.figures                   # all three, ~30 min (Fig. 5 reuses ablations.py's runs)
+    python -m experiments.figures --only fig2,fig3  # MNIST 0/1 with d = 2 only, a few minutes
+    python -m experiments.figures --quick --out /tmp/fig --runs /tmp/figruns   # smoke test
 
 Fig. 2: q(z^K), the persistent chains' latents, of ours on MNIST digits 0 and 1 with d = 2 after
 each training stage, beside a prior sample. Fig. 3: the latents of the VAE (encoder means), ABP
 and ours at the end of training, side by side. Fig. 5: latent fit (OT cost of q(z^K) to the
 prior), test MSE and FID-C over corrections for three alphas, from the staged runs of
-experiments/ablations.py (trained here when missing, into the same run directories).
+experiments/ablations.py (trained here when missing, into the same run directories); the fit
+is the `chain_fit` of their metrics.jsonl.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
-import _common as C
-import _report as R
-import _plot
-import ablations
+from lvm import checkpoint
+from lvm.config import DataConfig, ModelConfig, TrainConfig
+from lvm.data import load
+from lvm.metrics import latent_ot_cost, prior_baseline_ot_cost
+
+from . import _common as C
+from . import _plot
+from . import _report as R
+from . import ablations
 
 
 def latents(path) -> tuple[np.ndarray, int]:
     """(training latents (n, d), iteration) of a checkpoint file."""
-    from lvm.checkpoint import load
-    state = load(path)
+    state = checkpoint.load(path)
     return state["latents"].numpy(), int(state["iteration"])
 
 
 def fig23(a: argparse.Namespace, clock: C.Clock) -> tuple[str, list]:
-    from lvm.config import DataConfig
-    from lvm.data import load
-    from lvm.metrics import latent_ot_cost, prior_baseline_ot_cost
     root = a.runs / "figures"
-    base = ["--data", "mnist", "--classes", "0,1", "--latent-dim", "2", "--limit", str(a.limit01), "--seed",
-            str(a.seed), "--ot-every", str(a.ot_every01)]
+    base = TrainConfig(seed=a.seed, ot_every=a.ot_every01, epochs=a.epochs01,
+                       data=DataConfig("mnist", (0, 1), limit=a.limit01), model=ModelConfig(2))
     stages = [round(a.epochs01 * (i + 1) / a.stages01, 4) for i in range(a.stages01)]
-    ev = C.eval_flags(a.eval_n, None, a.test_steps)
-    runs = {"ours": C.Run(root / "mnist01-ours", base + ["--method", "ours", "--alpha", str(a.alpha)], stages, ev),
-            "abp": C.Run(root / "mnist01-abp", base + ["--method", "abp"], stages, ev),
-            "vae": C.Run(root / "mnist01-vae", base + ["--method", "vae"], stages[-1:], ev)}
+    ev = C.shared_eval(a.eval_n, None, a.test_steps)
+    runs = {"ours": C.Run(root / "mnist01-ours", replace(base, method="ours", alpha=a.alpha), ev, stages),
+            "abp": C.Run(root / "mnist01-abp", replace(base, method="abp", alpha=None), ev, stages),
+            "vae": C.Run(root / "mnist01-vae", replace(base, method="vae", alpha=None), ev, stages[-1:])}
     for run in runs.values():
         C.execute(run, clock, a.threads, a.checkpoint_every)
     labels = load(DataConfig("mnist", (0, 1), limit=a.limit01), "train").y.numpy()
@@ -82,8 +85,8 @@ def fig5(a: argparse.Namespace, clock: C.Clock) -> tuple[str, list]:
         C.execute(run, clock, a.threads, a.checkpoint_every)
     fit, mse, fid, rows = [], [], [], []
     for al, run in runs.items():
-        recs = [r for r in C.metrics(run.directory) if "latent_fit" in r]
-        fit.append((f"alpha {al:g}", [r["iteration"] / a.ot_every for r in recs], [r["latent_fit"] for r in recs]))
+        recs = [r for r in C.metrics(run.directory) if "chain_fit" in r]
+        fit.append((f"alpha {al:g}", [r["iteration"] / a.ot_every for r in recs], [r["chain_fit"] for r in recs]))
         st = run.stage_results()
         xs = [t["iterations"] / a.ot_every for t, _ in st]
         mse.append((f"alpha {al:g}", xs, [e["mse"] for _, e in st]))

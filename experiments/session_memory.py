@@ -1,30 +1,22 @@
 """Memory of one live training session over time: is its history bounded, as the app needs for an hour?
 
-Runs the app's demo session (`ui.demo_config()`'s settings: MNIST 0 and 1, d = 2, fast OT solver) in its
-own thread, as a browser tab does, and samples the process's resident memory, the frames and records
-it keeps. Usage:
+Runs the app's demo session (`lvm.session.DEMO`: MNIST 0 and 1, d = 2, fast OT solver) in its own
+thread, as a browser tab does, and samples the process's resident memory, the frames and records it
+keeps. Usage:
 
-    python experiments/session_memory.py [--minutes 60] [--every 30] [--out results/session_memory.md]
+    python -m experiments.session_memory [--minutes 60] [--every 30] [--out results/session_memory.md]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing lvm
-
-from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
-from lvm.session import MAX_FRAMES, MAX_RECORDS, Session
-
-DEMO = TrainConfig(method="ours", alpha=0.5, ot_every=4, checkpoint_every=0, epochs=1e6,
-                   data=DataConfig("mnist", (0, 1), limit=3000), model=ModelConfig(2, "mlp"),
-                   langevin=LangevinConfig(), ot=OTConfig("fast"))
+from lvm.session import DEMO, MAX_FRAMES, MAX_RECORDS, Session
 
 
 def rss_mb() -> float:
@@ -41,10 +33,13 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     ap.add_argument("--out", default="results/session_memory.md")
     a = ap.parse_args()
+    d = DEMO.data
     head = (f"# Memory of one live training session\n\n{platform.machine()}, {os.cpu_count()} CPUs, torch "
-            f"{torch.__version__}; the app's demo settings (MNIST 0 and 1, 3,000 images, d = 2, fast OT, L = 4), "
-            f"one training thread with one torch thread, no browser, seed 0. Command: `python "
-            f"experiments/session_memory.py --minutes {a.minutes:g} --every {a.every:g}`. History bounds: "
+            f"{torch.__version__}; the app's demo settings, lvm.session.DEMO ({d.name} digits "
+            f"{','.join(map(str, d.classes))}, {d.limit:,} images, d = {DEMO.model.latent_dim}, {DEMO.ot.solver} OT, "
+            f"alpha {DEMO.alpha}, L = {DEMO.ot_every}, K = {DEMO.langevin.steps}), one training thread with one "
+            f"torch thread, no browser, seed {DEMO.seed}. Command: `python -m experiments.session_memory "
+            f"--minutes {a.minutes:g} --every {a.every:g}`. History bounds: "
             f"{MAX_FRAMES} frames, {MAX_RECORDS:,} records.\n\n"
             "| wall s | iterations | frames kept | records kept | RSS MB |\n|---|---|---|---|---|\n")
     print(head, end="", flush=True)

@@ -1,9 +1,9 @@
 """Paper Table 1 on the CPU: ours vs ABP (alpha = 0) vs a VAE with the same decoder, on MNIST and
 Fashion-MNIST, each method given the same wall-clock budget of training iterations.
 
-    python experiments/table1.py                       # both data sets, 600 s per method, ~1.2 h
-    python experiments/table1.py --data mnist --budget-seconds 1800
-    python experiments/table1.py --quick --out /tmp/t1 --runs /tmp/t1runs   # smoke test, < 1 min
+    python -m experiments.table1                       # both data sets, 600 s per method, ~1.2 h
+    python -m experiments.table1 --data mnist --budget-seconds 1800
+    python -m experiments.table1 --quick --out /tmp/t1 --runs /tmp/t1runs   # smoke test, < 1 min
 
 Writes results/table1.md after every finished run. Stop it any time; the same command resumes.
 Per-pixel MSE in [0, 1] with z from the shared test-time Langevin protocol, FID-C (its own
@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 
-import _common as C
-import _report as R
+from lvm.config import DataConfig, ModelConfig, TrainConfig
+
+from . import _common as C
+from . import _report as R
 
 PAPER_MSE = {("mnist", "ours"): 0.0008, ("mnist", "vae"): 0.023}   # Table 1; ABP has "-" on MNIST
 PAPER_FID = {("mnist", "ours"): 14.28, ("mnist", "vae"): 19.21}    # Inception FID: never beside FID-C
 NAMES = {"ours": "ours (alpha {alpha})", "abp": "ABP (alpha = 0)", "vae": "VAE (same decoder)"}
-
-
-def method_flags(method: str, alpha: float) -> list[str]:
-    return ["--method", method] + (["--alpha", str(alpha)] if method == "ours" else [])
+FIRST_EPOCHS = 0.5  # every budgeted run's first chunk, which measures its speed
 
 
 def main() -> None:
@@ -90,7 +89,7 @@ def main() -> None:
             "per-iteration seconds in metrics.jsonl; process start, data loading, checkpoints and evaluation are "
             "not counted); each run is resumed with a larger --epochs until the budget is used",
             f"shared model and training: conv decoder, d = {C.LATENT_DIM}, sigma 0.3, batch 128, Adam lr 1e-3, "
-            f"K = 20 and s = 0.1 during training (CLI defaults); ours: alpha {a.alpha}, L = {a.ot_every}, fast OT solver",
+            f"K = 20 and s = 0.1 during training (TrainConfig defaults); ours: alpha {a.alpha}, L = {a.ot_every}, fast OT solver",
             f"test-time inference (all methods, VAE included): K = {test_steps} Langevin steps from the prior, "
             f"s = {C.TEST_STEP_SIZE}, {C.RESTARTS} restart; MSE per pixel in [0, 1] over the first {a.eval_n:,} "
             "test images; the VAE's own encoder MSE in its own column",
@@ -116,10 +115,11 @@ def main() -> None:
             clf, clfs[data] = C.classifier(a.runs, data, a.classifier_epochs, clock, a.threads)
         for s in C.seeds(a.seeds):
             for m in methods:
-                train = ["--data", data, "--latent-dim", str(C.LATENT_DIM), "--limit", str(a.limit), "--seed",
-                         str(s), "--ot-every", str(a.ot_every), *method_flags(m, a.alpha)]
-                runs[(data, m, s)] = C.Run(root / f"{data}-{m}-s{s}", train, eval=C.eval_flags(a.eval_n, clf, test_steps),
-                                           budget_s=a.budget_seconds, first_epochs=0.5)
+                cfg = TrainConfig(method=m, alpha=a.alpha if m == "ours" else None, seed=s, ot_every=a.ot_every,
+                                  epochs=FIRST_EPOCHS, data=DataConfig(data, limit=a.limit),
+                                  model=ModelConfig(C.LATENT_DIM))
+                runs[(data, m, s)] = C.Run(root / f"{data}-{m}-s{s}", cfg, C.shared_eval(a.eval_n, clf, test_steps),
+                                           budget_s=a.budget_seconds)
     C.execute_all(runs.values(), write, clock, a.threads, a.checkpoint_every)
     clock.log(f"wrote {report}")
 

@@ -1,21 +1,26 @@
 """Paper Table 2 on the CPU: MNIST anomaly AUPRC per held-out digit (MEG split), ours vs ABP vs a
 VAE with the same decoder, the same training budget and the same test-time inference for all.
 
-    python experiments/table2.py                    # digits 1,4,5,7,9 x 3 seeds x 3 methods, ~2.5 h
-    python experiments/table2.py --digits 4 --seeds 0,1,2,3,4
-    python experiments/table2.py --quick --out /tmp/t2 --runs /tmp/t2runs   # smoke test, < 1 min
+    python -m experiments.table2                    # digits 1,4,5,7,9 x 3 seeds x 3 methods, ~2.5 h
+    python -m experiments.table2 --digits 4 --seeds 0,1,2,3,4
+    python -m experiments.table2 --quick --out /tmp/t2 --runs /tmp/t2runs   # smoke test, < 1 min
 
-Each run is one `python -m lvm anomaly` (train on the first --limit normal images of the MEG
-training split, then score a seeded random subset of --test-n images of its test split; the
-subset keeps the anomaly share). Writes results/table2.md after every finished run; stop it any
-time, the same command resumes (a killed run continues from its last checkpoint).
+Each run is a TrainConfig, written to its run.json, and one `python -m lvm anomaly --config
+run.json` (train on the first --limit normal images of the MEG training split, then score a
+seeded random subset of --test-n images of its test split; the subset keeps the anomaly share).
+spec.json holds the holdout digit, asdict of the config and of the test-time InferenceConfig.
+Writes results/table2.md after every finished run; stop it any time, the same command resumes
+(a killed run continues from its last checkpoint).
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-import _common as C
-import _report as R
+from lvm.config import DataConfig, LangevinConfig, ModelConfig, TrainConfig
+
+from . import _common as C
+from . import _report as R
 
 DIGITS = (1, 4, 5, 7, 9)
 PAPER = {  # Table 2 of the paper (VAE, LEBM and ABP taken there from LEBM [31]); mean ± std
@@ -52,16 +57,15 @@ def main() -> None:
     name = f"table2-{a.tag}" if a.tag else "table2"
     root, report = a.runs / name, a.out / f"{name}.md"
     digits, seeds, methods = C.seeds(a.digits), C.seeds(a.seeds), a.methods.split(",")
-    test = ["--test-steps", str(test_steps), "--test-step-size", str(C.TEST_STEP_SIZE), "--restarts",
-            str(C.RESTARTS), "--n", str(a.test_n)]
-    steps = ["--langevin-steps", str(a.steps)] if a.steps != 20 else []  # absent at the CLI default, as before
+    inference = C.protocol(a.test_n, test_steps)
     grid = [(d, m, s) for d in digits for s in seeds for m in methods]
     dirs = {(d, m, s): root / f"{m}-d{d}-s{s}" for d, m, s in grid}
 
-    def args(d: int, m: str, s: int) -> list[str]:
-        return ["--holdout", str(d), "--method", m, *(["--alpha", str(a.alpha)] if m == "ours" else []),
-                "--seed", str(s), "--latent-dim", str(C.LATENT_DIM), "--limit", str(a.limit), "--epochs",
-                f"{a.epochs:g}", "--ot-every", str(a.ot_every), *steps, *test]
+    def config(m: str, s: int) -> TrainConfig:
+        """The run of one method and seed; the holdout digit is the anomaly command's, not the config's."""
+        return TrainConfig(method=m, alpha=a.alpha if m == "ours" else None, seed=s, epochs=a.epochs,
+                           ot_every=a.ot_every, data=DataConfig("mnist", limit=a.limit),
+                           model=ModelConfig(C.LATENT_DIM), langevin=LangevinConfig(steps=a.steps))
 
     def write(complete: bool) -> None:
         res = {k: C.read_json(v / "anomaly.json") for k, v in dirs.items()}
@@ -109,9 +113,11 @@ def main() -> None:
         if (path / "anomaly.json").exists() or (path / "diverged.json").exists():
             clock.log(f"{label}: done earlier, skipped")
             continue
-        C.check_spec(path, {"anomaly": args(d, m, s)})
+        cfg = config(m, s)
+        run_json = C.check_spec(path, {"holdout": d, "train": asdict(cfg), "inference": asdict(inference)})
         clock.log(f"{label}: training {a.epochs:g} epochs and scoring {a.test_n or 'all'} test images")
-        r = C.call(path, ["anomaly", *args(d, m, s), "--out", str(path), "--json", "--threads", str(a.threads),
+        r = C.call(path, ["anomaly", "--holdout", str(d), "--config", str(run_json), *C.inference_args(inference),
+                          "--out", str(path), "--json", "--threads", str(a.threads),
                           "--checkpoint-every", str(a.checkpoint_every)])
         if r is None:
             clock.log(f"{label}: diverged")

@@ -2,13 +2,18 @@
 
     bash scripts/make_pretrained.sh                 # everything below
     bash scripts/make_pretrained.sh demo            # only the teaching demo
+    bash scripts/make_pretrained.sh anomaly --digits 1 --runs /tmp/runs --out /tmp/pretrained
 
-demo: trained here with the command line: MNIST digits 0 and 1, d = 2, MLP generator (Fig. 2's setting).
+(the script is ``python -m scripts.make_pretrained`` from the repository root; the shell file runs it so.)
+
+demo: `lvm.session.DEMO`, the app's default run (MNIST digits 0 and 1, d = 2, MLP generator, Fig. 2's
+    setting), written to pretrained/demo/config.json and trained by ``python -m lvm train --config``.
 The rest packages the experiments' runs, so the shipped models are the ones the tables measure:
-anomaly-D: experiments/table2.py's run of ours with seed 0 for held-out digit D, rescored by the
-    command line into test_scores.npz (the app's histogram and precision-recall curve), which must
-    reproduce the run's AUPRC exactly;
-mnist, fashion: experiments/table1.py's run of ours (seed 0);
+anomaly-D: ``python -m experiments.table2``'s run of ours with seed 0 for held-out digit D, rescored
+    by the command line with the run's own config (run.json) and test-time inference (spec.json) into
+    test_scores.npz (the app's histogram and precision-recall curve), which must reproduce the run's
+    AUPRC exactly;
+mnist, fashion: ``python -m experiments.table1``'s run of ours (seed 0);
 fidc-mnist, fidc-fashion: the FID-C feature classifiers the experiments trained.
 Shipped checkpoints drop what only resuming needs (optimizer state, OT warm start, targets).
 """
@@ -27,30 +32,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from experiments._common import inference_args
 from lvm import checkpoint
-from lvm.config import OT_SOLVERS
+from lvm.config import InferenceConfig, load_config, save_config
 from lvm.pretrained import sha256
+from lvm.session import DEMO
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PY = str(ROOT / ".venv" / "bin" / "python")
+
+def _rel(p: Path) -> str:
+    """`p` relative to the repository root when inside it (commands are run from there), else as given."""
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
 
 
-def _run(args: list[str]) -> dict:
-    """Run ``python -m lvm ARGS --json`` in the repo; its JSON result."""
-    cmd = [PY, "-m", "lvm", *args, "--json"]
-    print("+", shlex.join(cmd), file=sys.stderr, flush=True)
+def _run(args: list[str]) -> tuple[dict, str]:
+    """Run ``python -m lvm ARGS`` (ARGS include --json) from the repo: its JSON result and the command as recorded."""
+    print("+ python -m lvm", shlex.join(args), file=sys.stderr, flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # eval and anomaly scoring too: one thread per process
-    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _solver_flags(solver: str, limit: int) -> list[str]:
-    return ["--ot-solver", solver] + (["--limit", str(limit)] if solver == "exact" else [])
-
-
-def _lvm(args: list[str]) -> str:
-    return shlex.join(["python", "-m", "lvm", *args])
+    out = subprocess.run([sys.executable, "-m", "lvm", *args], cwd=ROOT, check=True, stdout=subprocess.PIPE,
+                         text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1]), shlex.join(["python", "-m", "lvm", *args])
 
 
 def _manifest(out: Path, title: str, commands: list[str], result: dict, files: dict[str, str],
@@ -79,18 +84,20 @@ def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
 
 
 def demo(a: argparse.Namespace) -> None:
-    out = ROOT / "pretrained" / "demo"
+    """demo: lvm.session.DEMO, trained from its config file with one torch thread (the checkpoint is reproducible)."""
+    out = a.out / "demo"
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train = ["train", "--data", "mnist", "--classes", "0,1", "--latent-dim", "2", "--alpha", "0.5",
-             "--ot-every", str(a.demo_every), "--epochs", str(a.demo_epochs), "--seed", "0", "--threads", "1",
-             "--checkpoint-every", "0", *_solver_flags(a.solver, 2000), "--out", str(out.relative_to(ROOT))]
-    result = _run(train)
-    ev = ["eval", str((out / "checkpoint.pt").relative_to(ROOT)), "--n", "2000"]
-    result.update({k: v for k, v in _run(ev).items() if k != "checkpoint"})
+    cfg = _rel(save_config(DEMO, out / "config.json"))  # train rewrites it with the same config
+    result, train = _run(["train", "--config", cfg, "--out", _rel(out), "--threads", "1", "--json"])
+    ev, evaluate = _run(["eval", _rel(out / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
+    result.update({k: v for k, v in ev.items() if k != "checkpoint"})
     result.pop("checkpoint", None)
-    _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [_lvm(train), _lvm(ev)], result,
-              {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "preview": write_preview(out)},
-              time.perf_counter() - t0)
+    if load_config(out / "config.json") != DEMO:
+        raise SystemExit(f"{_rel(out / 'config.json')}: train wrote another config than lvm.session.DEMO")
+    _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [train, evaluate], result,
+              {"checkpoint": "checkpoint.pt", "config": "config.json", "metrics": "metrics.jsonl",
+               "preview": write_preview(out)}, time.perf_counter() - t0)
 
 
 def _slim_checkpoint(src: Path, dst: Path) -> None:
@@ -106,46 +113,47 @@ def _run_commands(run: Path) -> list[str]:
 
 def _from_run(run: Path, experiment: str) -> Path:
     if not (run / "checkpoint.pt").is_file():
-        raise SystemExit(f"{run.relative_to(ROOT)} is missing: run `python experiments/{experiment}.py` first")
+        raise SystemExit(f"{_rel(run)} is missing: run `python -m experiments.{experiment}` first")
     return run
 
 
 def anomaly(a: argparse.Namespace) -> None:
     """anomaly-D: Table 2's seed-0 run of ours for each held-out digit D, with its test scores for the app."""
     for d in (int(x) for x in a.digits.split(",")):
-        run = _from_run(ROOT / "runs" / "table2" / f"ours-d{d}-s0", "table2")
+        run = _from_run(a.runs / "table2" / f"ours-d{d}-s0", "table2")
+        spec = json.loads((run / "spec.json").read_text())
+        if not ("inference" in spec and (run / "run.json").is_file()):
+            raise SystemExit(f"{_rel(run)} was made before runs were configs (no run.json): run "
+                             "`python -m experiments.table2` again into a fresh --runs directory")
+        cfg, inference = load_config(run / "run.json"), InferenceConfig(**spec["inference"])
+        if spec["holdout"] != d:
+            raise SystemExit(f"{_rel(run)}: its spec.json holds out digit {spec['holdout']}, not {d}")
         result = json.loads((run / "anomaly.json").read_text())
-        out = ROOT / "pretrained" / f"anomaly-{d}"
+        out = a.out / f"anomaly-{d}"
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
-        spec = json.loads((run / "spec.json").read_text())["anomaly"]
-
-        def flag(name: str) -> str:  # the run's own setting, e.g. its test protocol
-            return spec[spec.index(name) + 1]
-
-        score = ["anomaly", "--checkpoint", str((out / "checkpoint.pt").relative_to(ROOT)), "--holdout", str(d),
-                 "--seed", "0", "--n", flag("--n"), "--test-steps", flag("--test-steps"), "--test-step-size",
-                 flag("--test-step-size"), "--restarts", flag("--restarts"), "--threads", "1",
-                 "--scores-out", str((out / "test_scores.npz").relative_to(ROOT))]
-        rescored = _run(score)
+        # the run's own test protocol and seed (its test subset), rescoring the shipped checkpoint
+        rescored, score = _run(["anomaly", "--checkpoint", _rel(out / "checkpoint.pt"), "--holdout", str(d),
+                                "--seed", str(cfg.seed), *inference_args(inference), "--threads", "1",
+                                "--scores-out", _rel(out / "test_scores.npz"), "--json"])
         if abs(rescored["auprc"] - result["auprc"]) > 1e-9:
             raise SystemExit(f"anomaly-{d}: rescoring gives AUPRC {rescored['auprc']}, the run gave {result['auprc']}")
         files = {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "test_scores": "test_scores.npz"}
-        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {flag('--latent-dim')}",
-                  _run_commands(run) + [_lvm(score)], result, files, time.perf_counter() - t0, holdout=d,
+        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {cfg.model.latent_dim}",
+                  _run_commands(run) + [score], result, files, time.perf_counter() - t0, holdout=d,
                   test_steps=result["test_steps"], n_test=result["n_test"])
 
 
 def generators(a: argparse.Namespace) -> None:
     """mnist and fashion: Table 1's runs of ours (seed 0), with their evaluation as metrics."""
     for data in a.data.split(","):
-        run = _from_run(ROOT / "runs" / "table1" / f"{data}-ours-s0", "table1")
-        evals = sorted(run.glob("eval-*.json"))
+        run = _from_run(a.runs / "table1" / f"{data}-ours-s0", "table1")
+        evals = sorted(run.glob("eval-*.json"), key=lambda p: int(p.stem.split("-")[1]))
         if not evals:
-            raise SystemExit(f"{run.relative_to(ROOT)} has no evaluation yet: let experiments/table1.py finish")
-        out = ROOT / "pretrained" / data
+            raise SystemExit(f"{_rel(run)} has no evaluation yet: let `python -m experiments.table1` finish")
+        out = a.out / data
         out.mkdir(parents=True, exist_ok=True)
         _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
@@ -158,10 +166,10 @@ def generators(a: argparse.Namespace) -> None:
 def classifiers(a: argparse.Namespace) -> None:
     """fidc-DATA: the FID-C feature classifiers the experiments trained (runs/fidc-DATA.pt)."""
     for data in a.data.split(","):
-        src, info = ROOT / "runs" / f"fidc-{data}.pt", ROOT / "runs" / f"fidc-{data}.json"
+        src, info = a.runs / f"fidc-{data}.pt", a.runs / f"fidc-{data}.json"
         if not (src.is_file() and info.is_file()):
-            raise SystemExit(f"{src.relative_to(ROOT)} is missing: run `python experiments/table1.py` first")
-        out = ROOT / "pretrained" / f"fidc-{data}"
+            raise SystemExit(f"{_rel(src)} is missing: run `python -m experiments.table1` first")
+        out = a.out / f"fidc-{data}"
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, out / "classifier.pt")
         meta = json.loads(info.read_text())
@@ -177,9 +185,8 @@ def classifiers(a: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("which", nargs="*", help="demo, anomaly, generators, classifiers (default: all)")
-    p.add_argument("--solver", default="fast" if "fast" in OT_SOLVERS else "exact", choices=list(OT_SOLVERS))
-    p.add_argument("--demo-epochs", type=float, default=10)
-    p.add_argument("--demo-every", type=int, default=8, help="L of the demo")
+    p.add_argument("--runs", type=Path, default=ROOT / "runs", help="the experiments' run directories")
+    p.add_argument("--out", type=Path, default=ROOT / "pretrained", help="where the model folders go")
     p.add_argument("--digits", default="1,4,5,7,9", help="anomaly: the held-out digits to package")
     p.add_argument("--data", default="mnist,fashion", help="generators and classifiers: the data sets")
     a = p.parse_args()

@@ -1,18 +1,21 @@
-"""experiments/table2.py --quick end to end: three real CLI runs (ours, ABP, VAE), then its table."""
+"""python -m experiments.table2 --quick end to end: three real CLI runs (ours, ABP, VAE), then its table."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from lvm.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_table2_quick_writes_a_table_of_real_numbers(tmp_path: Path) -> None:
     out, runs = tmp_path / "results", tmp_path / "runs"
-    cmd = [sys.executable, str(ROOT / "experiments" / "table2.py"), "--quick", "--out", str(out), "--runs", str(runs)]
+    cmd = [sys.executable, "-m", "experiments.table2", "--quick", "--out", str(out), "--runs", str(runs)]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -26,7 +29,13 @@ def test_table2_quick_writes_a_table_of_real_numbers(tmp_path: Path) -> None:
         value = float(re.match(r"([0-9.]+) \(n=1\)", auprc).group(1))
         assert 0.0 < value <= 1.0
     assert cells[3] == "0.353 ± 0.021" and cells[-1] == "0.336 ± 0.008"  # the paper's ours and LEBM beside
-    assert "python -m lvm anomaly --holdout 1 --method ours" in text  # the exact commands are recorded
+    # the exact commands are recorded, each run by its config: run.json is the spec's asdict(TrainConfig)
+    ours = runs / "table2" / "ours-d1-s0"
+    assert f"python -m lvm anomaly --holdout 1 --config {ours / 'run.json'}" in text
+    spec = json.loads((ours / "spec.json").read_text())
+    assert spec["train"] == json.loads((ours / "run.json").read_text()) and spec["holdout"] == 1
+    assert load_config(ours / "run.json").method == "ours" and load_config(ours / "run.json").alpha == 0.5
+    assert load_config(runs / "table2" / "abp-d1-s0" / "run.json").alpha == 0.0
     # a second invocation only reads the finished runs
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.count("done earlier, skipped") == 3
