@@ -1,6 +1,8 @@
 """Plotly figure builders for the app: numpy in, ``go.Figure`` out, no Streamlit.
 
-Clouds of thousands of points are ``scattergl``; every latent figure takes a
+Clouds are SVG ``scatter`` of at most a few thousand points: a page that redraws twice a second
+creates WebGL contexts faster than Chromium frees them ("Too many active WebGL contexts"), and a lost
+context is a blank chart. Every latent figure takes a
 fixed half-width `lim` so frames share their axes; many line segments are one
 trace with ``None`` separators.
 """
@@ -16,21 +18,27 @@ from PIL import Image
 
 LIVE, GHOST, AFTER, LINE = "#1f77b4", "rgba(120,120,120,0.35)", "rgba(214,39,40,0.5)", "rgba(44,160,44,0.6)"
 BEFORE = "rgba(60,60,60,0.8)"
+CLASS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+ARROW = "rgba(40,40,40,0.45)"
 
 
-def _prior_contours(lim: float, n: int = 61) -> go.Contour:
-    """Density of N(0, I_2), p(z) = exp(-||z||^2 / 2) / (2 pi), at the 1, 2 and 3 sigma circles."""
-    g = np.linspace(-lim, lim, n)
-    zz = np.exp(-0.5 * (g[None, :] ** 2 + g[:, None] ** 2)) / (2 * np.pi)
-    levels = [np.exp(-0.5 * r * r) / (2 * np.pi) for r in (3.0, 2.0, 1.0)]
-    return go.Contour(x=g, y=g, z=zz, showscale=False, hoverinfo="skip", name="prior N(0, I)",
-                      contours=dict(start=levels[0], end=levels[-1], size=(levels[-1] - levels[0]) / 2,
-                                    coloring="lines"),
-                      colorscale=[[0, "#bbbbbb"], [1, "#666666"]], line=dict(width=1))
+def _prior_contours() -> go.Scatter:
+    """The prior N(0, I_2)'s 1, 2 and 3 sigma circles, ||z|| = 1, 2, 3 (one trace, None-separated), labelled."""
+    t = np.linspace(0, 2 * np.pi, 121)
+    xs, ys, tx, ty, tt = [], [], [], [], []
+    for r in (1.0, 2.0, 3.0):
+        xs += list(r * np.cos(t)) + [None]
+        ys += list(r * np.sin(t)) + [None]
+        tx.append(r * np.cos(np.pi / 4))
+        ty.append(r * np.sin(np.pi / 4))
+        tt.append(f"{r:g}σ")
+    return go.Scatter(x=xs + [None] + tx, y=ys + [None] + ty, mode="lines+text", text=[""] * (len(xs) + 1) + tt,
+                      textposition="top right", textfont=dict(color="#888888", size=11), name="prior N(0, I): 1, 2, 3σ",
+                      line=dict(color="#aaaaaa", width=1), hoverinfo="skip")
 
 
-def _cloud(xy: np.ndarray, name: str, color: str, size: float = 4.0) -> go.Scattergl:
-    return go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name,
+def _cloud(xy: np.ndarray, name: str, color: str, size: float = 4.0) -> go.Scatter:
+    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name,
                         marker=dict(size=size, color=color, opacity=0.7), hoverinfo="skip")
 
 
@@ -45,7 +53,7 @@ def _square(fig: go.Figure, lim: float, height: int = 460, **kw) -> go.Figure:
 def latent_figure(live: np.ndarray, lim: float, ghost: np.ndarray | None = None,
                   prior_xy: np.ndarray | None = None, title: str = "") -> go.Figure:
     """q(z^K) (m, 2) over the prior's contours (or its projected sample), with an optional ghost cloud."""
-    traces: list = [_prior_contours(lim)] if prior_xy is None else [_cloud(prior_xy, "prior sample", GHOST, 3)]
+    traces: list = [_prior_contours()] if prior_xy is None else [_cloud(prior_xy, "prior sample", GHOST, 3)]
     if ghost is not None:
         traces.append(_cloud(ghost, "previous correction", GHOST, 3))
     traces.append(_cloud(live, "q(z^K) now", LIVE))
@@ -65,9 +73,9 @@ def correction_figure(before: np.ndarray, after: np.ndarray, source: np.ndarray,
                       lim: float, title: str = "") -> go.Figure:
     """One correction: z_hat_i (before), Eq. 10's result (after), and lines z_hat_i -> T(z_hat_i)."""
     xs, ys = segments(source, target)
-    traces = [_prior_contours(lim), _cloud(before, "before: z_hat = z^K", BEFORE, 3),
+    traces = [_prior_contours(), _cloud(before, "before: z_hat = z^K", BEFORE, 3),
               _cloud(after, "after: alpha T(z_hat) + (1 - alpha) z_hat", AFTER, 2.5),
-              go.Scattergl(x=xs, y=ys, mode="lines", name="z_hat -> T(z_hat)", line=dict(color=LINE, width=1),
+              go.Scatter(x=xs, y=ys, mode="lines", name="z_hat -> T(z_hat)", line=dict(color=LINE, width=1),
                            hoverinfo="skip")]
     return _square(go.Figure(traces, layout=dict(title=title)), lim)
 
@@ -83,7 +91,7 @@ def replay_figure(frames: Sequence[tuple[int, np.ndarray]], lim: float, points: 
                           marker=dict(size=4, color=LIVE, opacity=0.7))
 
     names = [str(it) for it, _ in frames]
-    fig = go.Figure([_prior_contours(lim), trace(frames[-1][1])],
+    fig = go.Figure([_prior_contours(), trace(frames[-1][1])],
                     frames=[go.Frame(data=[trace(xy)], traces=[1], name=nm) for nm, (_, xy) in zip(names, frames)])
     step = [dict(method="animate", label=nm, args=[[nm], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                             transition=dict(duration=0))]) for nm in names]
@@ -99,7 +107,7 @@ def side_by_side(clouds: Sequence[tuple[str, np.ndarray]], lim: float) -> go.Fig
     """Latent clouds of several runs on the same data, each over the prior (paper Fig. 3)."""
     fig = make_subplots(1, len(clouds), subplot_titles=[t for t, _ in clouds])
     for i, (_, xy) in enumerate(clouds, start=1):
-        fig.add_trace(_prior_contours(lim), 1, i)
+        fig.add_trace(_prior_contours(), 1, i)
         fig.add_trace(_cloud(xy, "q(z^K)", LIVE, 3), 1, i)
     fig.update_xaxes(range=[-lim, lim])
     fig.update_yaxes(range=[-lim, lim])

@@ -42,8 +42,33 @@ def main_session() -> Session:
     ss = sessions()
     if "main" not in ss:
         ss["main"] = Session(DEMO)
-    st.session_state["session"] = ss["main"]  # a handle for tests and debugging; the cache owns it
+    st.session_state["session"], st.session_state["sessions"] = ss["main"], ss  # handles for tests; the cache owns them
     return ss["main"]
+
+
+def abp_config(cfg: TrainConfig) -> TrainConfig:
+    """ABP beside ours: the same data, seed and settings with alpha = 0 (no correction)."""
+    return replace(cfg, method="abp", alpha=None)
+
+
+def abp_session(on: bool) -> Session | None:
+    """ABP trained beside the main run when `on` (built from the main run's config), else closed; the session."""
+    ss, main = sessions(), main_session()
+    if not on or main.cfg.method != "ours":
+        if "abp" in ss:
+            ss.pop("abp").close()
+        return None
+    if "abp" not in ss:
+        ss["abp"] = Session(abp_config(main.cfg))
+        if main.state == "running":
+            ss["abp"].start()
+    return ss["abp"]
+
+
+def runs() -> list[Session]:
+    """The main run and, when it is on, ABP beside it: what Start, Pause, Step and Reset act on."""
+    ss = sessions()
+    return [main_session()] + ([ss["abp"]] if "abp" in ss else [])
 
 
 @st.cache_resource(show_spinner="loading the model")

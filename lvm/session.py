@@ -23,6 +23,7 @@ import copy
 import ctypes
 import os
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -40,7 +41,8 @@ MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is d
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
 PAIRS_N = 300            # assignment lines kept per correction
 FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer logs it (about 20 ms)
-ON_PRIOR = 1.10          # "the chains sit on the prior": their fit <= 1.1 x the prior-vs-prior cost
+ON_PRIOR = 1.5           # "q(z^K) is on the prior": the model's own q(z^K) fit <= 1.5 x the prior-vs-prior level
+SAMPLES_SIDE = 6         # the view's decoded grid: SAMPLES_SIDE^2 images, a lattice of z for d = 2, else prior draws
 LIVE = ("alpha", "step_size", "steps")  # what `update` changes while the thread runs (via Trainer.retune)
 
 
@@ -83,8 +85,8 @@ DEMO = TrainConfig(method="ours", alpha=0.5, ot_every=8, epochs=10.0, checkpoint
 
 
 def view_size(d: int) -> int:
-    """Latents drawn per frame: 2,000 in the plane, 1,000 when a projection is needed."""
-    return 2000 if d <= 2 else 1000
+    """Latents drawn per frame: 1,000 (SVG points a browser redraws twice a second beside another 1,000)."""
+    return 1000
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class Frame:
     z: (m, d) latents after the iteration. At an OT correction also `before` (m, d),
     the latents before Eq. 10, and `source`/`target` (p, d): z_hat_i and T(z_hat_i).
     metrics["chain_fit"] is the exact OT cost between FIT_N persistent chains (before
-    any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2.
+    any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2;
+    metrics["q_fit"] the same statistic for the model's own q(z^K) from fresh noise
+    (StepMetrics.q_fit).
     """
 
     iteration: int
@@ -104,6 +108,7 @@ class Frame:
     source: np.ndarray | None = None
     target: np.ndarray | None = None
     metrics: dict = field(default_factory=dict)
+    moved: np.ndarray | None = None  # (p, d) where Eq. 10 put each `source` point
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,12 @@ class View:
     live: np.ndarray            # (m, d) current latents of the view subsample
     frames: tuple[Frame, ...]   # one per L iterations, oldest first
     records: tuple[dict, ...]   # per-iteration metrics, thinned when long
-    prior_fit: float            # mean OT cost between two independent prior samples of FIT_N
-    seconds_to_prior: float | None  # first time, after a full epoch, the chains' fit was within ON_PRIOR x prior_fit
+    prior_fit: float            # mean OT cost between two independent prior samples of FIT_N (chains' level)
+    q_prior_fit: float          # the same for cfg.q_fit_n points (the level of q(z^K)'s fit)
+    seconds_to_prior: float | None  # first time q(z^K)'s fit was within ON_PRIOR x q_prior_fit
+    labels: np.ndarray          # (m,) class of each image of the view subsample (colour by digit)
+    samples: np.ndarray         # (SAMPLES_SIDE^2, C, H, W) what the generator draws, refreshed every L iterations
+    busy: float                 # seconds the iteration in flight has run (0 when none is)
 
 
 THREAD_NAME = "lvm-session"
@@ -137,6 +146,18 @@ def _name_os_thread(name: str) -> None:
 
 def _thin(items: list, limit: int) -> list:
     return items[::2] if len(items) > limit else items
+
+
+def decoded(generator: nn.Module, d: int, side: int = SAMPLES_SIDE) -> np.ndarray:
+    """What the generator draws, (side^2, C, H, W): g(z) on a lattice of z in [-2.5, 2.5]^2 for d = 2
+    (rows from high z_2 to low, as the Reconstruct view's manifold), else g(z) for fixed prior draws."""
+    if d == 2:
+        g = np.linspace(-2.5, 2.5, side, dtype=np.float32)
+        z = torch.from_numpy(np.stack(np.meshgrid(g, g[::-1]), -1).reshape(-1, 2))
+    else:
+        z = torch.randn(side * side, d, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return generator(z.to(next(generator.parameters()).device)).cpu().numpy()
 
 
 def mean_prior_fit(n: int, d: int, seeds: int = 5) -> float:
@@ -252,8 +273,9 @@ class Session:
     def view(self) -> View:
         with self._lock:
             return View(self._run, self._state, self._message, self._cfg, self._iteration, self._epoch, self._seconds,
-                        self._live, tuple(self._frames), tuple(self._records), self._prior_fit,
-                        self._seconds_to_prior)
+                        self._live, tuple(self._frames), tuple(self._records), self._prior_fit, self._q_prior_fit,
+                        self._seconds_to_prior, self._labels, self._samples,
+                        time.monotonic() - self._busy_since if self._busy_since else 0.0)
 
     def model(self) -> tuple[TrainConfig, nn.Module, int]:
         """(config, a copy of the generator in eval mode, iteration): safe to use while training goes on."""
@@ -271,16 +293,19 @@ class Session:
         rng = np.random.RandomState(cfg.seed)
         idx = np.sort(rng.choice(n, min(n, view_size(d)), replace=False))
         prior_fit = mean_prior_fit(min(FIT_N, n), d)
+        q_prior_fit = mean_prior_fit(min(cfg.q_fit_n, n), d) if cfg.q_fit_n else float("nan")
+        labels = trainer.data.y[torch.from_numpy(idx)].numpy().copy()
+        samples = decoded(trainer.generator, d)
         with self._lock:
             self._trainer, self._cfg, self._idx = trainer, cfg, torch.from_numpy(idx)
             self._run += 1
             self._pairs = torch.from_numpy(np.sort(rng.choice(len(idx), min(len(idx), PAIRS_N), replace=False)))
-            self._state, self._message, self._pending = "idle", "", 0
+            self._state, self._message, self._pending, self._busy_since = "idle", "", 0, None
             self._iteration, self._epoch, self._seconds, self._seconds_to_prior = 0, 0.0, 0.0, None
             self._live = trainer.z[self._idx].numpy().copy()
             self._frames = [Frame(0, 0.0, self._live)]
             self._records: list[dict] = []
-            self._prior_fit = prior_fit
+            self._prior_fit, self._q_prior_fit, self._labels, self._samples = prior_fit, q_prior_fit, labels, samples
 
     def _ensure_thread(self) -> None:
         if not self._closed and (self._thread is None or not self._thread.is_alive()):
@@ -306,6 +331,8 @@ class Session:
             if not go:
                 return
             with TRAIN_TURNS.turn(), self._train_lock:
+                with self._lock:
+                    self._busy_since = time.monotonic()
                 try:
                     self._iterate(cfg)
                 except DivergedError as e:  # back to the last finite state; the user lowers a setting
@@ -315,6 +342,9 @@ class Session:
                     self._halt("paused", f"{e}. Rolled back to iteration {it}, the last finite state.")
                 except (ValueError, RuntimeError, MemoryError) as e:  # e.g. the exact solver's size cap
                     self._halt("error", f"training stopped: {e}")
+                finally:
+                    with self._lock:
+                        self._busy_since = None
 
     def _iterate(self, cfg: TrainConfig) -> None:
         """One trainer step with the latest live settings, then a snapshot (caller holds _train_lock)."""
@@ -323,7 +353,9 @@ class Session:
         step = tr.step()
         seconds = self._seconds + step.metrics.seconds  # only this thread writes _seconds
         live = tr.z[self._idx].numpy().copy()
-        frame = self._frame(tr, step, live, seconds) if step.metrics.chain_fit is not None else None
+        due = step.metrics.chain_fit is not None
+        frame = self._frame(tr, step, live, seconds) if due else None
+        samples = decoded(tr.generator, tr.cfg.model.latent_dim) if due else None
         rec = step.record()
         with self._lock:
             if tr is not self._trainer:
@@ -333,14 +365,15 @@ class Session:
             self._records = _thin(self._records + [dict(rec, elapsed=seconds)], MAX_RECORDS)
             if frame is not None:
                 self._frames = _thin(self._frames + [frame], MAX_FRAMES)
-                if (self._seconds_to_prior is None and step.metrics.epoch >= 1
-                        and step.metrics.chain_fit <= ON_PRIOR * self._prior_fit):
+                self._samples = samples
+                q = step.metrics.q_fit
+                if self._seconds_to_prior is None and q is not None and q <= ON_PRIOR * self._q_prior_fit:
                     self._seconds_to_prior = seconds
 
     def _frame(self, tr: Trainer, step: Step, live: np.ndarray, seconds: float) -> Frame:
         """A frame of a due iteration: the view subsample, and at a correction its before-cloud and pairs."""
         rec = step.record()
-        keep = {k: rec[k] for k in ("chain_fit", "ot_cost", "unmatched", "mse") if k in rec}
+        keep = {k: rec[k] for k in ("chain_fit", "q_fit", "ot_cost", "unmatched", "mse") if k in rec}
         c = step.correction
         if c is None or c.skipped:
             return Frame(tr.iteration, seconds, live, metrics=keep)
@@ -348,8 +381,9 @@ class Session:
         assign = c.assignment[self._idx][self._pairs]
         src = before[self._pairs][assign >= 0]
         tgt = tr.targets[assign[assign >= 0]]
+        moved = live[self._pairs.numpy()][(assign >= 0).numpy()]
         return Frame(tr.iteration, seconds, live, before.numpy().copy(), src.numpy().copy(),
-                     tgt.numpy().copy(), keep)
+                     tgt.numpy().copy(), keep, moved.copy())
 
     def _halt(self, state: str, message: str) -> None:
         with self._lock:

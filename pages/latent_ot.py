@@ -1,12 +1,9 @@
 """Latent & OT: replay of q(z^K) across corrections, one correction's assignment, ABP beside ours."""
-from dataclasses import replace
-
 import numpy as np
 import streamlit as st
 
 import charts
 import ui
-from lvm.session import Session
 
 st.title("Latent & OT")
 ui.explain("A frame is kept every L iterations. The replay shows q(z^K) moving across OT corrections on fixed "
@@ -22,7 +19,7 @@ if len(v.frames) < 2:
     st.stop()
 
 d = v.live.shape[1]
-proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[0].z) if d > 2 else None
+proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[min(1, len(v.frames) - 1)].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
 lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
 picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
@@ -42,29 +39,21 @@ else:
     st.info("This run makes no OT correction (method abp or vae, or alpha = 0).")
 
 st.subheader("ABP beside ours, same data (paper Fig. 3)")
-runs = ui.sessions()
-c = st.columns(2)
-if c[0].button("Train ABP alongside", key="abp_start", disabled=v.cfg.method != "ours"):
-    if "abp" in runs:
-        runs.pop("abp").stop(timeout=10)
-    runs["abp"] = Session(replace(v.cfg, method="abp", alpha=0.0))
-    runs["abp"].start()
-    s.start()
-if c[1].button("Stop ABP", key="abp_stop") and "abp" in runs:
-    runs.pop("abp").stop(timeout=10)
+abp = ui.sessions().get("abp")
 
 
-@st.fragment(run_every=1.0 if "abp" in runs else None)
+@st.fragment(run_every=1.0 if abp is not None else None)
 def compare() -> None:
-    if "abp" not in runs:
-        st.caption("Trains an ABP model (alpha = 0, no correction) with the same data, seed and settings, "
-                   "in its own thread, next to the main run.")
+    if abp is None:
+        st.caption("Turn on \"ABP beside\" on the Train page to train ABP (alpha = 0, no correction) with the same "
+                   "data, seed and settings, next to the main run.")
         return
-    a, o = runs["abp"].view(), s.view()
-    fa, fo = a.frames[-1].metrics.get("chain_fit", np.nan), o.frames[-1].metrics.get("chain_fit", np.nan)
-    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, chains' fit {fa:.3f}", xy(a.live)),
-                                         (f"ours, iteration {o.iteration}, chains' fit {fo:.3f}", xy(o.live))], lim),
-                    key="side")
+    a, o = abp.view(), s.view()
+    fa, fo = a.frames[-1].metrics.get("q_fit", np.nan), o.frames[-1].metrics.get("q_fit", np.nan)
+    both = ui.axis_limit(f"main{v.run}", xy(a.live), xy(o.live))
+    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x", xy(a.live)),
+                                         (f"ours, iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x",
+                                          xy(o.live))], both), key="side")
 
 
 compare()

@@ -1,70 +1,132 @@
-"""Train: settings, Start / Pause / Step / Reset, and q(z^K) moving live over the prior."""
+"""Train: settings, Start / Pause / Step / Reset, and q(z^K) pulled onto the prior live, ABP beside it."""
 import numpy as np
 import streamlit as st
 
 import charts
+import live_pictures
 import ui
 from lvm.data import MissingDataError
+from lvm.session import ON_PRIOR
+
+STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
 
 s = ui.main_session()
 cfg = s.cfg
 st.title("Train")
-ui.explain("Each dot is one training image's latent chain z_i after K Langevin steps (Eq. 7); together they "
-           "are q(z^K). Every L iterations the population is matched one-to-one to a fixed prior sample and "
-           "moved by Eq. 10; the grey ghost is the cloud at the previous correction. The contours are the "
-           "prior N(0, I) at 1, 2 and 3 sigma.",
-           r"z \leftarrow z + \tfrac{s^2}{2}\nabla_z \log p(z \mid x) + s\,\xi", r"z_i \leftarrow \alpha\,T(z_i) + (1-\alpha)\,z_i")
+ui.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
+           "digit; every L iterations the whole population is matched one-to-one to a fixed prior sample and "
+           "moved by Eq. 10: the grey ghost is the cloud just before the last correction, the red lines show where "
+           "each point went. Open circles are ABP, trained beside it with alpha = 0 (no correction).\n\n"
+           "The chains are what the correction moves, so they sit on the prior by construction right after it. "
+           "The honest test is the model's own short-run inference q(z^K): K Langevin steps from fresh noise "
+           "with the current generator (the solid curves), which reaches the prior only if the generator has "
+           "learned to map the prior onto the data.",
+           r"z \leftarrow z + \tfrac{s^2}{2}\nabla_z \log p(z \mid x) + s\,\xi",
+           r"z_i \leftarrow \alpha\,T(z_i) + (1-\alpha)\,z_i")
 
-live = st.columns(4)
+live = st.columns(5)
 alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha", disabled=cfg.method != "ours")
 step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f", key="s")
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
 rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 0.5, key="rate")
+with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled=cfg.method != "ours",
+                          help="trains ABP on the same data, seed and settings, drawn on the same axes")
+abp = ui.abp_session(with_abp)
 if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
     cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
+    if abp is not None:
+        abp.update(step_size=step_size, steps=steps)
+if step_size > STABLE_S:
+    st.warning(f"s = {step_size:g} is far above the stable range (about 0.01 to {STABLE_S} here): the chains "
+               "overshoot, an iteration can take much longer, and training may diverge (it then rolls back).")
 
 new, proj = ui.run_settings(cfg, alpha, step_size, steps)
 ui.set_projection_method(proj)
 
 b = st.columns(5)
 if b[0].button("Start", type="primary", key="start"):
-    s.start()
+    for r in ui.runs():
+        r.start()
 if b[1].button("Pause", key="pause"):
-    s.pause()
+    for r in ui.runs():
+        r.pause()
 if b[2].button("Step", key="step", help="one iteration: inference, correction when due, learning"):
-    s.step()
+    for r in ui.runs():
+        r.step()
 if b[3].button("Reset", key="reset", disabled=new is None):
     try:
         with st.spinner("loading the data"):
             s.reset(new)
+            if abp is not None:
+                abp.reset(ui.abp_config(new))
+        st.rerun()  # redraw the settings from the new config: the "changed settings" warning goes
     except (MissingDataError, ValueError, OSError) as e:
         st.error(f"Cannot start this run: {e}")
 
 
+def _rate(records: tuple) -> float:
+    """Iterations per second of training over the last 20 iterations."""
+    last = records[-20:]
+    return len(last) / max(sum(r["seconds"] for r in last), 1e-9) if last else 0.0
+
+
+def _fit_text(v, name: str) -> str:
+    q = next((f.metrics["q_fit"] for f in reversed(v.frames) if "q_fit" in f.metrics), None)
+    return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
+
+
+def _picture(slot: str, version: tuple, draw) -> bytes:
+    """The PNG `draw()` makes, redrawn only when `version` changes: between iterations the same bytes go out."""
+    cached = st.session_state.get(slot)
+    if cached is None or cached[0] != version:
+        cached = (version, draw())
+        st.session_state[slot] = cached
+    return cached[1]
+
+
 @st.fragment(run_every=rate)
 def live_view() -> None:
-    """Polls the session; the training thread never touches Streamlit."""
+    """Polls the sessions; the training threads never touch Streamlit."""
     v = s.view()
+    a = abp.view() if abp is not None else None
     st.session_state["redraws"] = st.session_state.get("redraws", 0) + 1
-    last = v.frames[-1]
-    if v.live.shape[1] == 2:
-        pts, ghost, prior = v.live, last.z, None
-    else:
-        p = ui.projection(f"main{v.run}", proj, v.frames[0].z)
-        pts, ghost = p.transform(v.live), p.transform(last.z)
-        prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, v.live.shape[1])))
-    lim = ui.axis_limit(f"main{v.run}", pts)
-    fit = last.metrics.get("chain_fit")
+    corr = next((f for f in reversed(v.frames) if f.before is not None), None)
+    d = v.live.shape[1]
+    xy, prior = (lambda z: z), None
+    if d > 2:
+        p = ui.projection(f"main{v.run}", proj, v.frames[min(1, len(v.frames) - 1)].z)
+        xy = p.transform
+        prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, d)))
+    pts, other = xy(v.live), (xy(a.live) if a is not None else None)
+    lim = ui.axis_limit(f"main{v.run}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
-    st.markdown(f"**{state}** · iteration {v.iteration} · epoch {v.epoch:.2f} · {v.seconds:.1f} s of training"
-                + (f" · OT cost of the chains to the prior {fit:.3f} (prior vs prior {v.prior_fit:.3f})" if fit else "")
-                + (f" · chains on the prior after **{v.seconds_to_prior:.1f} s**" if v.seconds_to_prior else ""))
-    if v.message:
-        st.error(v.message)
-    left, right = st.columns([3, 2])
-    left.plotly_chart(charts.latent_figure(pts, lim, ghost if len(v.frames) > 1 else None, prior,
-                                           f"q(z^K) at iteration {v.iteration}"), key="cloud")
-    right.plotly_chart(charts.curves_figure(v.records[-3000:], v.prior_fit), key="curves")
+    parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records):.1f} it/s",
+             _fit_text(v, "ours"), _fit_text(a, "ABP") if a is not None else ""]
+    if v.seconds_to_prior:
+        parts.append(f"ours' q(z^K) within {ON_PRIOR:g}x of the prior after **{v.seconds_to_prior:.1f} s**")
+    st.markdown(" · ".join(p for p in parts if p))
+    with st.container():  # one element whatever it holds: the charts below keep their place and are not redrawn
+        if v.busy > 2:
+            st.info(f"iteration {v.iteration + 1} has been running for {v.busy:.0f} s (K = {v.cfg.langevin.steps}, "
+                    f"s = {v.cfg.langevin.step_size:g}); Pause takes effect when it ends.")
+        for m in {v.message, a.message if a is not None else ""} - {""}:
+            st.error(m)
+    left, right = st.columns([5, 3])
+    arrows = (xy(corr.source), xy(corr.moved)) if corr is not None and corr.moved is not None else None
+    titles = (f"ours (alpha {v.cfg.alpha:g}), iteration {v.iteration}"
+              + (f", last correction at {corr.iteration}" if corr else ""),
+              f"ABP (alpha 0), iteration {a.iteration}" if a is not None else "")
+    version = (v.run, v.iteration, a.iteration if a else -1, lim, proj)
+    left.image(_picture("cloud", version, lambda: live_pictures.clouds_png(
+        pts, v.labels, lim, other, xy(corr.before) if corr else None, arrows, prior, titles)),
+        width="stretch")
+    runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
+    right.image(_picture("curves", (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1),
+                         lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit, ON_PRIOR)),
+                width="stretch")
+    what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
+    right.image(charts.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
+                f"{v.frames[-1].iteration}")
     st.caption(f"redraw {st.session_state['redraws']} · every {rate} s · {len(v.frames)} frames kept")
 
 

@@ -76,7 +76,8 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     at.button(key="step").click().run()
     wait_until(lambda: s.view().iteration == 1)
     at.run()  # d = 3 draws through the PCA projection
-    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert not at.exception and len(at.get("image")) == 3  # the clouds, the fit curves, the decoded samples
+    assert "abp" in at.session_state["sessions"]  # ABP beside ours is on by default
     at.number_input(key="limit").set_value(1).run()
     at.multiselect(key="classes").set_value([]).run()
     s.stop()
@@ -91,7 +92,8 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
     wait_until(lambda: len(s.view().frames) >= 4)
     s.pause()
     at.run()
-    assert not at.exception and len(at.get("plotly_chart")) == 2  # replay + one correction
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert not at.exception and keys[:2] == ["replay", "correction"]  # then "side" when ABP trains beside
     first = at.select_slider(key="which").options[0]
     at.select_slider(key="which").set_value(int(first)).run()
     assert not at.exception and f"iteration {first}:" in str(at.get("plotly_chart")[1].proto.spec)

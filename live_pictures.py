@@ -1,0 +1,103 @@
+"""PNG pictures of the live Train view, drawn with matplotlib (no pyplot, so no global figure state).
+
+The Train view redraws twice a second. Streamlit remounts a Plotly chart whose figure changed (its
+element id hashes the spec), which blanks it while plotly.js draws it again; an image whose bytes
+change keeps the old picture until the new one is decoded. So the live view is pictures, cached per
+iteration, and the views that do not animate stay interactive Plotly (charts.py).
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from charts import CLASS
+
+GHOST, ARROW, RUNS = "#b0b0b0", "#303030", {"ours": "#1f77b4", "ABP": "#d62728"}
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _prior(ax, lim: float) -> None:
+    """The prior N(0, I_2): circles at ||z|| = 1, 2, 3, labelled, on square axes of half-width lim."""
+    t = np.linspace(0, 2 * np.pi, 121)
+    for r in (1, 2, 3):
+        ax.plot(r * np.cos(t), r * np.sin(t), color="#999999", lw=0.8, zorder=1)
+        ax.text(r * 0.72, r * 0.72, f"{r}σ", color="#777777", fontsize=8, zorder=1)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=8)
+    ax.grid(color="#eeeeee", lw=0.6)
+
+
+def _classes(ax, z: np.ndarray, labels: np.ndarray | None) -> None:
+    if labels is None or len(np.unique(labels)) > len(CLASS):
+        ax.scatter(z[:, 0], z[:, 1], s=5, c=CLASS[0], alpha=0.7, linewidths=0, zorder=3)
+        return
+    for c in np.unique(labels):
+        m = labels == c
+        ax.scatter(z[m, 0], z[m, 1], s=5, c=CLASS[int(c) % len(CLASS)], alpha=0.7, linewidths=0, zorder=3,
+                   label=f"digit {c}")
+
+
+def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.ndarray | None = None,
+               before: np.ndarray | None = None, arrows: tuple[np.ndarray, np.ndarray] | None = None,
+               prior_xy: np.ndarray | None = None, titles: tuple[str, str] = ("ours", "ABP")) -> bytes:
+    """q(z^K) of ours coloured by class, with the last correction (its before-cloud as a ghost and lines from
+    each z_hat_i to where Eq. 10 moved it), and ABP's cloud beside it on identical axes."""
+    panels = 2 if abp is not None else 1
+    fig = Figure(figsize=(4.6 * panels, 5.0), dpi=100, layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    for ax, z, title in zip(axes, (ours, abp), titles):
+        _prior(ax, lim)
+        if prior_xy is not None:
+            ax.scatter(prior_xy[:, 0], prior_xy[:, 1], s=3, c=GHOST, alpha=0.4, linewidths=0, zorder=1)
+        ax.set_title(title, fontsize=10, loc="left")
+        _classes(ax, z, labels)
+    if before is not None:
+        axes[0].scatter(before[:, 0], before[:, 1], s=5, c=GHOST, alpha=0.5, linewidths=0, zorder=2,
+                        label="before the last correction")
+    if arrows is not None:
+        axes[0].add_collection(LineCollection(np.stack(arrows, 1), colors=ARROW, linewidths=0.6, alpha=0.5,
+                                              zorder=2, label="moved by Eq. 10"))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8,
+               frameon=False, markerscale=2)
+    return _png(fig)
+
+
+def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float, on_prior: float) -> bytes:
+    """Per run: the model's own q(z^K) fit (solid) and the chains' fit (dotted) as multiples of their
+    prior-vs-prior level (1 = on the prior) on a log axis, and the MSE below."""
+    fig = Figure(figsize=(4.4, 5.0), dpi=100, layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
+    for name, records in runs.items():
+        c = RUNS.get(name, "#555555")
+        q = np.array([(r["iteration"], r["q_fit"] / q_level) for r in records if "q_fit" in r]).reshape(-1, 2)
+        ch = np.array([(r["iteration"], r["chain_fit"] / chain_level) for r in records if "chain_fit" in r])
+        m = np.array([(r["iteration"], r["mse"]) for r in records]).reshape(-1, 2)
+        top.plot(q[:, 0], q[:, 1], "-o", color=c, ms=2.5, lw=1.4, label=f"{name}: q(z^K) from noise")
+        top.plot(*ch.reshape(-1, 2).T, ":", color=c, lw=1, label=f"{name}: persistent chains")
+        bottom.plot(m[:, 0], m[:, 1], color=c, lw=1)
+    top.axhline(1, color="grey", ls="--", lw=1, label="prior vs prior")
+    top.axhline(on_prior, color="#bbbbbb", ls=":", lw=1, label=f"on the prior (x {on_prior:g})")
+    top.set_yscale("log")
+    top.yaxis.set_major_formatter("{x:g}")  # 0.2 reads 0.2, 10 reads 10: no exponent labels that collide
+    top.yaxis.set_minor_formatter(NullFormatter())
+    top.set_ylabel("OT cost to the prior, x prior level", fontsize=8)
+    top.set_title("How far from the prior", fontsize=10, loc="left")
+    top.legend(fontsize=7, frameon=False)
+    bottom.set_ylabel("MSE per pixel", fontsize=8)
+    bottom.set_xlabel("iteration", fontsize=8)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=8)
+        ax.grid(color="#eeeeee", lw=0.6)
+    return _png(fig)
