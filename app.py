@@ -65,13 +65,14 @@ def home() -> None:
                     "the prior and decoding it gives images like the data (right). The number in the title is the "
                     "OT cost between the latents and as many prior draws:")
         st.latex(r"W = \min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
-    st.page_link(TRAIN, label="Train a model live", icon=":material/play_arrow:")
+    st.page_link(TRAIN, label="Train a model live")
 
 
-TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:")
-nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), TRAIN,
-                     st.Page("pages/latent_ot.py", title="Latent & OT", icon=":material/scatter_plot:"),
-                     st.Page("pages/reconstruct.py", title="Reconstruct & generate", icon=":material/image:"),
-                     st.Page("pages/anomaly.py", title="Anomaly", icon=":material/troubleshoot:")])
+# No page icons: Streamlit fetches Material Symbols from an external font host, and the app must work offline.
+TRAIN = st.Page("views/train.py", title="Train")
+nav = st.navigation([st.Page(home, title="Home", default=True), TRAIN,
+                     st.Page("views/latent_ot.py", title="Latent & OT"),
+                     st.Page("views/reconstruct.py", title="Reconstruct & generate"),
+                     st.Page("views/anomaly.py", title="Anomaly")])
 st.set_page_config(page_title="lvm: short-run MCMC + OT", layout="wide")
 nav.run()

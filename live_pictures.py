@@ -87,6 +87,9 @@ def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float
         top.plot(q[:, 0], q[:, 1], "-o", color=c, ms=2.5, lw=1.4, label=f"{name}: q(z^K) from noise")
         top.plot(*ch.reshape(-1, 2).T, ":", color=c, lw=1, label=f"{name}: persistent chains")
         bottom.plot(m[:, 0], m[:, 1], color=c, lw=1)
+    if not any("q_fit" in r or "chain_fit" in r for records in runs.values() for r in records):
+        top.text(0.5, 0.5, "the curves start at the first\nL-th iteration", ha="center", va="center",
+                 transform=top.transAxes, fontsize=9, color="#777777")
     top.axhline(1, color="grey", ls="--", lw=1, label="prior vs prior")
     top.axhline(on_prior, color="#bbbbbb", ls=":", lw=1, label=f"on the prior (x {on_prior:g})")
     top.set_yscale("log")

@@ -5,6 +5,8 @@ Only this module and the pages import Streamlit; the training thread lives in
 """
 from __future__ import annotations
 
+import threading
+import uuid
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,18 +25,73 @@ LIVE = "live training run"
 
 
 class Sessions(dict):
-    """The training sessions of one browser session, by name ("main", "abp")."""
+    """The training sessions of one lecture's run, by name ("main", "abp"), shared by every tab showing its id."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id, self.viewers, self.ending = run_id, 0, None
 
     def close_all(self) -> None:
-        """Runs on the server's event loop when the browser session ends: it must not wait for a thread."""
+        """Ends every thread without waiting for it."""
         for s in self.values():
             s.close()
 
 
-@st.cache_resource(scope="session", on_release=Sessions.close_all, show_spinner=False)
+_RUNS: dict[str, Sessions] = {}  # every run of this server process, by the id in its tabs' URL (?run=...)
+_RUNS_LOCK = threading.Lock()
+GRACE = 20.0  # seconds a run with no tab left lives on: a reload closes its session at once, then reattaches
+
+
+@dataclass
+class _Viewer:
+    """One browser session's hold on a run: the run ends GRACE seconds after its last viewer's session does."""
+
+    sessions: Sessions
+
+
+def _end_if_unseen(ss: Sessions) -> None:
+    with _RUNS_LOCK:
+        if ss.viewers > 0 or _RUNS.get(ss.run_id) is not ss:
+            return
+        _RUNS.pop(ss.run_id)
+    ss.close_all()
+
+
+def _release(viewer: _Viewer) -> None:
+    """Runs on the server's event loop when a browser session ends: it must not wait."""
+    with _RUNS_LOCK:
+        ss = viewer.sessions
+        ss.viewers -= 1
+        if ss.viewers == 0:
+            ss.ending = threading.Timer(GRACE, _end_if_unseen, (ss,))
+            ss.ending.daemon = True
+            ss.ending.start()
+
+
+@st.cache_resource(scope="session", on_release=_release, show_spinner=False)
+def _viewer(run_id: str) -> _Viewer:
+    with _RUNS_LOCK:
+        ss = _RUNS.setdefault(run_id, Sessions(run_id))
+        ss.viewers += 1
+        if ss.ending is not None:
+            ss.ending.cancel()
+            ss.ending = None
+        return _Viewer(ss)
+
+
 def sessions() -> Sessions:
-    """One `Sessions` per browser session: two tabs train independently; a closed tab stops its threads."""
-    return Sessions()
+    """The run this tab shows: the one its URL names (?run=ID: a reload or a second tab of the lecture
+    reattaches to it), else a new one whose id goes into the URL. A run ends once every browser session
+    that showed it has closed, plus GRACE seconds."""
+    rid = st.session_state.get("run_id") or st.query_params.get("run", "")
+    with _RUNS_LOCK:
+        if rid not in _RUNS:
+            rid = uuid.uuid4().hex[:10]
+    ss = _viewer(rid).sessions
+    st.session_state["run_id"] = rid
+    if st.query_params.get("run") != rid:
+        st.query_params["run"] = rid
+    return ss
 
 
 def main_session() -> Session:
@@ -135,6 +192,12 @@ def set_projection_method(method: str) -> None:
 
 def projection_method() -> str:
     return st.session_state.get("projection_method", "pca")
+
+
+def forget_projection(key: str) -> None:
+    """The next `projection` call for run `key` fits again."""
+    for slot in [k for k in st.session_state if str(k).startswith(f"proj:{key}:")]:
+        del st.session_state[slot]
 
 
 def projection(key: str, method: str, fit_on: np.ndarray) -> Projection:

@@ -51,14 +51,14 @@ def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -
     monkeypatch.setenv("LVM_PRETRAINED_DIR", str(tmp_path))
     at = _app()
     assert "make_pretrained" in at.info[0].value and not at.error
-    at.switch_page("pages/anomaly.py").run()
+    at.switch_page("views/anomaly.py").run()
     assert not at.exception and "No anomaly model" in at.info[0].value
-    at.switch_page("pages/reconstruct.py").run()
+    at.switch_page("views/reconstruct.py").run()
     assert not at.exception and "No model yet" in at.info[0].value
 
 
 def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
-    at = _app("pages/train.py")
+    at = _app("views/train.py")
     s = _session(at)
     assert "iteration 0" in at.markdown[0].value or any("iteration 0" in m.value for m in at.markdown)
     at.button(key="step").click().run()
@@ -84,7 +84,7 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
 
 
 def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> None:
-    at = _app("pages/latent_ot.py")
+    at = _app("views/latent_ot.py")
     s = _session(at)
     at.run()
     assert "No frames yet" in at.info[0].value
@@ -102,7 +102,7 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
 
 @needs_demo
 def test_reconstruct_page_renders_grids_and_downloads() -> None:
-    at = _app("pages/reconstruct.py")
+    at = _app("views/reconstruct.py")
     at.selectbox(key="model_rec").set_value("demo").run()  # the live run, if any, comes first
     assert len(at.get("image")) == 3 and len(at.get("download_button")) == 3  # test/rec, samples, manifold
     assert "MSE" in at.subheader[0].value
@@ -119,7 +119,7 @@ def _png(a: np.ndarray, mode: str = "L") -> bytes:
 
 @needs_anomaly
 def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
-    at = _app("pages/anomaly.py")
+    at = _app("views/anomaly.py")
     assert len(at.get("plotly_chart")) == 2  # histogram + precision-recall
     big = (np.random.RandomState(0).rand(300, 200, 3) * 255).astype(np.uint8)  # RGB, any size
     at.file_uploader(key="upload").set_value([("noise.png", _png(big, "RGB"), "image/png"),

@@ -25,10 +25,9 @@ except ImportError:
 skip_without_browser()
 
 
-# The decoded data plotly.js drew (figure.data holds numpy arrays base64-encoded); null
-# while Streamlit swaps the chart element during a redraw.
-CLOUD_X = ("() => { const e = document.querySelector('.js-plotly-plot'); const d = e && e._fullData;"
-           " return d && d.length ? Array.from(d[d.length - 1].x).slice(0, 50) : null; }")
+# The Train view's live clouds are a PNG picture (live_pictures.py); a new iteration is a new source.
+CLOUD_SRC = ("() => { const i = document.querySelector('[data-testid=stImage] img, [data-testid=stFullScreenFrame] img');"
+             " return i && i.complete && i.naturalWidth ? i.getAttribute('src') : null; }")
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +37,30 @@ def app_url():
         yield url
 
 
+OUTSIDE: list[str] = []  # every request the pages made to anywhere but this machine
+
+
+def _outside(url: str) -> bool:
+    host = url.split("/")[2].split(":")[0] if "://" in url else ""
+    return url.startswith(("http:", "https:", "ws:", "wss:")) and host not in ("127.0.0.1", "localhost", "[::1]")
+
+
 @pytest.fixture(scope="module")
 def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1500})
+        pg.on("request", lambda r: OUTSIDE.append(r.url) if _outside(r.url) else None)
         pg.set_default_timeout(60_000)
         yield pg
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def offline():
+    """The app works offline: a test fails if any page it drove asked for anything off this machine."""
+    yield
+    assert not OUTSIDE, f"requests that left the machine: {sorted(set(OUTSIDE))}"
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +68,6 @@ def shots(tmp_path_factory) -> Path:
     d = Path(os.environ.get("LVM_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def _cloud_x(page: Page) -> list:
-    """x of the last trace (q(z^K) now) of the first Plotly chart on the page."""
-    return page.evaluate(CLOUD_X)
 
 
 def _go(page: Page, name: str) -> None:
@@ -77,12 +87,10 @@ def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str
     assert first_picture < 30  # the target is 5 s on an idle machine; CI shares the cores
 
     _go(page, "Train")
-    page.wait_for_selector(".js-plotly-plot")
-    page.wait_for_function(f"() => ({CLOUD_X})() !== null")
-    before = _cloud_x(page)
+    page.wait_for_function(f"() => ({CLOUD_SRC})() !== null")
+    before = page.evaluate(CLOUD_SRC)
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function(
-        f"(b) => {{ const x = ({CLOUD_X})(); return x !== null && JSON.stringify(x) !== JSON.stringify(b); }}", arg=before)
+    page.wait_for_function(f"(b) => {{ const s = ({CLOUD_SRC})(); return s !== null && s !== b; }}", arg=before)
     redraw = page.get_by_text("redraw ")
     n0, t1 = int(redraw.inner_text().split()[1]), time.monotonic()
     time.sleep(6)
@@ -90,6 +98,14 @@ def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str
     print(f"Train view while training: {(n1 - n0) / (time.monotonic() - t1):.2f} redraws/s at refresh 0.5 s")
     assert n1 > n0
     page.screenshot(path=str(shots / "train.png"), full_page=True)
+
+    # a reload (or a second tab of the lecture) reattaches to the running run through ?run= in the URL
+    assert "run=" in page.url
+    it = int(page.evaluate(r"() => document.body.innerText.match(/iteration (\d+)/)[1]"))
+    page.reload()
+    page.get_by_role("heading", name="Train").first.wait_for()
+    page.wait_for_function(r"(n) => { const m = document.body.innerText.match(/training · iteration (\d+)/);"
+                           r" return m && parseInt(m[1]) > n; }", arg=it)
 
     _go(page, "Latent & OT")
     page.wait_for_selector(".js-plotly-plot")

@@ -1,4 +1,6 @@
 """Train: settings, Start / Pause / Step / Reset, and q(z^K) pulled onto the prior live, ABP beside it."""
+import warnings
+
 import numpy as np
 import streamlit as st
 
@@ -55,13 +57,20 @@ if b[2].button("Step", key="step", help="one iteration: inference, correction wh
         r.step()
 if b[3].button("Reset", key="reset", disabled=new is None):
     try:
-        with st.spinner("loading the data"):
+        with st.spinner("loading the data"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             s.reset(new)
             if abp is not None:
                 abp.reset(ui.abp_config(new))
+        st.session_state["data_warnings"] = sorted({str(w.message) for w in caught})
         st.rerun()  # redraw the settings from the new config: the "changed settings" warning goes
     except (MissingDataError, ValueError, OSError) as e:
         st.error(f"Cannot start this run: {e}")
+for w in st.session_state.get("data_warnings", []):  # e.g. a folder without a test split
+    st.warning(w)
+if s.cfg.model.latent_dim > 2 and b[4].button("Refit projection", key="refit",
+                                               help="fit the 2-D projection again on the latents as they are now"):
+    ui.forget_projection(f"main{s.view().run}")
 
 
 def _rate(records: tuple) -> float:
@@ -93,8 +102,10 @@ def live_view() -> None:
     corr = next((f for f in reversed(v.frames) if f.before is not None), None)
     d = v.live.shape[1]
     xy, prior = (lambda z: z), None
-    if d > 2:
-        p = ui.projection(f"main{v.run}", proj, v.frames[min(1, len(v.frames) - 1)].z)
+    if d > 2 and len(v.frames) < 2:  # the chains are still the prior noise: nothing to fit on yet
+        xy = lambda z: z[:, :2]  # noqa: E731 - the prior's first two coordinates are exactly N(0, I_2)
+    elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
+        p = ui.projection(f"main{v.run}", proj, v.frames[-1].z)
         xy = p.transform
         prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, d)))
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)

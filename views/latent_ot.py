@@ -15,11 +15,11 @@ s = ui.main_session()
 v = s.view()
 if len(v.frames) < 2:
     st.info("No frames yet: press Start on the Train page; a frame is kept every L iterations.")
-    st.page_link("pages/train.py", label="Go to Train")
+    st.page_link("views/train.py", label="Go to Train")
     st.stop()
 
 d = v.live.shape[1]
-proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[min(1, len(v.frames) - 1)].z) if d > 2 else None
+proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
 lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
 picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation

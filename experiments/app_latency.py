@@ -1,0 +1,161 @@
+"""The app as a lecture uses it, timed in Debian's Chromium: first picture per view, page switches, and how
+long Start, Pause, Step and a slider take to show their effect; then redraws/s and iterations/s of the Train
+view while ours and ABP train.
+
+    python -m experiments.app_latency [--out results] [--watch 30]
+
+Starts ``streamlit run app.py`` on a free localhost port (no request leaves the machine) and writes
+results/app_latency.md. Every figure is one run on this machine; the load average at the start is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
+PICTURE = "[data-testid=stImage] img, .js-plotly-plot .main-svg"
+
+
+@contextmanager
+def app():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _text(page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+def _until(page, cond, timeout: float = 60.0) -> float:
+    """Seconds until cond(page) holds (polling every 20 ms); inf past the timeout."""
+    t0 = time.monotonic()
+    while not cond(page):
+        if time.monotonic() - t0 > timeout:
+            return float("inf")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def _status(page) -> tuple[str, int]:
+    m = re.search(r"(ready|training|paused|stopped) · iteration (\d+)", _text(page))
+    return (m.group(1), int(m.group(2))) if m else ("", -1)
+
+
+def _number(page, pattern: str) -> int:
+    m = re.search(pattern, _text(page))
+    return int(m.group(1)) if m else -1
+
+
+def measure(url: str, watch: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict = {"views": {}, "controls": {}}
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.on("request", lambda r: outside.append(r.url) if r.url.startswith("http")
+                and not r.url.startswith(url) else None)
+        t0 = time.monotonic()
+        page.goto(url)
+        page.wait_for_selector(PICTURE, timeout=120_000)
+        out["views"]["Home (first load)"] = {"switch": time.monotonic() - t0, "picture": time.monotonic() - t0}
+        for view in VIEWS:
+            t0 = time.monotonic()
+            page.get_by_role("link", name=view).first.click()
+            page.get_by_role("heading", name=view).first.wait_for(timeout=120_000)
+            switched = time.monotonic() - t0
+            page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE})", timeout=120_000)
+            out["views"][view] = {"switch": switched, "picture": time.monotonic() - t0}
+            if view == "Train":  # Start, then the rest of the views while it trains
+                t0 = time.monotonic()
+                page.get_by_role("button", name="Start").click()
+                out["controls"]["Start (status says training)"] = _until(page, lambda pg: _status(pg)[0] == "training")
+        page.get_by_role("link", name="Train").first.click()
+        page.get_by_role("heading", name="Train").first.wait_for()
+        _until(page, lambda pg: _status(pg)[0] == "training")
+        r0, i0, t0 = _number(page, r"redraw (\d+)"), _status(page)[1], time.monotonic()
+        time.sleep(watch)
+        r1, i1, dt = _number(page, r"redraw (\d+)"), _status(page)[1], time.monotonic() - t0
+        out["rates"] = {"redraws/s": (r1 - r0) / dt, "iterations/s (ours, ABP beside)": (i1 - i0) / dt,
+                        "seconds": dt}
+        page.screenshot(path=str(ROOT / "results" / "app_train.png"), full_page=True)
+        t0 = time.monotonic()
+        page.get_by_role("button", name="Pause").click()
+        out["controls"]["Pause (status says paused)"] = _until(page, lambda pg: _status(pg)[0] == "paused")
+        it = _status(page)[1]
+        t0 = time.monotonic()
+        page.get_by_role("button", name="Step").click()
+        out["controls"]["Step (iteration + 1 shown)"] = _until(page, lambda pg: _status(pg)[1] > it)
+        slider = page.get_by_role("slider").nth(1)  # K
+        before = slider.get_attribute("aria-valuenow")
+        slider.focus()
+        t0 = time.monotonic()
+        page.keyboard.press("ArrowRight")
+        out["controls"]["K slider (value shown)"] = _until(
+            page, lambda pg: slider.get_attribute("aria-valuenow") != before)
+        out["controls"]["K slider (app rerun done)"] = _until(
+            page, lambda pg: not pg.query_selector("[data-testid=stStatusWidget]"), 30) + \
+            out["controls"]["K slider (value shown)"]
+        browser.close()
+    out["outside"] = sorted(set(outside))
+    return out
+
+
+def report(r: dict, load: tuple) -> str:
+    lines = ["# The app in Chromium: first pictures, page switches, controls", "",
+             f"`python -m experiments.app_latency`, one run, {os.cpu_count()} CPUs, load average at the start "
+             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min). The app's default run (ours with "
+             "ABP beside it) trains from Start on; the views after Train are timed while it trains.", "",
+             "| view | page switch (s) | first picture (s) |", "|---|---|---|"]
+    lines += [f"| {v} | {t['switch']:.2f} | {t['picture']:.2f} |" for v, t in r["views"].items()]
+    lines += ["", "| control | effect shown after (s) |", "|---|---|"]
+    lines += [f"| {c} | {t:.2f} |" for c, t in r["controls"].items()]
+    rt = r["rates"]
+    lines += ["", f"Train view while both train, over {rt['seconds']:.0f} s: {rt['redraws/s']:.2f} redraws/s, "
+              f"{rt['iterations/s (ours, ABP beside)']:.2f} iterations/s of ours (ABP trains beside it).", "",
+              f"Requests that left the machine: {r['outside'] or 'none'}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "results")
+    p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
+    a = p.parse_args()
+    load = os.getloadavg()
+    with app() as url:
+        r = measure(url, a.watch)
+    text = report(r, load)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "app_latency.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
