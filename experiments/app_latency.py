@@ -116,11 +116,10 @@ def measure(url: str, watch: float) -> dict:
         out["controls"]["Step (iteration + 1 shown)"] = _until(page, lambda pg: _status(pg)[1] > it)
         slider = page.get_by_role("slider").nth(1)  # K
         before = slider.get_attribute("aria-valuenow")
-        slider.click()  # the thumb takes the focus (a click on the middle of the track may move it: reread)
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(1500)  # the Step's rerun done
         before = slider.get_attribute("aria-valuenow")
         t0 = time.monotonic()
-        slider.press("ArrowRight")
+        slider.press("ArrowRight")  # focuses the thumb, then the key
         out["controls"]["K slider (value shown)"] = _until(
             page, lambda pg: slider.get_attribute("aria-valuenow") != before)
         out["controls"]["K slider (app rerun done)"] = _until(

@@ -18,7 +18,8 @@ def _rows(text: str, section: str) -> list[list[str]]:
 
 
 def test_quick_writes_tables_of_real_numbers(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "experiments.demo_settings", "--quick", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "experiments.demo_settings", "--quick", "--out", str(tmp_path), "--runs",
+           str(tmp_path / "runs")]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -30,7 +30,8 @@ live = st.columns(5)
 alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha", disabled=cfg.method != "ours")
 step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f", key="s")
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
-rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 0.5, key="rate")
+rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
+                            help="each redraw draws two pictures on the server, which the training threads then lack")
 with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled=cfg.method != "ours",
                           help="trains ABP on the same data, seed and settings, drawn on the same axes")
 abp = ui.abp_session(with_abp)
