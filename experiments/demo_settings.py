@@ -57,6 +57,7 @@ GOAL_Q = 1.5              # the goal beyond the bar
 VISIBLE = 3.0             # "visibly off the prior before the first correction": chains x above this
 MSE_LAST = 40             # iterations of batch MSE averaged at the end
 ALL_IMAGES = 12665        # MNIST digits 0 and 1 in the training split
+SAVE_EVERY = 48           # iterations between a run's resume points (with a cache)
 WARM_N = 3000             # points of the warm OT benchmark
 BASE = replace(DEMO, checkpoint_every=0, q_fit_n=Q_N, epochs=1000.0)  # epochs: never the stop
 
@@ -124,41 +125,66 @@ def train(job: tuple[TrainConfig, int, dict[str, float], Path | None]) -> dict:
     """Run `cfg` for `iterations` iterations with one torch thread; its trajectory and timings.
 
     Only `Trainer.step` is timed; the chains' fit right after each correction (a figure no live run
-    computes) is measured outside it. The result is written to `cache` (a JSON file) when given.
+    computes) is measured outside it. With `cache` (the result's JSON file) the run also keeps a
+    checkpoint and its figures so far every SAVE_EVERY iterations beside it, and a killed run goes on
+    from there (`Trainer.resume` is exact); the result goes to `cache` at the end.
     """
     cfg, iterations, level, cache = job
     torch.set_num_threads(1)
-    tr = Trainer(cfg, load(cfg.data, "train"))
-    traj, after, mses, ot_s, ot_passes, skipped, diverged, seconds = [], [], [], [], [], 0, None, 0.0
+    data = load(cfg.data, "train")
+    ckpt, part = (None, None) if cache is None else (cache.with_suffix(".partial.pt"), cache.with_suffix(".partial.json"))
+    acc = {"trajectory": [], "after": [], "mses": [], "ot_s": [], "ot_passes": [], "skipped": 0, "seconds": 0.0}
+    tr = None
+    if part is not None and part.exists() and ckpt.exists():
+        saved = json.loads(part.read_text())
+        tr = Trainer.resume(ckpt, data)
+        if tr.cfg == cfg and saved["iteration"] == tr.iteration:
+            acc = saved["acc"]
+            print(f"  {cfg.method:4s} {name(cfg):28s} goes on from iteration {tr.iteration}", flush=True)
+        else:
+            tr = None
+    tr = tr or Trainer(cfg, data)
+    diverged = None
     try:
         while tr.iteration < iterations:
             t0 = time.perf_counter()
             step = tr.step()
-            seconds += time.perf_counter() - t0
+            acc["seconds"] += time.perf_counter() - t0
             m, c = step.metrics, step.correction
-            mses.append(m.mse)
+            acc["mses"].append(m.mse)
             if m.q_fit is not None:
-                traj.append((m.iteration, m.chain_fit / level["chains"], m.q_fit / level["q"]))
+                acc["trajectory"].append((m.iteration, m.chain_fit / level["chains"], m.q_fit / level["q"]))
             if c is not None:
-                ot_s.append(c.seconds)
-                ot_passes.append(c.result.iterations)
-                skipped += c.skipped
-                after.append(latent_ot_cost(tr.z, n=LATENT_FIT_N, seed=cfg.seed) / level["chains"])
+                acc["ot_s"].append(c.seconds)
+                acc["ot_passes"].append(c.result.iterations)
+                acc["skipped"] += c.skipped
+                acc["after"].append(latent_ot_cost(tr.z, n=LATENT_FIT_N, seed=cfg.seed) / level["chains"])
+            if ckpt is not None and tr.iteration % SAVE_EVERY == 0 and tr.iteration < iterations:
+                tr.save(ckpt)
+                _write_json(part, {"iteration": tr.iteration, "acc": acc})
     except DivergedError as e:
         diverged = str(e)
+    traj, seconds, ot_s, ot_passes = acc["trajectory"], acc["seconds"], acc["ot_s"], acc["ot_passes"]
     print(f"  {cfg.method:4s} {name(cfg):28s} {tr.iteration} it in {seconds:5.0f} s"
           f"{'' if not traj else f', q x {traj[-1][2]:.2f}'}{', DIVERGED' if diverged else ''}", flush=True)
     res = {"config": asdict(cfg), "iterations": tr.iteration, "target_iterations": iterations,
-           "seconds": seconds, "it_per_s": tr.iteration / seconds, "trajectory": traj, "after": after,
-           "mse": statistics.fmean(mses[-MSE_LAST:]), "ot_ms": 1000 * statistics.median(ot_s) if ot_s else None,
-           "ot_passes": statistics.median(ot_passes) if ot_passes else None, "skipped": skipped,
+           "seconds": seconds, "it_per_s": tr.iteration / seconds, "trajectory": [tuple(t) for t in traj],
+           "after": acc["after"], "mse": statistics.fmean(acc["mses"][-MSE_LAST:]),
+           "ot_ms": 1000 * statistics.median(ot_s) if ot_s else None,
+           "ot_passes": statistics.median(ot_passes) if ot_passes else None, "skipped": acc["skipped"],
            "images": len(tr.data), "epochs": tr.iteration / tr.batches_per_epoch, "diverged": diverged}
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res))
-        tmp.replace(cache)
+        _write_json(cache, res)
+        for p in (ckpt, part):
+            p.unlink(missing_ok=True)
     return res
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)
 
 
 def cached(path: Path, cfg: TrainConfig, iterations: int) -> dict | None:
@@ -209,7 +235,7 @@ def warm_ot_ms(n: int = WARM_N, alpha: float = 1.0, repeats: int = 7, seed: int 
             passes.append(res.iterations)
         warm = res.warm_start
         z = ot.correct(z, target, res.assignment, alpha) + 0.05 * prior_sample(n, 2, g)
-    return {"ms": 1000 * statistics.median(times), "passes": statistics.median(passes)}
+    return {"n": n, "ms": 1000 * statistics.median(times), "passes": statistics.median(passes)}
 
 
 # ---- comparison ----------------------------------------------------------------------------------
@@ -351,12 +377,29 @@ def explain(chosen: Row, rows: list[Row]) -> str:
            f"first correction visible) and {chosen.first_after:.1f} x right after it.")
     speed = (f"It runs {chosen.ours['it_per_s']:.1f} iterations/s on one thread here (fits included), with a "
              f"median OT correction of {_f(chosen.ours['ot_ms'], '.0f')} ms at n = {chosen.ours['images']:,}.")
-    return " ".join([why, goal, vis, speed])
+    half = [r for r in rows if r.cfg.alpha == 0.5]
+    paper = ""
+    if c.alpha != 0.5 and half:
+        b = min(half, key=lambda r: r.shortfall)
+        paper = (f"No alpha 0.5 candidate {'is chosen' if any(r.meets for r in half) else 'meets the bar'}; the "
+                 f"closest, {name(b.cfg)}, has q x {b.q:.2f} at {b.ratio:.2f} of ABP's.")
+    low = min((r for r in rows if r.ratio <= BAR_RATIO), key=lambda r: r.q, default=None)
+    lowest = ""
+    if low is not None and low is not chosen:
+        fails = [w for w, bad in (("its q x is not falling", not low.falling),
+                                  (f"the chains are only {low.first_chains:.1f} x before the first correction",
+                                   not low.visible)) if bad]
+        lowest = (f"The lowest q x at most a fifth of ABP's is {name(low.cfg)}'s, {low.q:.2f} ({low.ratio:.2f} of "
+                  f"ABP's, {low.ours['it_per_s']:.1f} it/s), but {' and '.join(fails) or 'it ranks lower'}.")
+    return " ".join(t for t in (why, paper, goal, vis, speed, lowest) if t)
 
 
 def report(stages: list[tuple[str, list[Row]]], chosen: Row, level: dict[str, float], warm: dict[str, float],
            a: argparse.Namespace, started: str, load0: float, seconds: float) -> str:
     c = chosen.cfg
+    runs = {run_key(r.cfg): r.ours for _, rows in stages for r in rows}
+    runs |= {abp_key(r.cfg): r.abp for _, rows in stages for r in rows}
+    train_s = sum(r["seconds"] for r in runs.values())
     text = (
         f"# Default settings of the teaching demo, by measurement\n\n"
         f"MNIST digits 0 and 1, d = 2, MLP generator, {c.ot.solver} OT solver, batch size {c.batch_size}, lr "
@@ -364,7 +407,8 @@ def report(stages: list[tuple[str, list[Row]]], chosen: Row, level: dict[str, fl
         f"all else equal) from the same seed, {a.iterations} iterations each, one torch thread per process, "
         f"{a.jobs} processes at a time.\n\n"
         f"Machine: {machine()}; load average {load0:.2f} at the start ({started}); this invocation took "
-        f"{seconds / 60:.0f} min (runs read from {a.runs} cost nothing). Command: `{script_command()}`.\n\n"
+        f"{seconds / 60:.0f} min (runs read from {a.runs} cost nothing); the runs behind these tables trained for "
+        f"{train_s / 60:.0f} min in all. Command: `{script_command()}`.\n\n"
         f"**chains x**: exact OT cost of {LATENT_FIT_N} persistent chains (before the correction) to as many prior "
         f"draws, over the prior-vs-prior level {level['chains']:.4f} (mean of {len(LEVEL_SEEDS)} seeds). **q x**: "
         f"K Langevin steps from fresh noise on {Q_N} fixed training images with the current generator, exact OT "
@@ -375,7 +419,7 @@ def report(stages: list[tuple[str, list[Row]]], chosen: Row, level: dict[str, fl
         f"included (ABP is measured every gcd(L) iterations, so it pays more fits than a live run). OT ms: median "
         f"wall time of one correction (median auction passes beside it). Timings on a shared 2-core machine are "
         f"noisy: compare them within one table.\n\n"
-        f"Warm OT solve, synthetic, n = {WARM_N:,}, d = 2, fast solver (a shifted, squashed cloud corrected by "
+        f"Warm OT solve, synthetic, n = {warm['n']:,}, d = 2, fast solver (a shifted, squashed cloud corrected by "
         f"Eq. 10 and jittered between solves): median {warm['ms']:.0f} ms, {warm['passes']:.0f} passes.\n\n"
         f"## Chosen: {name(c)}\n\nalpha {c.alpha:g}, L = {c.ot_every}, K = {c.langevin.steps}, s = "
         f"{c.langevin.step_size:g}, {chosen.ours['images']:,} images, batch size {c.batch_size}, lr {c.lr:g}. "
@@ -400,8 +444,8 @@ def main() -> None:
     started, load0, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), os.getloadavg()[0], time.perf_counter()
     torch.set_num_threads(1)
     level = levels()
-    warm = warm_ot_ms()
-    print(f"prior levels: chains {level['chains']:.4f}, q {level['q']:.4f}; warm OT at n = {WARM_N}: "
+    warm = warm_ot_ms(500 if a.quick else WARM_N)
+    print(f"prior levels: chains {level['chains']:.4f}, q {level['q']:.4f}; warm OT at n = {warm['n']}: "
           f"{warm['ms']:.0f} ms", flush=True)
     first = stage1(a.quick)
     print(f"stage 1: {len(first)} candidates, {a.iterations} iterations each", flush=True)
