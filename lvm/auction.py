@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ BLOCK_ELEMS = 2**22  # scores per block of full rows: 16 MB of float32 stays in 
 COARSE_MIN = 4000  # cold starts from this many points on begin from subsampled problems' prices
 COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
 COARSE_EPS = 0.3  # the first epsilon, as a share of the median disagreement of the two coarse estimates
+BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
 MIN_BATCH_ELEMS = 2**24  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
 
@@ -230,7 +232,8 @@ def coarse_prices(source: torch.Tensor, target: torch.Tensor, tol: float, seed: 
 def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, scaling: float = 5.0,
             k: int = 0, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
             assignment: torch.Tensor | None = None, max_passes: float = 200.0,
-            max_bids: int = 2_000_000_000, coarse: int = COARSE_MIN) -> AuctionOutput:
+            max_bids: int = 2_000_000_000, coarse: int = COARSE_MIN,
+            interrupt: Callable[[], bool] | None = None) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, with a certified gap.
 
     Args:
@@ -244,6 +247,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         max_passes: give up (unconverged) after this many full-row equivalents of scoring.
         max_bids: give up after this many bids.
         coarse: a cold start with at least this many points begins from `coarse_prices` (0: never).
+        interrupt: asked between rounds of bidding; True stops the solve, unconverged (a paused live run).
 
     Returns:
         An AuctionOutput; its assignment is a permutation when `converged`.
@@ -292,9 +296,9 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         free = np.flatnonzero(assign < 0)
         top = len(free)
         stack[:top] = free
-        while cand.scored / n < max_passes and bids < max_bids:
+        while cand.scored / n < max_passes and bids < max_bids and not (interrupt and interrupt()):
             top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, p, assign, owner,
-                                            eps, stale, min_batch, src32, tgt32, max_bids - bids)
+                                            eps, stale, min_batch, src32, tgt32, min(max_bids - bids, BID_ROUND))
             bids += b
             cand.scored += rebuilt
             if n_stale == 0 and (top == 0 or bids >= max_bids):
@@ -309,7 +313,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
             dual = float(cand.row_max_upper(p).sum() + p.sum())
             cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
             rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
-        if not done or rel_gap <= tol or eps < 1e-12 * max(norms, 1.0):
+        if not done or rel_gap <= tol or eps < 1e-12 * max(norms, 1.0) or (interrupt and interrupt()):
             break
         eps /= scaling
     dev = source.device

@@ -8,10 +8,16 @@ drift is that of its own posterior, whatever the batch it shares.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from .config import LangevinConfig
+
+
+class Interrupted(Exception):
+    """`infer` was asked to stop (its `interrupt` returned True) before it finished; nothing was changed."""
 
 
 def energy(generator: nn.Module, z: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -37,6 +43,7 @@ def infer(
     cfg: LangevinConfig,
     rng: torch.Generator | None = None,
     return_trace: bool = False,
+    interrupt: Callable[[], bool] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Run K Langevin steps of Eq. 7 from z0 (noise-initialised or persistent).
 
@@ -50,6 +57,7 @@ def infer(
         cfg: K (steps), s (step_size), sigma, and whether to add noise.
         rng: torch.Generator for the noise (deterministic runs); None uses the global one.
         return_trace: also return the mean energy before each step and after the last.
+        interrupt: asked before each step; True raises `Interrupted` (a paused live run).
 
     Returns:
         z^K (B, d), detached; with return_trace, also a (K + 1,) tensor of mean energies.
@@ -58,6 +66,8 @@ def infer(
     z = z0.detach().clone()
     trace = []
     for _ in range(cfg.steps):
+        if interrupt is not None and interrupt():
+            raise Interrupted("Langevin inference interrupted")
         z.requires_grad_(True)
         with torch.enable_grad():
             e = energy(generator, z, x, cfg.sigma)

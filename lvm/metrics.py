@@ -146,7 +146,8 @@ def latent_ot_cost(z: Array, n: int = 2000, seed: int = 0, prior: Prior | None =
     return _ot_cost(*_subsample_with_prior(z, n, seed, prior))
 
 
-def q_ot_cost(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0) -> float:
+def q_ot_cost(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
+              interrupt: Callable[[], bool] | None = None) -> float:
     """The fit of the model's own short-run inference q_theta(z^K | x) to the prior (paper Eq. 8-9).
 
     K Langevin steps (cfg) from fresh N(0, I) noise for each image of x, then the exact OT cost
@@ -157,7 +158,7 @@ def q_ot_cost(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: 
     rng = torch.Generator().manual_seed(seed)
     d = _latent_dim(generator)
     z0 = prior_sample(len(x), d, rng).to(x.device)
-    return latent_ot_cost(infer(generator, x, z0, cfg, rng), n=len(x), seed=seed)
+    return latent_ot_cost(infer(generator, x, z0, cfg, rng, interrupt=interrupt), n=len(x), seed=seed)
 
 
 def prior_baseline_ot_cost(n: int, d: int, seed: int = 0, prior: Prior | None = None) -> float:

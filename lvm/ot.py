@@ -33,6 +33,7 @@ from .auction import BLOCK_ELEMS, auction
 from .config import OTConfig
 
 Progress = Callable[[int, float], None]  # (pass, unmatched share), called after each full pass
+Interrupt = Callable[[], bool]           # asked between passes: True stops an iterative solver, unconverged
 EXACT_MAX_N = 6000  # the dense n x n cost in float64 and the O(n^3) solve stop being sensible here
 
 
@@ -131,7 +132,7 @@ def _matched_cost(source: torch.Tensor, target: torch.Tensor, assignment: torch.
 
 def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                 generator: torch.Generator | None = None, warm: WarmStart | None = None,
-                progress: Progress | None = None) -> OTResult:
+                progress: Progress | None = None, interrupt: Interrupt | None = None) -> OTResult:
     """Alg. 2: Adam descent on E(h) (Eq. 12), then the approximate bijection.
 
     Stops when the share of unmatched targets is <= cfg.paper.epsilon, or warns after
@@ -152,7 +153,7 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         unmatched = float((counts == 0).double().mean())
         if progress is not None:
             progress(it, unmatched)
-        if unmatched <= pc.epsilon or it == cfg.max_iter:
+        if unmatched <= pc.epsilon or it == cfg.max_iter or (interrupt is not None and interrupt()):
             break  # the last pass only evaluates: the result then describes the h it returns
         grad = counts / n - 1.0 / n
         grad = grad - grad.mean()
@@ -161,7 +162,7 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         h = h - pc.lr * (m / (1 - b1**it)) / ((v / (1 - b2**it)).sqrt() + 1e-12)
     dual = float(best.double().mean() - h.mean())
     converged = unmatched <= pc.epsilon
-    if not converged:
+    if not converged and not (interrupt is not None and interrupt()):
         warnings.warn(f"OT (Alg. 2) stopped after {cfg.max_iter} passes with {unmatched:.1%} of targets "
                       f"unmatched (epsilon {pc.epsilon}); unmatched sources are left uncorrected",
                       RuntimeWarning, stacklevel=3)
@@ -171,7 +172,7 @@ def solve_paper(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
 
 def solve_exact(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                 generator: torch.Generator | None = None, warm: WarmStart | None = None,
-                progress: Progress | None = None) -> OTResult:
+                progress: Progress | None = None, interrupt: Interrupt | None = None) -> OTResult:
     """The optimal assignment by scipy's linear_sum_assignment (dense, O(n^3))."""
     n = len(source)
     if n > EXACT_MAX_N:
@@ -189,7 +190,7 @@ def solve_exact(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
 
 def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                generator: torch.Generator | None = None, warm: WarmStart | None = None,
-               progress: Progress | None = None) -> OTResult:
+               progress: Progress | None = None, interrupt: Interrupt | None = None) -> OTResult:
     """The auction algorithm with epsilon-scaling (lvm.auction), certified to cfg.fast.tol.
 
     Prices are p = -h, so a warm start from Alg. 2's h works too. Scores are
@@ -205,13 +206,13 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                       prices=None if warm is None or warm.h is None else -warm.h.double(),
                       epsilon=None if warm is None else warm.epsilon,
                       assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter,
-                      coarse=fc.coarse)
+                      coarse=fc.coarse, interrupt=interrupt)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     unmatched = float((out.assignment < 0).double().mean())
     if progress is not None:
         progress(max(1, round(out.passes)), unmatched)
-    if not out.converged:
+    if not out.converged and not (interrupt is not None and interrupt()):
         warnings.warn(f"OT (auction) stopped after {out.passes:.1f} passes with a certified gap of "
                       f"{out.rel_gap:.2g} (tol {cfg.fast.tol}) and {unmatched:.1%} unmatched; unmatched sources "
                       f"are left uncorrected", RuntimeWarning, stacklevel=3)
@@ -226,7 +227,7 @@ SOLVERS: dict[str, Solver] = {"fast": solve_fast, "paper": solve_paper, "exact":
 
 def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
           generator: torch.Generator | None = None, warm: WarmStart | None = None,
-          progress: Progress | None = None) -> OTResult:
+          progress: Progress | None = None, interrupt: Interrupt | None = None) -> OTResult:
     """Match n sources to n targets with the solver named by ``cfg.solver``.
 
     Args:
@@ -236,13 +237,16 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         generator: torch.Generator for the random tie-breaking of Sec. 5.2.
         warm: a previous correction's ``result.warm_start`` on the same targets.
         progress: called with (pass, unmatched share) after each pass of an iterative solver.
+        interrupt: asked between passes of an iterative solver; True stops it early, unconverged and
+            without a warning (a paused live run).
 
     Returns:
         An OTResult whose assignment is a partial one-to-one map.
     """
     if source.shape != target.shape or source.dim() != 2:
         raise ValueError(f"source and target must both be (n, d); got {tuple(source.shape)} and {tuple(target.shape)}")
-    return SOLVERS[cfg.solver](source, target, cfg, generator=generator, warm=warm, progress=progress)
+    return SOLVERS[cfg.solver](source, target, cfg, generator=generator, warm=warm, progress=progress,
+                               interrupt=interrupt)
 
 
 def correct(z: torch.Tensor, target: torch.Tensor, assignment: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -35,6 +35,7 @@ from torch import nn
 from . import data as datasets
 from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from .data import ImageData
+from .langevin import Interrupted
 from .metrics import prior_baseline_ot_cost
 from .trainer import LATENT_FIT_N, DivergedError, Step, Trainer
 
@@ -185,6 +186,7 @@ class Session:
         self._train_lock = threading.Lock()  # held while the trainer steps or is replaced
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._interrupt = threading.Event()  # set by pause, reset, stop and close: the iteration in flight ends early
         self._closed = False                 # set once by `close`: the thread ends and never restarts
         self._run = 0
         self._build(cfg)
@@ -200,9 +202,11 @@ class Session:
             self._lock.notify_all()
 
     def pause(self) -> None:
+        """Stop after the iteration in flight, which is cut short (see `Trainer.step`'s `interrupt`)."""
         with self._lock:
             if self._state == "running":
                 self._state = "paused"
+                self._interrupt.set()
 
     def step(self) -> None:
         """One iteration (inference, correction when due, learning), then paused."""
@@ -237,6 +241,7 @@ class Session:
         with self._lock:
             self._state = "paused" if self._state == "running" else self._state
             self._pending = 0
+            self._interrupt.set()
             cfg = cfg or self._cfg
         with self._train_lock:  # waits for the iteration in flight
             self._build(cfg)
@@ -248,6 +253,7 @@ class Session:
         """
         with self._lock:
             self._closed = True
+            self._interrupt.set()
             self._state = "paused" if self._state == "running" else self._state
             self._lock.notify_all()
 
@@ -255,6 +261,7 @@ class Session:
         """End the thread after the iteration in flight (a later start or step begins a new one)."""
         with self._lock:
             self._stopping = True
+            self._interrupt.set()
             self._state = "paused" if self._state == "running" else self._state
             self._lock.notify_all()
             thread = self._thread
@@ -324,6 +331,7 @@ class Session:
             if self._stopping or self._closed:
                 return False, self._cfg
             self._pending = max(0, self._pending - 1)
+            self._interrupt.clear()
             return True, self._cfg
 
     def _loop(self) -> None:
@@ -354,7 +362,10 @@ class Session:
         """One trainer step with the latest live settings, then a snapshot (caller holds _train_lock)."""
         tr = self._trainer
         tr.retune(alpha=cfg.alpha, step_size=cfg.langevin.step_size, steps=cfg.langevin.steps)
-        step = tr.step()
+        try:
+            step = tr.step(interrupt=self._interrupt.is_set)
+        except Interrupted:  # paused during the batch's inference: the iteration did not happen
+            return
         seconds = self._seconds + step.metrics.seconds  # only this thread writes _seconds
         live = tr.z[self._idx].numpy().copy()
         due = step.metrics.chain_fit is not None

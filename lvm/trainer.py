@@ -12,6 +12,8 @@ callback. The trainer keeps no UI state and never plots, prints or imports a UI;
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
 import math
 import threading
@@ -32,7 +34,8 @@ from .vae import negative_elbo
 
 LATENT_FIT_N = 500  # subsample for the exact fit statistic of the chains logged at due iterations
 RUNAWAY = 100.0     # mean z_i^2 per dimension (the prior's is 1) beyond which the latents count as diverged
-GOOD_EVERY = 25     # iterations between in-memory copies of the last finite state (the rollback point)
+GOOD_EVERY = 5      # iterations between in-memory copies of a finite state (the rollback points)
+GOOD_KEEP = 4       # copies kept: a rollback goes to the newest, a second one further back
 RETUNABLE = ("alpha", "lr", "step_size", "steps", "sigma")  # what `retune` may change while a run goes on
 
 
@@ -120,7 +123,8 @@ class Trainer:
         self.z = self.targets.clone()                          # chains start at the fixed prior sample
         self.iteration = 0
         self.ot_warm: ot.WarmStart | None = None               # last solver state: the next correction starts there
-        self.good: dict = copy.deepcopy(self.state_dict())     # the last state known finite: see `rollback`
+        self.good: collections.deque[dict] = collections.deque(maxlen=GOOD_KEEP)  # finite states: see `rollback`
+        self.good.append(copy.deepcopy(self.state_dict()))
 
     # ---- schedule -------------------------------------------------------------------------
     @property
@@ -138,8 +142,13 @@ class Trainer:
         return perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
 
     # ---- one iteration of Alg. 1 ------------------------------------------------------------
-    def step(self, ot_progress: ot.Progress | None = None) -> Step:
-        """Inference, correction when due, L2 learning steps (Alg. 1); `ot_progress` hears each OT pass."""
+    def step(self, ot_progress: ot.Progress | None = None, interrupt: ot.Interrupt | None = None) -> Step:
+        """Inference, correction when due, L2 learning steps (Alg. 1); `ot_progress` hears each OT pass.
+
+        `interrupt` (a paused live run) is asked between Langevin steps and OT passes. True during the
+        batch's inference raises `langevin.Interrupted` with the run unchanged (the iteration did not
+        happen); later, the correction is skipped and the q(z^K) fit left out, and the iteration ends.
+        """
         cfg, it = self.cfg, self.iteration
         t0 = time.perf_counter()
         idx = self.batch_indices(it)
@@ -152,33 +161,36 @@ class Trainer:
         else:
             # 1. inference: K Langevin steps of Eq. 7 from the chain's last state (or from noise)
             z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
-            self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng).cpu()
+            self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng,
+                                         interrupt=interrupt).cpu()
             # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11); the chains'
             #    fit is measured before Eq. 10 moves them
             if due:
                 chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
             if due and cfg.corrects:
-                correction = self.correct(ot_progress)
+                correction = self.correct(ot_progress, interrupt)
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
         q_fit = None
         if due and chain_fit is None:  # the VAE: its population holds the encoder means
             chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
         elif due and cfg.q_fit_n:     # after learning: the generator this iteration leaves behind
-            q_fit = self.q_fit()
+            with contextlib.suppress(langevin.Interrupted):
+                q_fit = self.q_fit(interrupt)
         self.iteration += 1
         metrics = StepMetrics(self.iteration, self.iteration / self.batches_per_epoch, loss, mse,
                               time.perf_counter() - t0, chain_fit, q_fit)
         self._check_finite(metrics)
         if self.iteration % GOOD_EVERY == 0:
-            self.good = copy.deepcopy(self.state_dict())
+            self.good.append(copy.deepcopy(self.state_dict()))
         return Step(metrics, correction)
 
-    def q_fit(self) -> float:
+    def q_fit(self, interrupt: ot.Interrupt | None = None) -> float:
         """metrics.q_ot_cost on the fixed q_fit_n training images, with the current generator and K, s, sigma."""
         n = min(self.cfg.q_fit_n, len(self.data))
         idx = torch.randperm(len(self.data), generator=_rng(self.cfg.seed, 5))[:n]  # the same images every time
-        return q_ot_cost(self.generator, self.data.x[idx].to(self.device), self.cfg.langevin, seed=self.cfg.seed)
+        return q_ot_cost(self.generator, self.data.x[idx].to(self.device), self.cfg.langevin, seed=self.cfg.seed,
+                         interrupt=interrupt)
 
     def retune(self, **settings: float) -> TrainConfig:
         """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on.
@@ -198,24 +210,31 @@ class Trainer:
         return self.cfg
 
     def rollback(self) -> int:
-        """Return to the last state known finite (at most GOOD_EVERY iterations back); its iteration."""
-        self._load_state(copy.deepcopy(self.good))
+        """Return to the newest kept finite state (at most GOOD_EVERY iterations back); its iteration.
+
+        That copy is then dropped (the oldest is always kept), so a run that diverges again from it is
+        rolled back further the next time: up to GOOD_KEEP copies, GOOD_EVERY iterations apart.
+        """
+        state = self.good[-1] if len(self.good) == 1 else self.good.pop()
+        self._load_state(copy.deepcopy(state))
         return self.iteration
 
-    def correct(self, progress: ot.Progress | None = None) -> Correction:
-        """Match the population to the fixed prior sample and move it by Eq. 10."""
+    def correct(self, progress: ot.Progress | None = None, interrupt: ot.Interrupt | None = None) -> Correction:
+        """Match the population to the fixed prior sample and move it by Eq. 10 (skipped if interrupted)."""
         t0 = time.perf_counter()
         res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
-                       warm=self.ot_warm, progress=progress)
-        self.ot_warm = res.warm_start
+                       warm=self.ot_warm, progress=progress, interrupt=interrupt)
+        stopped = not res.converged and interrupt is not None and interrupt()
+        if not stopped:  # an interrupted solve's prices are not a warm start to keep
+            self.ot_warm = res.warm_start
         # Alg. 2's partial bijection is the paper's method; an unfinished fast solve is a fault: skip the step
-        skip = not res.converged and self.cfg.ot.solver != "paper"
+        skip = stopped or (not res.converged and self.cfg.ot.solver != "paper")
         before = self.z.clone() if skip else self.z  # Eq. 10 below makes a new tensor; a skip keeps this one
-        if skip:
+        if skip and not stopped:
             warnings.warn(f"iteration {self.iteration + 1}: the OT solve did not converge, so this correction "
                           "is skipped and training goes on (raise --ot-max-iter if it keeps happening)",
                           RuntimeWarning, stacklevel=2)
-        else:
+        if not skip:
             self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)  # a new tensor
         return Correction(before, res.assignment, res, time.perf_counter() - t0, skip)
 
@@ -292,7 +311,8 @@ class Trainer:
                 f"{path}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
         tr = cls(cfg, data, device)
         tr._load_state(state)
-        tr.good = copy.deepcopy(tr.state_dict())
+        tr.good.clear()
+        tr.good.append(copy.deepcopy(tr.state_dict()))
         return tr
 
     def _load_state(self, state: dict) -> None:

@@ -156,3 +156,17 @@ def test_turns_are_served_first_come_first_served() -> None:
         t.join()
     assert sorted(order) == list("aaabbb")
     assert all(x != y for x, y in zip(order[1:5], order[2:6]))  # once both wait, they alternate
+
+
+def test_pause_cuts_a_long_iteration_short(wait_until) -> None:
+    s = Session(replace(CFG, langevin=LangevinConfig(steps=20_000)))  # one iteration: about a minute here
+    try:
+        s.start()
+        wait_until(lambda: s.view().busy > 0.5)
+        t0 = time.monotonic()
+        s.pause()
+        wait_until(lambda: s.view().busy == 0.0)
+        assert time.monotonic() - t0 < 2.0
+        assert s.view().iteration == 0 and s.state == "paused"  # the interrupted iteration did not happen
+    finally:
+        s.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 import threading
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ from lvm.checkpoint import CheckpointError
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.data import ImageData
 from lvm.metrics import latent_ot_cost
+from lvm.langevin import Interrupted
 from lvm.trainer import GOOD_EVERY, DivergedError, Step, Trainer
 
 MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # 4 batches of 100: the `mnist01` fixture
@@ -165,7 +167,7 @@ def test_divergence_rolls_back_to_the_last_finite_state(mnist01: ImageData) -> N
     tr = Trainer(replace(BASE, epochs=100), mnist01)
     for _ in range(GOOD_EVERY + 2):
         tr.step()
-    good = tr.good["latents"].clone()
+    good = tr.good[-1]["latents"].clone()
     tr.retune(step_size=50.0)
     with pytest.raises(DivergedError, match="latents"):
         tr.step()
@@ -195,3 +197,50 @@ def test_an_unconverged_fast_solve_skips_the_correction_and_training_goes_on(mni
     twin = Trainer(replace(cfg, ot_every=1000), mnist01)  # the same iteration with no correction due
     twin.step()
     assert torch.equal(tr.z, twin.z) and not torch.equal(tr.z, tr.targets)
+
+
+def _after(calls: int):
+    """An interrupt that answers True from its `calls`-th question on (a pause pressed mid-iteration)."""
+    asked = [0]
+
+    def interrupt() -> bool:
+        asked[0] += 1
+        return asked[0] >= calls
+    return interrupt
+
+
+def test_an_interrupt_during_inference_leaves_the_run_as_it_was(mnist01: ImageData) -> None:
+    tr = Trainer(BASE, mnist01)
+    tr.step()
+    z, params = tr.z.clone(), [p.clone() for p in tr.generator.parameters()]
+    with pytest.raises(Interrupted):
+        tr.step(interrupt=_after(5))  # 4 of the batch's 20 Langevin steps, then the pause
+    assert tr.iteration == 1 and torch.equal(tr.z, z)
+    assert all(torch.equal(p, q) for p, q in zip(tr.generator.parameters(), params))
+    twin = Trainer(BASE, mnist01)
+    twin.step(), twin.step()
+    tr.step()  # the iteration then runs as if nothing had happened
+    assert torch.equal(tr.z, twin.z)
+
+
+def test_an_interrupt_during_the_correction_skips_it_quietly_and_the_iteration_ends(mnist01: ImageData) -> None:
+    cfg = replace(BASE, ot_every=1, ot=OTConfig(solver="fast"))
+    tr, twin = Trainer(cfg, mnist01), Trainer(replace(cfg, ot_every=1000), mnist01)
+    calls = cfg.langevin.steps + 2  # past the batch's inference, inside the auction
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a pause is not a solver fault: no warning
+        step = tr.step(interrupt=_after(calls))
+    twin.step()
+    assert step.correction.skipped and not step.correction.result.converged
+    assert step.metrics.q_fit is None and tr.iteration == 1 and tr.ot_warm is None
+    assert torch.equal(tr.z, twin.z)  # no Eq. 10: the same state as an iteration with no correction due
+
+
+def test_a_second_rollback_goes_further_back(mnist01: ImageData) -> None:
+    tr = Trainer(replace(BASE, epochs=100), mnist01)
+    for _ in range(3 * GOOD_EVERY + 1):
+        tr.step()
+    assert tr.rollback() == 3 * GOOD_EVERY
+    assert tr.rollback() == 2 * GOOD_EVERY
+    assert tr.rollback() == GOOD_EVERY
+    assert tr.rollback() == 0 and tr.rollback() == 0  # the oldest copy is kept: never an empty history
