@@ -6,6 +6,7 @@ imported by the other pages, after the first picture is on screen.
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,18 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
         raise ValueError(f"{npz}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh demo")
     with np.load(npz) as f:
         return manifest, f["latents"], f["samples"]
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Once per server, after the landing picture: import torch and build the Train view's demo runs in the
+    background, so that the first visit to Train does not wait for them (about 9 s otherwise)."""
+    def work() -> None:
+        import ui  # torch and lvm: imported here, not before the first picture
+        ui.warm_up()
+    thread = threading.Thread(target=work, name="lvm-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def home() -> None:
@@ -72,6 +85,7 @@ def home() -> None:
                     "OT cost between the latents and as many prior draws:")
         st.latex(r"W = \min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
     st.page_link(TRAIN, label="Train a model live")
+    warm_up()
 
 
 # No page icons: Streamlit fetches Material Symbols from an external font host, and the app must work offline.

@@ -21,8 +21,9 @@ GHOST, ARROW, RUNS = "#b0b0b0", "#303030", {"ours": "#1f77b4", "ABP": "#d62728"}
 
 
 def _png(fig: Figure) -> bytes:
+    """The figure as PNG, zlib level 1: a few % larger than the default and several times faster to encode."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
@@ -55,7 +56,8 @@ def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.
     """q(z^K) of ours coloured by class, with the last correction (its before-cloud as a ghost and lines from
     each z_hat_i to where Eq. 10 moved it), and ABP's cloud beside it on identical axes."""
     panels = 2 if abp is not None else 1
-    fig = Figure(figsize=(4.6 * panels, 5.0), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.6 * panels, 5.0), dpi=100)  # fixed margins: a constrained layout costs ~0.2 s a redraw
+    fig.subplots_adjust(left=0.06 * 2 / panels + 0.02, right=0.98, top=0.94, bottom=0.14, wspace=0.18)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     for ax, z, title in zip(axes, (ours, abp), titles):
         _prior(ax, lim)
@@ -69,7 +71,7 @@ def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.
     if arrows is not None:
         axes[0].add_collection(LineCollection(np.stack(arrows, 1), colors=ARROW, linewidths=0.6, alpha=0.5,
                                               zorder=2, label="moved by Eq. 10"))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8,
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncols=4, fontsize=8,
                frameon=False, markerscale=2)
     return _png(fig)
 
@@ -77,7 +79,8 @@ def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.
 def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float, on_prior: float) -> bytes:
     """Per run: the model's own q(z^K) fit (solid) and the chains' fit (dotted) as multiples of their
     prior-vs-prior level (1 = on the prior) on a log axis, and the MSE below."""
-    fig = Figure(figsize=(4.4, 5.0), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.4, 5.0), dpi=100)
+    fig.subplots_adjust(left=0.15, right=0.97, top=0.94, bottom=0.1, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
     for name, records in runs.items():
         c = RUNS.get(name, "#555555")

@@ -103,6 +103,12 @@ def main_session() -> Session:
     return ss["main"]
 
 
+def warm_up() -> None:
+    """Build (and drop) the demo's two sessions once, so that the Train view's first visit finds torch's lazy
+    imports done (the first optimiser imports torch._dynamo: about 3 s) and the demo's data and levels cached."""
+    Session(DEMO), Session(abp_config(DEMO))
+
+
 def abp_config(cfg: TrainConfig) -> TrainConfig:
     """ABP beside ours: the same data, seed and settings with alpha = 0 (no correction)."""
     return replace(cfg, method="abp", alpha=None)

@@ -163,9 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("score", help="anomaly score -log p(x, z) of each image")
+    s = sub.add_parser("score", help="anomaly score -log p(x, z) of each image (files, folders, globs)")
     s.add_argument("checkpoint")
-    s.add_argument("images", nargs="+")
+    s.add_argument("images", nargs="+", help="image files, folders (their images, any depth) or glob patterns")
+    s.add_argument("--reference", default="",
+                   help="normal scores to compare with: a reference.json (default: the one beside the checkpoint, "
+                        "written by `anomaly --data folder`) or an anomaly --scores-out .npz")
+    s.add_argument("--batch-size", type=int, default=256, help="images inferred together")
     add_test_flags(s, n=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
@@ -216,12 +220,22 @@ def _dispatch(a: argparse.Namespace) -> int:
         result = commands.anomaly(a.holdout, inference_from_args(a), cfg=cfg, checkpoint_path=a.checkpoint,
                                   out=a.out, seed=seed, scores_out=a.scores_out, device=commands.device_of(a.device))
     elif a.command == "score":
-        result = commands.score(a.checkpoint, a.images, inference_from_args(a), seed=a.seed)
+        result = commands.score(a.checkpoint, a.images, inference_from_args(a), seed=a.seed,
+                                reference_path=a.reference, batch_size=a.batch_size)
         if a.json:
             print(json.dumps(result))
         else:
+            ref = result.get("reference")
+            if ref:
+                print(f"reference: {ref['n']} normal held-out scores, threshold {ref['threshold']:.3f} "
+                      f"(a {ref['false_alarm']:.0%} false-alarm rate), {ref['file']}")
             for r in result["scores"]:
-                print(f"{r['score']:12.3f}  {r['image']}" if "score" in r else f"{'error':>12}  {r['error']}")
+                if "error" in r:
+                    print(f"{'error':>12}  {r['error']}")
+                elif ref:
+                    print(f"{r['score']:12.3f}  {r['percentile']:5.1f} %  {r['verdict']:9s}  {r['image']}")
+                else:
+                    print(f"{r['score']:12.3f}  {r['image']}")
         return 1 if all("error" in r for r in result["scores"]) else 0
     elif a.command == "classifier":
         result = commands.classifier(a.data, a.out, epochs=a.epochs, seed=a.seed)

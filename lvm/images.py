@@ -1,15 +1,17 @@
 """User images -> tensors the model can score: validated with PIL, converted, resized."""
 from __future__ import annotations
 
+import glob
 import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 20 * 2**20          # refuse files larger than this before decoding
 MAX_PIXELS = 40_000_000         # refuse images larger than this (decompression bombs)
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")  # taken from folders
 
 
 class ImageError(ValueError):
@@ -45,7 +47,7 @@ def read_image(data: bytes, name: str, image_size: int, channels: int) -> torch.
                 raise ImageError(f"{name}: {img.width} x {img.height} pixels is over the "
                                  f"{MAX_PIXELS:,}-pixel limit")
             img.load()
-            return to_model_input(img, image_size, channels)
+            return to_model_input(ImageOps.exif_transpose(img), image_size, channels)  # phone photos upright
     except ImageError:
         raise
     except Image.DecompressionBombError as e:  # PIL's own cap, met while reading the header
@@ -59,6 +61,23 @@ def read_image(data: bytes, name: str, image_size: int, channels: int) -> torch.
 
 def read_image_file(path: str | Path, image_size: int, channels: int) -> torch.Tensor:
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: a folder, where an image file is expected (`lvm score` takes folders and "
+                         f"globs and scores the images in them)")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     return read_image(path.read_bytes(), str(path), image_size, channels)
+
+
+def image_paths(args: list[str]) -> list[str]:
+    """Files to score from command-line arguments: a folder gives its image files (SUFFIXES, any depth,
+    sorted), a glob pattern its sorted matches, anything else itself (so a missing file is reported)."""
+    out: list[str] = []
+    for a in args:
+        if Path(a).is_dir():
+            out += sorted(str(p) for p in Path(a).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif glob.has_magic(a) and (hits := sorted(glob.glob(a, recursive=True))):
+            out += hits
+        else:
+            out.append(a)
+    return out

@@ -44,6 +44,7 @@ def infer(
     rng: torch.Generator | None = None,
     return_trace: bool = False,
     interrupt: Callable[[], bool] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Run K Langevin steps of Eq. 7 from z0 (noise-initialised or persistent).
 
@@ -58,14 +59,17 @@ def infer(
         rng: torch.Generator for the noise (deterministic runs); None uses the global one.
         return_trace: also return the mean energy before each step and after the last.
         interrupt: asked before each step; True raises `Interrupted` (a paused live run).
+        noise: (K, B, d) the xi_k drawn beforehand (e.g. one stream per example), instead of from rng.
 
     Returns:
         z^K (B, d), detached; with return_trace, also a (K + 1,) tensor of mean energies.
     """
     s = cfg.step_size
+    if noise is not None and noise.shape != (cfg.steps, *z0.shape):
+        raise ValueError(f"noise must be (K, B, d) = {(cfg.steps, *z0.shape)}; got {tuple(noise.shape)}")
     z = z0.detach().clone()
     trace = []
-    for _ in range(cfg.steps):
+    for k in range(cfg.steps):
         if interrupt is not None and interrupt():
             raise Interrupted("Langevin inference interrupted")
         z.requires_grad_(True)
@@ -77,7 +81,8 @@ def infer(
             trace.append(e.detach().mean())
         z = z - 0.5 * s * s * grad
         if cfg.noise:
-            z = z + s * torch.randn(z.shape, generator=rng, dtype=z.dtype, device=z.device)
+            xi = noise[k] if noise is not None else torch.randn(z.shape, generator=rng, dtype=z.dtype, device=z.device)
+            z = z + s * xi.to(device=z.device, dtype=z.dtype)
     if return_trace:
         with torch.no_grad():
             trace.append(energy(generator, z, x, cfg.sigma).mean())

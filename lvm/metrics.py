@@ -8,6 +8,7 @@ features from a user-given local weights file.
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import warnings
 from collections.abc import Callable
@@ -107,6 +108,47 @@ def anomaly_scores(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, r
     scores mean more anomalous. Arguments as for :func:`reconstruct`. Returns (N,) scores.
     """
     return _infer_batched(generator, x, cfg, rng, batch_size, restarts)[2]
+
+
+def image_seeds(x: torch.Tensor, seed: int = 0) -> list[int]:
+    """One seed per image from its pixels (float32 bytes) and `seed`: the same image gets the same noise stream
+    whatever file it came from and whichever images share the call."""
+    return [int.from_bytes(hashlib.sha256(seed.to_bytes(8, "little", signed=True)
+                                          + xi.detach().float().cpu().contiguous().numpy().tobytes()).digest()[:8],
+                           "little") >> 1 for xi in x]
+
+
+def anomaly_scores_per_image(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
+                             batch_size: int = 256, restarts: int = 1,
+                             progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """:func:`anomaly_scores`, batched, with each image's own noise stream (:func:`image_seeds`).
+
+    z0 and every Langevin step's noise for image i come from a generator seeded by image i alone, so its
+    score does not depend on the batch it is inferred in (up to float rounding in the batched products).
+    `progress` is called with the number of images done after each batch. Returns (N,) scores.
+    """
+    if restarts < 1 or batch_size < 1:
+        raise ValueError(f"need restarts >= 1 and batch_size >= 1; got {restarts}, {batch_size}")
+    d, k = _latent_dim(generator), cfg.steps
+    seeds, out, done = image_seeds(x, seed), [], 0
+    for xb, sb in zip(x.split(batch_size), _chunks(seeds, batch_size)):
+        draws = torch.stack([torch.randn((restarts, k + 1, d), generator=torch.Generator().manual_seed(s))
+                             for s in sb], dim=1).to(device=xb.device, dtype=xb.dtype)  # (R, B, K + 1, d)
+        best = None
+        for r in range(restarts):
+            z = infer(generator, xb, draws[r, :, 0], cfg, noise=draws[r, :, 1:].transpose(0, 1))
+            with torch.no_grad():
+                e = energy(generator, z, xb, cfg.sigma)
+            best = e if best is None else torch.minimum(best, e)  # the chain that ended lowest, per image
+        out.append(best)
+        done += len(xb)
+        if progress is not None:
+            progress(done)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _standard_normal(n: int, d: int, rs: np.random.RandomState) -> np.ndarray:

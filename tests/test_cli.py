@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lvm import metrics
+from lvm import commands, metrics
 from lvm.checkpoint import load
 from lvm.classifier import Classifier, save_classifier
 from lvm.config import DataConfig
@@ -185,3 +185,24 @@ def test_a_config_file_with_an_unknown_setting_is_refused(tmp_path: Path) -> Non
     (tmp_path / "run.json").write_text(json.dumps({"method": "ours", "alpah": 0.5}))
     proc = lvm("train", "--config", str(tmp_path / "run.json"), "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and "alpah" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_score_takes_folders_and_globs_and_gives_a_verdict_against_a_reference(run, tmp_path: Path) -> None:
+    out, _ = run
+    digits = load_data(DataConfig(classes=(1,), limit=3), "test").x[:, 0]
+    (tmp_path / "a" / "deeper").mkdir(parents=True)
+    for i, name in enumerate(("a/x.png", "a/deeper/y.png", "z.png")):
+        Image.fromarray((digits[i].numpy() * 255).round().astype(np.uint8)).save(tmp_path / name)
+    (tmp_path / "a" / "readme.txt").write_text("not taken from a folder")
+    ref = tmp_path / "reference.json"
+    ref.write_text(json.dumps(commands.reference(np.arange(100.0) * 10, 0.05)))  # threshold 940.5
+    result = _ok(lvm("score", str(out / "checkpoint.pt"), str(tmp_path / "a"), str(tmp_path / "z*.png"),
+                     "--reference", str(ref), "--json", "--test-steps", "10"))
+    rows = result["scores"]
+    assert [Path(r["image"]).name for r in rows] == ["y.png", "x.png", "z.png"]  # folder sorted, then the glob
+    for r in rows:
+        assert 0 <= r["percentile"] <= 100 and r["verdict"] == ("anomalous" if r["score"] > 940.5 else "normal")
+        assert r["percentile"] == min(100, np.floor(r["score"] / 10) + 1)  # normal scores <= it, of 100
+    assert result["reference"]["threshold"] == pytest.approx(940.5)
+    one = _ok(lvm("score", str(out / "checkpoint.pt"), str(tmp_path / "z.png"), "--json", "--test-steps", "10"))
+    assert one["scores"][0]["score"] == pytest.approx(rows[2]["score"], rel=1e-4)  # alone or with others

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lvm.images import MAX_BYTES, ImageError, read_image
+from lvm.images import MAX_BYTES, ImageError, read_image, read_image_file
 
 
 def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -154,3 +154,19 @@ def test_hostile_corpus_goes_through_the_apps_reader():
         assert msg.startswith(name + ":") and "\n" not in msg and len(msg) < 300, (name, msg)
         if name.startswith("bomb"):
             assert "pixel limit" in msg, msg
+
+
+def test_phone_photos_are_read_upright():
+    a = np.zeros((20, 40), dtype=np.uint8)
+    a[:, :10] = 255  # a white band on the left of a landscape picture
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view": how phones store a portrait shot
+    Image.fromarray(a).save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
+    x = read_image(buf.getvalue(), "phone.jpg", 28, 1)[0]
+    assert x[:5].mean() > 0.9 and x[-5:].mean() < 0.1  # the band is now on top: rotated as the viewer sees it
+
+
+def test_a_folder_where_an_image_is_expected_says_so(tmp_path):
+    with pytest.raises(ImageError, match="a folder"):
+        read_image_file(tmp_path, 28, 1)

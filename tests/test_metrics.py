@@ -243,3 +243,21 @@ def test_q_ot_cost_is_at_the_prior_level_when_the_posterior_is_the_prior_and_far
     sharp = M.q_ot_cost(_linear_generator(), x, LangevinConfig(steps=30, step_size=0.05, sigma=0.05))
     assert sharp > 3 * level
     assert M.q_ot_cost(deaf, x, LangevinConfig(steps=30, step_size=0.3, sigma=1.0), seed=0) == prior_like  # seeded
+
+
+def test_a_score_does_not_depend_on_the_other_images_of_the_call():
+    g = build_generator(ModelConfig(latent_dim=4, arch="mlp", width=8))
+    x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    cfg = LangevinConfig(steps=20, step_size=0.1, sigma=0.3, noise=True)
+    together = M.anomaly_scores_per_image(g, x, cfg, seed=7, batch_size=5, restarts=2)
+    alone = torch.cat([M.anomaly_scores_per_image(g, x[i:i + 1], cfg, seed=7, restarts=2) for i in range(12)])
+    reordered = M.anomaly_scores_per_image(g, x.flip(0), cfg, seed=7, batch_size=12, restarts=2).flip(0)
+    assert torch.allclose(together, alone, rtol=1e-4) and torch.allclose(together, reordered, rtol=1e-4)
+    # the shared-generator path does depend on its neighbours, and the seed matters
+    shared = M.anomaly_scores(g, x[:1], cfg, rng=torch.Generator().manual_seed(7))
+    shared_in_batch = M.anomaly_scores(g, x, cfg, rng=torch.Generator().manual_seed(7))[:1]
+    assert not torch.allclose(shared, shared_in_batch, rtol=1e-4)
+    assert not torch.allclose(together, M.anomaly_scores_per_image(g, x, cfg, seed=8, restarts=2), rtol=1e-4)
+    done = []
+    M.anomaly_scores_per_image(g, x, cfg, batch_size=5, progress=done.append)
+    assert done == [5, 10, 12]

@@ -120,7 +120,7 @@ def live_view() -> None:
     with st.container():  # one element whatever it holds: the charts below keep their place and are not redrawn
         if v.busy > 2:
             st.info(f"iteration {v.iteration + 1} has been running for {v.busy:.0f} s (K = {v.cfg.langevin.steps}, "
-                    f"s = {v.cfg.langevin.step_size:g}); Pause takes effect when it ends.")
+                    f"s = {v.cfg.langevin.step_size:g}); Pause cuts it short.")
         for m in {v.message, a.message if a is not None else ""} - {""}:
             st.error(m)
     left, right = st.columns([5, 3])
