@@ -153,8 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("anomaly", help="MNIST anomaly AUPRC on the MEG split (PROTOCOL sec. 2)")
-    s.add_argument("--holdout", type=int, required=True, help="the digit held out as the anomaly class")
+    s = sub.add_parser("anomaly", help="MNIST anomaly AUPRC on the MEG split (PROTOCOL sec. 2), or a detector "
+                                       "for your own normal images (--data folder --root DIR)")
+    s.add_argument("--holdout", type=int, default=None,
+                   help="the MNIST digit held out as the anomaly class (the MEG split); leave out with --data folder")
+    s.add_argument("--false-alarm", type=float, default=0.05,
+                   help="--data folder: the share of held-out normal images the threshold flags (default 0.05)")
+    s.add_argument("--test-root", default="",
+                   help="--data folder: labelled test images in normal/ and anomaly/ subfolders; reports AUPRC")
     s.add_argument("--checkpoint", default="", help="score with this model instead of training one")
     s.add_argument("--out", default="", help="run directory for the trained model (default runs/anomaly-HOLDOUT-sSEED)")
     add_train_flags(s)
@@ -214,6 +220,13 @@ def _dispatch(a: argparse.Namespace) -> int:
     elif a.command == "eval":
         result = commands.evaluate(a.checkpoint, inference_from_args(a), classifier=a.classifier, fid_n=a.fid_n,
                                    device=commands.device_of(a.device))
+    elif a.command == "anomaly" and a.holdout is None:
+        if a.checkpoint or a.scores_out:
+            raise ValueError("--checkpoint and --scores-out belong to the MEG split (--holdout D); a folder run "
+                             "writes OUT/reference.json, which `lvm score OUT/checkpoint.pt IMAGES` reads")
+        result = commands.anomaly_folder(config_from_args(a), inference_from_args(a), out=a.out,
+                                         false_alarm=a.false_alarm, test_root=a.test_root,
+                                         device=commands.device_of(a.device))
     elif a.command == "anomaly":
         cfg = None if a.checkpoint else config_from_args(a)
         seed = cfg.seed if cfg is not None else getattr(a, _dest("--seed"), 0)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from . import checkpoint, data as datasets, metrics
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
 from .config import DataConfig, InferenceConfig, LangevinConfig, ModelConfig, TrainConfig, save_config
+from .fileio import atomic_write
 from .images import ImageError, image_paths, read_image_file
 from .models import Encoder, build_generator, n_params, prior_sample
 from .trainer import DivergedError, Step, Trainer
@@ -177,6 +178,54 @@ def anomaly(holdout: int, inference: InferenceConfig, cfg: TrainConfig | None = 
               "auprc": metrics.auprc(scores, test.y)}
     if scores_out:  # what the app's histogram and precision-recall curve read
         np.savez_compressed(scores_out, scores=scores.numpy(), labels=test.y.numpy())
+    return result
+
+
+HELD_OUT = 0.2  # share of a user's normal images held out for the reference scores and the threshold
+
+
+def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", false_alarm: float = 0.05,
+                   test_root: str = "", device: torch.device | str = "cpu", batch_size: int = 256) -> dict:
+    """A detector for the user's own normal images (cfg.data: a folder, flat or with class subfolders).
+
+    A seeded split (cfg.seed) holds out HELD_OUT of the images; the model trains on the rest (resuming OUT),
+    the held-out images are scored (one noise stream per image, as `score` does) and OUT/reference.json
+    gets their scores and the threshold that flags `false_alarm` of them. With `test_root` (normal/ and
+    anomaly/ subfolders) it also reports the AUPRC, the chance level, and recall and false-alarm rate at
+    that threshold.
+    """
+    if cfg.data.name != "folder":
+        raise ValueError("anomaly without --holdout trains on your own normal images: pass --data folder --root DIR")
+    reference(np.zeros(1), false_alarm)  # refuses a bad rate before any training
+    test = datasets.normal_anomaly_folder(test_root, cfg.data) if test_root else None  # and a bad test folder
+    normal = datasets.load(cfg.data, "train")
+    n_held = int(round(HELD_OUT * len(normal)))
+    if n_held < 5 or len(normal) - n_held < cfg.batch_size // 4:
+        raise ValueError(f"{cfg.data.root}: {len(normal)} images are too few: at least 25 are needed (a fifth is "
+                         f"held out for the threshold), and many more for a useful detector")
+    perm = torch.from_numpy(np.random.RandomState(cfg.seed).permutation(len(normal)))
+    run = Path(out or f"runs/anomaly-folder-s{cfg.seed}")
+    gen = fit(cfg, normal.subset(perm[n_held:]), run, device, resume=True).generator.eval()
+    lcfg = inference.langevin(cfg.langevin)
+
+    def scores_of(x: torch.Tensor, what: str) -> np.ndarray:
+        with tqdm(total=len(x), desc=what, unit="image", dynamic_ncols=True) as bar:
+            return metrics.anomaly_scores_per_image(gen, x.to(device), lcfg, seed=cfg.seed, batch_size=batch_size,
+                                                    restarts=inference.restarts,
+                                                    progress=lambda n: bar.update(n - bar.n)).cpu().numpy()
+    held = scores_of(normal.subset(perm[:n_held]).x, "held-out normal images")
+    ref = reference(held, false_alarm, data=str(cfg.data.root), n_train=len(normal) - n_held, seed=cfg.seed,
+                    test_steps=lcfg.steps, restarts=inference.restarts)
+    atomic_write(run / REFERENCE, lambda f: f.write(json.dumps(ref, indent=1).encode()))
+    result = {"out": str(run), "reference": str(run / REFERENCE), "n_train": ref["n_train"], "n_held_out": n_held,
+              "threshold": ref["threshold"], "false_alarm": false_alarm, "test_steps": lcfg.steps}
+    if test is not None:
+        s, y = scores_of(test.x, "test images"), test.y.numpy()
+        flagged = s > ref["threshold"]
+        result.update(test_root=test_root, n_test=len(y), anomaly_share=float(y.mean()),
+                      auprc=metrics.auprc(torch.from_numpy(s), test.y),
+                      recall=float(flagged[y == 1].mean()) if (y == 1).any() else float("nan"),
+                      test_false_alarm=float(flagged[y == 0].mean()) if (y == 0).any() else float("nan"))
     return result
 
 

@@ -20,7 +20,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +194,7 @@ def _fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _user_root(cfg: DataConfig) -> Path:
-    how = ("one subfolder per class, optionally under train/ and test/" if cfg.name == "folder" else
+    how = ("image files, or one subfolder per class, optionally under train/ and test/" if cfg.name == "folder" else
            "train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/")
     if not cfg.root or not Path(cfg.root).expanduser().is_dir():
         raise MissingDataError(f"{cfg.name} data is brought by the user: pass --root (DataConfig.root) pointing to an "
@@ -231,11 +231,40 @@ def _folder(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
             samples += ImageFolder(str(r)).samples  # only scans paths; nothing is decoded yet
         except FileNotFoundError as e:
-            raise MissingDataError(f"no images under {r} (expected one subfolder per class): {e}") from e
+            flat = _flat_images(r)  # a flat folder of images (e.g. a practitioner's normal ones): one class, 0
+            if not flat:
+                raise MissingDataError(f"no images under {r} (expected image files, or one subfolder per "
+                                       f"class): {e}") from e
+            samples += [(str(f), 0) for f in flat]
     y = np.array([label for _, label in samples], dtype=np.int64)
     idx = _select(y, cfg)
     x = torch.stack([tf(loader(samples[i][0])) for i in idx])  # (N, C, S, S) uint8
     return x, torch.from_numpy(y[idx])
+
+
+def _flat_images(root: Path) -> list[Path]:
+    """The image files directly in `root`, sorted (what ImageFolder would take, without class folders)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+def normal_anomaly_folder(root: str | Path, cfg: DataConfig) -> ImageData:
+    """Labelled test images from ``root/normal/`` and ``root/anomaly/`` (ImageFolder style): y = 1 for anomaly.
+
+    Raises:
+        MissingDataError: either subfolder is missing or holds no images.
+    """
+    root = Path(root).expanduser()
+    missing = [k for k in ("normal", "anomaly") if not (root / k).is_dir()]
+    if missing:
+        raise MissingDataError(f"{root}: labelled test images go in normal/ and anomaly/ subfolders "
+                               f"({' and '.join(m + '/' for m in missing)} missing)")
+    parts = [load(replace(cfg, name="folder", root=str(root / k), classes=(), limit=0), "train") for k in
+             ("normal", "anomaly")]
+    return ImageData(torch.cat([p.x for p in parts]),
+                     torch.cat([torch.full((len(p),), i, dtype=torch.int64) for i, p in enumerate(parts)]))
 
 
 def _svhn(cfg: DataConfig, split: str) -> tuple[np.ndarray, np.ndarray]:

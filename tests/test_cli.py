@@ -206,3 +206,35 @@ def test_score_takes_folders_and_globs_and_gives_a_verdict_against_a_reference(r
     assert result["reference"]["threshold"] == pytest.approx(940.5)
     one = _ok(lvm("score", str(out / "checkpoint.pt"), str(tmp_path / "z.png"), "--json", "--test-steps", "10"))
     assert one["scores"][0]["score"] == pytest.approx(rows[2]["score"], rel=1e-4)  # alone or with others
+
+
+def _save_digits(folder: Path, classes: tuple[int, ...], n: int, split: str = "test") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    x = load_data(DataConfig(classes=classes, limit=n), split).x[:, 0]
+    for i, d in enumerate(x):
+        Image.fromarray((d.numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+
+def test_anomaly_on_a_flat_folder_of_normal_images_writes_a_reference_that_score_reads(tmp_path: Path) -> None:
+    _save_digits(tmp_path / "normal", (1,), 60, "train")  # flat: no class subfolders
+    _save_digits(tmp_path / "test" / "normal", (1,), 10)
+    _save_digits(tmp_path / "test" / "anomaly", (0,), 10)
+    out = tmp_path / "run"
+    result = _ok(lvm("anomaly", "--data", "folder", "--root", str(tmp_path / "normal"), "--test-root",
+                     str(tmp_path / "test"), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                     "--latent-dim", "2", "--arch", "mlp", "--test-steps", "10", "--false-alarm", "0.1", "--json"))
+    ref = json.loads((out / "reference.json").read_text())
+    assert result["n_train"] == 48 and result["n_held_out"] == 12 == ref["n"] == len(ref["scores"])
+    assert ref["threshold"] == pytest.approx(np.quantile(ref["scores"], 0.9)) == pytest.approx(result["threshold"])
+    assert result["n_test"] == 20 and result["anomaly_share"] == 0.5 and 0 <= result["auprc"] <= 1
+    assert 0 <= result["recall"] <= 1 and 0 <= result["test_false_alarm"] <= 1
+    scored = _ok(lvm("score", str(out / "checkpoint.pt"), str(tmp_path / "test"), "--test-steps", "10", "--json"))
+    assert scored["reference"]["n"] == 12 and len(scored["scores"]) == 20
+    flagged = {Path(r["image"]).parent.name: 0 for r in scored["scores"]}
+    for r in scored["scores"]:
+        assert r["verdict"] == ("anomalous" if r["score"] > ref["threshold"] else "normal")
+        flagged[Path(r["image"]).parent.name] += r["verdict"] == "anomalous"
+    assert flagged["anomaly"] / 10 == pytest.approx(result["recall"])  # the same scores as the report's
+    bad = lvm("anomaly", "--data", "folder", "--root", str(tmp_path / "normal"), "--test-root", str(tmp_path),
+              "--out", str(out), "--epochs", "1", "--latent-dim", "2", "--arch", "mlp")
+    assert bad.returncode == 2 and "normal/ and anomaly/" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lvm import data, fileio
 from lvm.config import DataConfig
@@ -237,3 +238,12 @@ def test_image_folder(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "test")
     with pytest.raises(MissingDataError):
         load(DataConfig(name="folder", root=str(tmp_path)), "test")
+
+
+def test_a_flat_folder_of_images_is_one_class(tmp_path):
+    for i in range(3):
+        Image.fromarray(np.full((10, 10), 40 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("skipped")
+    d = load(DataConfig(name="folder", root=str(tmp_path)))
+    assert d.x.shape == (3, 1, 28, 28) and (d.y == 0).all()
+    assert torch.allclose(d.x[:, 0, 0, 0], torch.tensor([0.0, 40.0, 80.0]) / 255, atol=1e-6)
