@@ -118,10 +118,12 @@ def add_test_flags(p: argparse.ArgumentParser, n: int) -> None:
     g.add_argument("--test-step-size", type=float, default=None, help="default: the model's training s")
     g.add_argument("--restarts", type=int, default=i.restarts, help="chains per image; the lowest energy is kept")
     g.add_argument("--n", type=int, default=n, help="test images to use (0 = all)")
+    g.add_argument("--test-refine", type=int, default=i.refine,
+                   help="anomaly scores: noise-free steps after each chain's noisy ones")
 
 
 def inference_from_args(a: argparse.Namespace) -> InferenceConfig:
-    return InferenceConfig(a.test_steps, a.test_step_size, a.restarts, a.n)
+    return InferenceConfig(a.test_steps, a.test_step_size, a.restarts, a.n, a.test_refine)
 
 
 def emit(result: dict, as_json: bool) -> None:

@@ -211,7 +211,7 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
     def scores_of(x: torch.Tensor, what: str) -> np.ndarray:
         with tqdm(total=len(x), desc=what, unit="image", dynamic_ncols=True) as bar:
             return metrics.anomaly_scores_per_image(gen, x.to(device), lcfg, seed=cfg.seed, batch_size=batch_size,
-                                                    restarts=inference.restarts,
+                                                    restarts=inference.restarts, refine=inference.refine,
                                                     progress=lambda n: bar.update(n - bar.n)).cpu().numpy()
     held = scores_of(normal.subset(perm[:n_held]).x, "held-out normal images")
     ref = reference(held, false_alarm, data=str(cfg.data.root), n_train=len(normal) - n_held, seed=cfg.seed,
@@ -286,7 +286,8 @@ def score(path: str, images: list[str], inference: InferenceConfig, seed: int = 
                 bar.update(n - done[0])
                 done[0] = n
             scores = metrics.anomaly_scores_per_image(gen, torch.stack(xs), lcfg, seed=seed, batch_size=batch_size,
-                                                      restarts=inference.restarts, progress=progress)
+                                                      restarts=inference.restarts, refine=inference.refine,
+                                                      progress=progress)
         normal = np.sort(np.asarray(ref["scores"])) if ref else None
         for i, v in zip(ok, scores.tolist()):
             rows[i]["score"] = v

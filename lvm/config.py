@@ -88,12 +88,14 @@ class InferenceConfig:
     step_size: float | None = None      # s; None = the model's training s
     restarts: int = 1                   # chains per image; the lowest energy is kept
     n: int = 10000                      # test images to use; 0 = all
+    refine: int = 0                     # noise-free steps after each chain's noisy ones (scoring only)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "test-time steps must be >= 0")
         _check(self.step_size is None or self.step_size > 0, "test-time step size must be > 0")
         _check(self.restarts >= 1, "restarts must be >= 1")
         _check(self.n >= 0, "n must be >= 0 (0 = all)")
+        _check(self.refine >= 0, "refine steps must be >= 0")
 
     def langevin(self, trained: LangevinConfig) -> LangevinConfig:
         """The model's own Langevin settings with this test-time K and s."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import warnings
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,12 +120,13 @@ def image_seeds(x: torch.Tensor, seed: int = 0) -> list[int]:
 
 
 def anomaly_scores_per_image(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
-                             batch_size: int = 256, restarts: int = 1,
+                             batch_size: int = 256, restarts: int = 1, refine: int = 0,
                              progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """:func:`anomaly_scores`, batched, with each image's own noise stream (:func:`image_seeds`).
 
     z0 and every Langevin step's noise for image i come from a generator seeded by image i alone, so its
     score does not depend on the batch it is inferred in (up to float rounding in the batched products).
+    `refine` noise-free steps (gradient descent on the energy, step s^2 / 2) follow each chain's noisy ones.
     `progress` is called with the number of images done after each batch. Returns (N,) scores.
     """
     if restarts < 1 or batch_size < 1:
@@ -137,6 +139,8 @@ def anomaly_scores_per_image(generator: nn.Module, x: torch.Tensor, cfg: Langevi
         best = None
         for r in range(restarts):
             z = infer(generator, xb, draws[r, :, 0], cfg, noise=draws[r, :, 1:].transpose(0, 1))
+            if refine:
+                z = infer(generator, xb, z, replace(cfg, steps=refine, noise=False))
             with torch.no_grad():
                 e = energy(generator, z, xb, cfg.sigma)
             best = e if best is None else torch.minimum(best, e)  # the chain that ended lowest, per image
