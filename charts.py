@@ -171,18 +171,40 @@ def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
 
 def score_histogram(normal: np.ndarray, anomalous: np.ndarray | None, threshold: float,
                     marks: Sequence[tuple[str, float]] = ()) -> go.Figure:
-    """Test scores -log p(x, z) of normal (and held-out) images, the threshold, and uploaded images' scores."""
-    fig = go.Figure([go.Histogram(x=normal, name="normal test images", nbinsx=80, opacity=0.6,
+    """Reference scores -log p(x, z) of normal (and held-out) images, the threshold, and uploaded images' scores.
+
+    The axis covers the reference (0.1 to 99.9 % quantiles, widened a little) and the threshold: an upload far
+    outside is drawn at the edge with its score in the label, so one extreme file does not squeeze the rest.
+    """
+    ref = np.concatenate([normal] + ([anomalous] if anomalous is not None else []))
+    lo, hi = np.quantile(ref, [0.001, 0.999])
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = min(lo, threshold) - pad, max(hi, threshold) + pad
+    kept = lambda a: a[(a >= lo) & (a <= hi)]  # noqa: E731
+    fig = go.Figure([go.Histogram(x=kept(normal), name="normal reference images", nbinsx=80, opacity=0.6,
                                   histnorm="probability density")])
     if anomalous is not None:
-        fig.add_trace(go.Histogram(x=anomalous, name="held-out digit", nbinsx=80, opacity=0.5,
+        fig.add_trace(go.Histogram(x=kept(anomalous), name="held-out digit", nbinsx=80, opacity=0.5,
                                    histnorm="probability density"))
     fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), annotation_text="threshold")
     for name, s in marks:
-        fig.add_vline(x=s, line=dict(color="#d62728", width=2), annotation_text=name, annotation_textangle=-90)
+        at = float(np.clip(s, lo, hi))
+        label = name if at == s else f"{name} ({s:.0f}, off the axis)"
+        fig.add_vline(x=at, line=dict(color="#d62728", width=2, dash="solid" if at == s else "dot"),
+                      annotation_text=label, annotation_textangle=-90)
     fig.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="-log p(x, z)", legend=dict(orientation="h", y=1.12))
+                      xaxis_title="-log p(x, z)", xaxis_range=[lo, hi], legend=dict(orientation="h", y=1.12))
     return fig
+
+
+def heat_image(a: np.ndarray, side: int = 112) -> np.ndarray:
+    """(H, W) non-negative values -> an RGB uint8 heatmap `side` pixels wide (black = 0, yellow = the max)."""
+    t = np.asarray(a, dtype=np.float64)
+    t = t / t.max() if t.max() > 0 else t
+    rep = max(1, side // t.shape[0])
+    t = np.kron(t, np.ones((rep, rep)))
+    rgb = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)], -1)  # black-red-yellow-white
+    return (rgb * 255).round().astype(np.uint8)
 
 
 def pr_figure(precision: np.ndarray, recall: np.ndarray, auprc: float, chance: float) -> go.Figure:

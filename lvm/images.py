@@ -35,6 +35,15 @@ def to_model_input(img: Image.Image, image_size: int, channels: int) -> torch.Te
     return torch.from_numpy(a.reshape(image_size, image_size, channels).transpose(2, 0, 1).copy())
 
 
+def dark_on_light(x: torch.Tensor) -> bool:
+    """Whether a (C, H, W) image in [0, 1] looks like dark ink on light paper: its border is mostly light.
+
+    MNIST-like models expect the opposite (light strokes on black), so such an image should be inverted.
+    """
+    border = torch.cat([x[:, 0].flatten(), x[:, -1].flatten(), x[:, :, 0].flatten(), x[:, :, -1].flatten()])
+    return float(border.mean()) > 0.5
+
+
 def read_image(data: bytes, name: str, image_size: int, channels: int) -> torch.Tensor:
     """Decode an uploaded file's bytes; any problem is an ImageError naming `name`."""
     if len(data) == 0:

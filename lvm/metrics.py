@@ -129,26 +129,39 @@ def anomaly_scores_per_image(generator: nn.Module, x: torch.Tensor, cfg: Langevi
     `refine` noise-free steps (gradient descent on the energy, step s^2 / 2) follow each chain's noisy ones.
     `progress` is called with the number of images done after each batch. Returns (N,) scores.
     """
+    return infer_per_image(generator, x, cfg, seed, batch_size, restarts, refine, progress)[1]
+
+
+def infer_per_image(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
+                    batch_size: int = 256, restarts: int = 1, refine: int = 0,
+                    progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_hat (N, d), its energy -log p(x, z_hat) (N,)) as :func:`anomaly_scores_per_image` infers them."""
     if restarts < 1 or batch_size < 1:
         raise ValueError(f"need restarts >= 1 and batch_size >= 1; got {restarts}, {batch_size}")
     d, k = _latent_dim(generator), cfg.steps
-    seeds, out, done = image_seeds(x, seed), [], 0
+    seeds, zs, es, done = image_seeds(x, seed), [], [], 0
     for xb, sb in zip(x.split(batch_size), _chunks(seeds, batch_size)):
         draws = torch.stack([torch.randn((restarts, k + 1, d), generator=torch.Generator().manual_seed(s))
                              for s in sb], dim=1).to(device=xb.device, dtype=xb.dtype)  # (R, B, K + 1, d)
-        best = None
+        best_z, best_e = None, None
         for r in range(restarts):
             z = infer(generator, xb, draws[r, :, 0], cfg, noise=draws[r, :, 1:].transpose(0, 1))
             if refine:
                 z = infer(generator, xb, z, replace(cfg, steps=refine, noise=False))
             with torch.no_grad():
                 e = energy(generator, z, xb, cfg.sigma)
-            best = e if best is None else torch.minimum(best, e)  # the chain that ended lowest, per image
-        out.append(best)
+            if best_z is not None:  # the chain that ended lowest, per image
+                keep = best_e <= e
+                z, e = torch.where(keep[:, None], best_z, z), torch.where(keep, best_e, e)
+            best_z, best_e = z, e
+        zs.append(best_z)
+        es.append(best_e)
         done += len(xb)
         if progress is not None:
             progress(done)
-    return torch.cat(out) if out else torch.empty(0)
+    if not zs:
+        return torch.empty(0, d), torch.empty(0)
+    return torch.cat(zs), torch.cat(es)
 
 
 def _chunks(items: list, size: int) -> list[list]:

@@ -52,7 +52,7 @@ def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -
     at = _app()
     assert "make_pretrained" in at.info[0].value and not at.error
     at.switch_page("views/anomaly.py").run()
-    assert not at.exception and "No anomaly model" in at.info[0].value
+    assert not at.exception and "No detector yet" in at.info[0].value
     at.switch_page("views/reconstruct.py").run()
     assert not at.exception and "No model yet" in at.info[0].value
 
@@ -121,12 +121,37 @@ def _png(a: np.ndarray, mode: str = "L") -> bytes:
 def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
     at = _app("views/anomaly.py")
     assert len(at.get("plotly_chart")) == 2  # histogram + precision-recall
+    pick = at.selectbox(key="model_anom")
+    shipped = [(o, float(o.split("AUPRC ")[1].split()[0])) for o in pick.options]
+    assert [a for _, a in shipped] == sorted((a for _, a in shipped), reverse=True)  # best first, and open on it
+    assert pick.value == pick.options[0] and "chance" in pick.options[0]
+    assert "recall" in " ".join(m.value for m in at.markdown) and not at.warning  # the best is above chance
     big = (np.random.RandomState(0).rand(300, 200, 3) * 255).astype(np.uint8)  # RGB, any size
+    paper = np.full((64, 64), 250, np.uint8)
+    paper[16:48, 30:34] = 10  # a dark stroke on light paper: inverted by the auto polarity
     at.file_uploader(key="upload").set_value([("noise.png", _png(big, "RGB"), "image/png"),
-                                              ("broken.png", b"not an image", "image/png")]).run()
+                                              ("broken.png", b"not an image", "image/png"),
+                                              ("paper.png", _png(paper, "L"), "image/png")]).run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("broken.png")
     texts = " ".join(m.value for m in at.markdown)
-    assert "noise.png" in texts and "score" in texts and "verdict" in texts
-    at.slider(key="thr").set_value(at.slider(key="thr").min).run()
+    assert "noise.png" in texts and "score" in texts and "verdict" in texts and "reconstruction" in texts
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert captions.count("what the model sees (inverted)") == 1  # paper.png only: the auto polarity
+    assert captions.count("where it differs: per-pixel residual") == 2
+    thr = at.slider[0]
+    thr.set_value(thr.min).run()
     assert "verdict at this threshold: **anomalous**" in " ".join(m.value for m in at.markdown)
+    hist = at.get("plotly_chart")[0].proto.spec
+    assert '"range"' in hist  # the axis is set from the reference, not stretched by the noise upload
+
+
+@needs_anomaly
+def test_a_detector_at_or_below_chance_is_flagged() -> None:
+    at = _app("views/anomaly.py")
+    pick = at.selectbox(key="model_anom")
+    worst = pick.options[-1]
+    a, c = (float(worst.split(k)[1].split()[0].strip("()")) for k in ("AUPRC ", "chance "))
+    pick.set_value(worst).run()
+    assert not at.exception
+    assert (a <= c) == any("no better than chance" in w.value for w in at.warning)

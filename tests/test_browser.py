@@ -133,6 +133,6 @@ def test_upload_on_the_anomaly_page_shows_a_score(page: Page, app_url: str, shot
     result.wait_for()
     text = result.inner_text()
     print("anomaly page:", " ".join(text.split()))
-    assert "bar.png" in text and "score" in text and "normal test images" in text
+    assert "bar.png" in text and "score" in text and "normal reference" in text and "reconstruction" in text
     page.get_by_text("what the model sees").first.wait_for()
     page.screenshot(path=str(shots / "anomaly.png"), full_page=True)

@@ -1,5 +1,6 @@
-"""Anomaly: score uploaded images with -log p(x, z) and place them among the model's normal test scores."""
+"""Anomaly: score uploaded images with -log p(x, z) and place them among the model's normal scores."""
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -7,63 +8,140 @@ import torch
 
 import charts
 import ui
-from lvm import metrics, pretrained
-from lvm.images import ImageError, read_image
-from lvm.langevin import energy
+from lvm import data as datasets, metrics, pretrained
+from lvm.images import ImageError, dark_on_light, read_image
+
+REFERENCE_N = 300  # a live folder run's reference: this many of the folder's test images, scored on demand
+POLARITY = ("auto", "as is", "invert")
 
 st.title("Anomaly")
-ui.explain("The model was trained on every digit but one. An image is scored by inferring z with K Langevin "
-           "steps from the prior and evaluating the joint energy: high means the model explains it poorly. "
-           "The histogram holds the scores of the model's normal test images; your images are the red lines.",
-           r"\mathrm{score}(x) = -\log p(x, \hat z) = \frac{\lVert x - g(\hat z)\rVert^2}{2\sigma^2} + "
-           r"\frac{\lVert \hat z\rVert^2}{2}")
-names = tuple(e.name for e in pretrained.available() if e.has("test_scores"))
-m = ui.pick_model("model_anom", only=names) if names else None
-if m is None:
-    st.info("No anomaly model in pretrained/: run `bash scripts/make_pretrained.sh anomaly`.")
+ui.explain("A detector is a generator trained on normal images only. An image is scored by inferring z with K "
+           "Langevin steps from the prior and evaluating the joint energy: high means the model explains it "
+           "poorly. The histogram holds the scores of normal images the model did not train on; your images "
+           "are the red lines.",
+           r"\mathrm{score}(x) = \underbrace{\frac{\lVert x - g(\hat z)\rVert^2}{2\sigma^2}}_{\text{reconstruction}}"
+           r" + \underbrace{\frac{\lVert \hat z\rVert^2}{2}}_{\text{prior}}")
+
+
+def _shipped() -> dict[str, tuple[float, float]]:
+    """Shipped detectors with their test AUPRC and chance level, best first."""
+    found = {}
+    for e in pretrained.available():
+        if e.has("test_scores"):
+            met = e.manifest.get("metrics", {})
+            found[e.name] = (float(met.get("auprc", float("nan"))), float(met.get("anomaly_share", float("nan"))))
+    return dict(sorted(found.items(), key=lambda kv: -kv[1][0]))
+
+
+shipped = _shipped()
+main = ui.sessions().get("main")
+live_ok = main is not None and main.cfg.data.name == "folder" and main.view().iteration > 0
+labels = {n: f"{n} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c) in shipped.items()}
+if live_ok:
+    labels[ui.LIVE] = f"{ui.LIVE} on your folder (iteration {main.view().iteration})"
+if not labels:
+    st.info("No detector yet: run `bash scripts/make_pretrained.sh anomaly`, or train on a folder of your normal "
+            "images on the Train page (data: folder) and come back.")
     st.stop()
-entry = pretrained.find(m.name)
-ref = entry.arrays("test_scores")
-normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
-lcfg = replace(m.cfg.langevin, steps=entry.manifest.get("test_steps", 100))
-thr = st.slider("threshold on the score", float(np.quantile(normal, 0.5)), float(np.quantile(ref["scores"], 0.999)),
-                float(np.quantile(normal, 0.95)), key="thr")
-files = st.file_uploader("Images to score (PNG or JPEG, any size or mode)", ["png", "jpg", "jpeg"],
-                         accept_multiple_files=True, key="upload")
-invert = st.checkbox("dark digit on light paper: invert (MNIST digits are light on dark)", key="invert")
+shown = st.selectbox("Detector", list(labels.values()), key="model_anom",
+                     help="the shipped MNIST detectors, best test AUPRC first; a live run on a folder of your "
+                          "own normal images appears here once it has trained")
+choice = next(n for n, text in labels.items() if text == shown)
+
+if choice == ui.LIVE:
+    cfg, gen, it = main.model()
+    m = ui.Model(f"{ui.LIVE} at iteration {it}", cfg, gen, it)
+    lcfg = replace(cfg.langevin, steps=100)
+    key = ("live-ref", main.view().run)
+    if st.button("Score the reference images with the model as it is now", key="ref_now") or key not in st.session_state:
+        with st.spinner(f"scoring up to {REFERENCE_N} of the folder's held-out images"):
+            try:
+                test = datasets.load(replace(cfg.data, limit=0), "test")
+            except (datasets.MissingDataError, ValueError, OSError) as e:
+                st.error(f"Cannot read the folder's test images: {e}")
+                st.stop()
+            test = test.subset(torch.from_numpy(np.random.RandomState(0).permutation(len(test))[:REFERENCE_N]))
+            st.session_state[key] = (metrics.anomaly_scores_per_image(gen, test.x, lcfg).numpy(), it)
+    normal, ref_it = st.session_state[key]
+    held = None
+    st.caption(f"Reference: {len(normal)} images of the folder's test split, scored at iteration {ref_it}.")
+    if not (Path(cfg.data.root).expanduser() / "test").is_dir():
+        st.warning("This folder has no train/ and test/ subfolders, so the reference images are ones the model "
+                   "trained on: their scores are lower than new normal images' will be, and the threshold too strict. "
+                   "Put held-out normal images in ROOT/test/ (or use `lvm anomaly --data folder`, which holds out a "
+                   "fifth).")
+else:
+    try:
+        cfg, gen, _ = ui.load_pretrained(choice)
+    except ui.CheckpointError as e:
+        st.error(str(e))
+        st.stop()
+    m = ui.Model(f"pretrained/{choice}", cfg, gen, -1, choice)
+    entry = pretrained.find(choice)
+    ref = entry.arrays("test_scores")
+    normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
+    lcfg = replace(cfg.langevin, steps=entry.manifest.get("test_steps", 100))
+    auprc, chance = shipped[choice]
+    if not auprc > chance:
+        st.warning(f"{choice} detects no better than chance on its test split (AUPRC {auprc:.3f}, chance "
+                   f"{chance:.3f}): its verdicts are not to be trusted. Pick another detector.")
+
+lo, hi = float(np.quantile(normal, 0.5)), float(np.quantile(np.concatenate([normal] + ([held] if held is not None
+                                                                                        else [])), 0.999))
+thr = st.slider("threshold on the score", lo, max(hi, lo + 1e-6), float(np.clip(np.quantile(normal, 0.95), lo, hi)),
+                key=f"thr:{choice}", help="default: flags 5 % of the normal reference images")
+fa = float((normal > thr).mean())
+if held is not None:
+    st.markdown(f"At this threshold, on the test split: **recall {(held > thr).mean():.1%}** of the held-out digit, "
+                f"**false alarms {fa:.1%}** of normal images.")
+else:
+    st.markdown(f"At this threshold: **false alarms {fa:.1%}** of the reference's normal images.")
+
+files = st.file_uploader("Images to score (PNG or JPEG, any size or mode; phone photos are read upright)",
+                         ["png", "jpg", "jpeg"], accept_multiple_files=True, key="upload")
 
 
 @st.cache_data(show_spinner="inferring z for each image", max_entries=64)
-def _score(data: bytes, name: str, invert: bool, label: str, steps: int,
-           _m: ui.Model) -> tuple[np.ndarray, np.ndarray, float]:
-    x = read_image(data, name, _m.cfg.model.image_size, _m.cfg.model.channels)[None]  # (1, C, H, W)
-    x = 1 - x if invert else x
+def _score(data: bytes, name: str, polarity: str, label: str, steps: int,
+           _m: ui.Model) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+    """(image as the model sees it, reconstruction, score, its reconstruction term, inverted?)."""
+    x = read_image(data, name, _m.cfg.model.image_size, _m.cfg.model.channels)
+    flip = dark_on_light(x) if polarity == "auto" else polarity == "invert"
+    x = (1 - x if flip else x)[None]
     cfg = replace(_m.cfg.langevin, steps=steps)
-    z, rec = metrics.reconstruct(_m.generator, x, cfg, torch.Generator().manual_seed(0))
+    z, e = metrics.infer_per_image(_m.generator, x, cfg)
     with torch.no_grad():
-        score = float(energy(_m.generator, z, x, cfg.sigma)[0])
-    return x[0].numpy(), rec[0].numpy(), score
+        rec = _m.generator(z)
+    rec_term = float((x - rec).pow(2).sum() / (2 * cfg.sigma ** 2))
+    return x[0].numpy(), rec[0].numpy(), float(e[0]), rec_term, flip
 
 
 marks = []
-for f in files or []:
+for i, f in enumerate(files or []):
+    c = st.columns([1, 1, 1, 3])
+    pol = c[3].selectbox("polarity", POLARITY, key=f"pol:{f.name}:{i}",
+                         help="auto: inverted when the border is light (dark ink on paper); MNIST digits are light "
+                              "on black")
     try:
-        x, rec, score = _score(f.getvalue(), f.name, invert, m.label, lcfg.steps, m)
+        x, rec, score, rec_term, flipped = _score(f.getvalue(), f.name, pol, m.label, lcfg.steps, m)
     except ImageError as e:
         st.error(str(e))
         continue
     pct = float((normal < score).mean() * 100)
-    verdict = "anomalous" if score > thr else "normal"
     marks.append((f.name, score))
-    c = st.columns([1, 1, 3])
-    c[0].image(ui.upscale(x), caption="what the model sees")
+    residual = (x - rec) ** 2 / (2 * lcfg.sigma ** 2)
+    c[0].image(ui.upscale(x), caption="what the model sees" + (" (inverted)" if flipped else ""))
     c[1].image(ui.upscale(rec), caption="its reconstruction")
-    c[2].markdown(f"**{f.name}**  \nscore **{score:.1f}** · higher than {pct:.1f} % of normal test images  \n"
-                  f"verdict at this threshold: **{verdict}**")
+    c[2].image(charts.heat_image(residual.sum(0)), caption="where it differs: per-pixel residual")
+    c[3].markdown(f"**{f.name}**  \nscore **{score:.1f}** · higher than {pct:.1f} % of the normal reference  \n"
+                  f"verdict at this threshold: **{'anomalous' if score > thr else 'normal'}**  \n"
+                  f"reconstruction {rec_term / score:.0%} of the score, prior {1 - rec_term / score:.0%}")
 
 st.plotly_chart(charts.score_histogram(normal, held, thr, marks), key="hist")
-precision, recall = metrics.pr_curve(ref["scores"], ref["labels"])
-auprc = metrics.auprc(ref["scores"], ref["labels"])
-st.plotly_chart(charts.pr_figure(precision, recall, auprc, float(ref["labels"].mean())), key="pr")
-st.caption(f"{entry.title}: {len(ref['scores'])} test images ({len(held)} of the held-out digit), "
-           f"K = {lcfg.steps} test-time Langevin steps, s = {lcfg.step_size}.")
+if held is not None:
+    both = np.concatenate([normal, held])
+    y = np.concatenate([np.zeros(len(normal)), np.ones(len(held))])
+    precision, recall = metrics.pr_curve(both, y)
+    st.plotly_chart(charts.pr_figure(precision, recall, metrics.auprc(both, y), float(y.mean())), key="pr")
+    st.caption(f"{entry.title}: {len(both)} test images ({len(held)} of the held-out digit), "
+               f"K = {lcfg.steps} test-time Langevin steps, s = {lcfg.step_size}.")
