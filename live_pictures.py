@@ -79,8 +79,8 @@ def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.
 def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float, on_prior: float) -> bytes:
     """Per run: the model's own q(z^K) fit (solid) and the chains' fit (dotted) as multiples of their
     prior-vs-prior level (1 = on the prior) on a log axis, and the MSE below."""
-    fig = Figure(figsize=(4.4, 5.0), dpi=100)
-    fig.subplots_adjust(left=0.15, right=0.97, top=0.94, bottom=0.1, hspace=0.08)
+    fig = Figure(figsize=(4.4, 5.6), dpi=100)
+    fig.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.21, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
     for name, records in runs.items():
         c = RUNS.get(name, "#555555")
@@ -100,7 +100,7 @@ def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float
     top.yaxis.set_minor_formatter(NullFormatter())
     top.set_ylabel("OT cost to the prior, x prior level", fontsize=8)
     top.set_title("How far from the prior", fontsize=10, loc="left")
-    top.legend(fontsize=7, frameon=False)
+    fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncols=2, fontsize=7, frameon=False)  # off the curves
     bottom.set_ylabel("MSE per pixel", fontsize=8)
     bottom.set_xlabel("iteration", fontsize=8)
     for ax in (top, bottom):

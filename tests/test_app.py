@@ -94,6 +94,9 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
     at.run()
     keys = [c.key for c in at.get("plotly_chart")]
     assert not at.exception and keys[:2] == ["replay", "correction"]  # then "side" when ABP trains beside
+    last = [f.iteration for f in s.view().frames if f.before is not None][-1]
+    assert f"iteration {last}:" in str(at.get("plotly_chart")[1].proto.spec)  # follows the latest correction
+    at.toggle(key="follow").set_value(False).run()
     first = at.select_slider(key="which").options[0]
     at.select_slider(key="which").set_value(int(first)).run()
     assert not at.exception and f"iteration {first}:" in str(at.get("plotly_chart")[1].proto.spec)

@@ -25,18 +25,33 @@ lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
 picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
 st.subheader("q(z^K) across corrections")
 st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim), key="replay")
+st.caption(f"Frames up to iteration {v.frames[-1].iteration} (reload the page or press R for the newer ones: a "
+           "replay that redrew itself while it plays would restart).")
 
-corrections = [f for f in v.frames if f.before is not None]
 st.subheader("One correction")
-if corrections:
-    it = st.select_slider("correction at iteration", [f.iteration for f in corrections],
-                          corrections[-1].iteration, key="which")
+follow = st.toggle("follow the latest correction", True, key="follow",
+                   help="on: the view below shows each new correction of the live run as it happens")
+
+
+@st.fragment(run_every=2.0 if follow and s.state == "running" else None)
+def one_correction() -> None:
+    corrections = [f for f in s.view().frames if f.before is not None]
+    if not corrections:
+        st.info("This run makes no OT correction (method abp or vae, or alpha = 0).")
+        return
+    its = [f.iteration for f in corrections]
+    if follow:
+        it = its[-1]
+        st.caption(f"the latest of {len(its)} corrections kept")
+    else:
+        it = st.select_slider("correction at iteration", its, its[-1], key="which")
     f = next(c for c in corrections if c.iteration == it)
     st.plotly_chart(charts.correction_figure(xy(f.before), xy(f.z), xy(f.source), xy(f.target), lim,
                                              f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
                                              f"{f.metrics.get('unmatched', 0):.0%} unmatched"), key="correction")
-else:
-    st.info("This run makes no OT correction (method abp or vae, or alpha = 0).")
+
+
+one_correction()
 
 st.subheader("ABP beside ours, same data (paper Fig. 3)")
 abp = ui.sessions().get("abp")
