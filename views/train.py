@@ -1,4 +1,5 @@
 """Train: settings, Start / Pause / Step / Reset, and q(z^K) pulled onto the prior live, ABP beside it."""
+import time
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ import ui
 from lvm.data import MissingDataError
 from lvm.session import ON_PRIOR
 
+FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
 
 s = ui.main_session()
@@ -85,11 +87,13 @@ def _fit_text(v, name: str) -> str:
     return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
 
 
-def _picture(slot: str, version: tuple, draw) -> bytes:
-    """The PNG `draw()` makes, redrawn only when `version` changes: between iterations the same bytes go out."""
+def _picture(slot: str, version: tuple, draw, every: float = 0.0) -> bytes:
+    """The PNG `draw()` makes, redrawn only when `version` changes (between iterations the same bytes go out),
+    and at most once per `every` seconds of the server's clock."""
     cached = st.session_state.get(slot)
-    if cached is None or cached[0] != version:
-        cached = (version, draw())
+    now = time.monotonic()
+    if cached is None or (cached[0] != version and (version[0] != cached[0][0] or now - cached[2] >= every)):
+        cached = (version, draw(), now)
         st.session_state[slot] = cached
     return cached[1]
 
@@ -125,16 +129,22 @@ def live_view() -> None:
             st.error(m)
     left, right = st.columns([5, 3])
     arrows = (xy(corr.source), xy(corr.moved)) if corr is not None and corr.moved is not None else None
-    titles = (f"ours (alpha {v.cfg.alpha:g}), iteration {v.iteration}"
-              + (f", last correction at {corr.iteration}" if corr else ""),
-              f"ABP (alpha 0), iteration {a.iteration}" if a is not None else "")
-    version = (v.run, v.iteration, a.iteration if a else -1, lim, proj)
-    left.image(_picture("cloud", version, lambda: live_pictures.clouds_png(
-        pts, v.labels, lim, other, xy(corr.before) if corr else None, arrows, prior, titles)),
+    titles = (f"ours (alpha {v.cfg.alpha:g})", "ABP (alpha 0)" if a is not None else "")
+    notes = (f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else ""),
+             f"iteration {a.iteration}" if a is not None else "")
+    classes = tuple(int(c) for c in np.unique(v.labels)) if len(np.unique(v.labels)) <= 10 else ()
+    key = (lim, classes, a is not None, None if prior is None else prior.tobytes(), titles)
+    clouds = st.session_state.get("clouds")
+    if clouds is None or clouds.key != key:  # axes, circles and legend drawn once; each redraw blits the points
+        clouds = st.session_state["clouds"] = live_pictures.Clouds(lim, classes, a is not None, prior, titles)
+    version = (v.run, v.iteration, a.iteration if a else -1, key)
+    left.image(_picture("cloud", version, lambda: clouds.png(
+        pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
         width="stretch")
     runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
-    right.image(_picture("curves", (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1),
-                         lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit, ON_PRIOR)),
+    fits_version = (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1)
+    right.image(_picture("curves", fits_version, lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
+                                                                                ON_PRIOR), every=FITS_EVERY),
                 width="stretch")
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
     right.image(charts.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
