@@ -114,14 +114,14 @@ def measure(url: str, watch: float) -> dict:
         t0 = time.monotonic()
         page.get_by_role("button", name="Step").click()
         out["controls"]["Step (iteration + 1 shown)"] = _until(page, lambda pg: _status(pg)[1] > it)
-        slider = page.get_by_role("slider").nth(1)  # K
-        before = slider.get_attribute("aria-valuenow")
+        slider = page.get_by_role("slider").nth(1)  # K: an <input type=range>; its value shows in the thumb label
+        shown = page.locator("[data-testid=stSliderThumbValue]").nth(1)
         page.wait_for_timeout(1500)  # the Step's rerun done
-        before = slider.get_attribute("aria-valuenow")
+        before = shown.inner_text()
+        slider.focus()
         t0 = time.monotonic()
-        slider.press("ArrowRight")  # focuses the thumb, then the key
-        out["controls"]["K slider (value shown)"] = _until(
-            page, lambda pg: slider.get_attribute("aria-valuenow") != before)
+        page.keyboard.press("ArrowRight")
+        out["controls"]["K slider (value shown)"] = _until(page, lambda pg: shown.inner_text() != before)
         out["controls"]["K slider (app rerun done)"] = _until(
             page, lambda pg: not pg.query_selector("[data-testid=stStatusWidget]"), 30) + \
             out["controls"]["K slider (value shown)"]

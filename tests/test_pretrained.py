@@ -78,7 +78,9 @@ def test_shipped_scores_are_what_the_model_gives_on_its_test_split() -> None:
     cfg, gen, _ = entry.load()
     seed = entry.manifest["metrics"]["seed"]
     _, test = datasets.meg_split(entry.manifest["holdout"], replace(cfg.data, limit=0))
-    idx = torch.from_numpy(np.random.RandomState(seed).permutation(len(test))[:RESCORE_N])
+    n = entry.manifest["n_test"]  # a seeded subset of the split (`anomaly --n`), or all of it in order
+    idx = torch.from_numpy(np.random.RandomState(seed).permutation(len(test))[:RESCORE_N] if n < len(test)
+                           else np.arange(RESCORE_N))
     lcfg = replace(cfg.langevin, steps=entry.manifest["test_steps"])
     got = metrics.anomaly_scores(gen, test.x[idx], lcfg, torch.Generator().manual_seed(seed), batch_size=RESCORE_N)
     got, labels = got.double().numpy(), test.y[idx].numpy()
