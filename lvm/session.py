@@ -164,6 +164,25 @@ def decoded(generator: nn.Module, d: int, side: int = SAMPLES_SIDE) -> np.ndarra
         return generator(z.to(next(generator.parameters()).device)).cpu().numpy()
 
 
+DEVICE_ENV = "LVM_DEVICE"  # auto (CUDA when present, the default), cpu or cuda[:N]: where the app's sessions train
+
+
+def session_device(name: str | None = None) -> torch.device:
+    """The device a session trains on: `name`, else $LVM_DEVICE, else auto (CUDA when present).
+
+    Raises:
+        ValueError: an unknown name, or CUDA asked for where there is none (the message says what to set).
+    """
+    name = (name or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"{DEVICE_ENV}={name!r}: use auto, cpu or cuda (cuda:N for one of several GPUs)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{DEVICE_ENV}={name!r} but this machine has no CUDA device: set {DEVICE_ENV}=cpu or auto")
+    return torch.device(name)
+
+
 @functools.lru_cache(maxsize=64)  # the same (n, d) for every run of a lecture: solve the five problems once
 def mean_prior_fit(n: int, d: int, seeds: int = 5) -> float:
     """Mean over `seeds` of the OT cost between two independent N(0, I_d) samples of size n."""
@@ -180,8 +199,9 @@ class Session:
     """
 
     def __init__(self, cfg: TrainConfig, threads: int = 1,
-                 load: Callable[[object, str], ImageData] = datasets.load):
+                 load: Callable[[object, str], ImageData] = datasets.load, device: str | None = None):
         self._load, self._threads = load, threads
+        self.device = session_device(device)  # fixed for the session's life: every reset trains there too
         self._lock = threading.Condition()   # guards the fields below and wakes the worker
         self._train_lock = threading.Lock()  # held while the trainer steps or is replaced
         self._thread: threading.Thread | None = None
@@ -290,8 +310,8 @@ class Session:
 
     def model(self) -> tuple[TrainConfig, nn.Module, int]:
         """(config, a copy of the generator in eval mode, iteration): safe to use while training goes on."""
-        with self._train_lock:
-            return self._trainer.cfg, copy.deepcopy(self._trainer.generator).eval(), self._trainer.iteration
+        with self._train_lock:  # on the CPU: the views feed it CPU tensors
+            return self._trainer.cfg, copy.deepcopy(self._trainer.generator).cpu().eval(), self._trainer.iteration
 
     def data(self) -> ImageData:
         return self._trainer.data
@@ -299,7 +319,7 @@ class Session:
     # ---- internals ----------------------------------------------------------------------------
     def _build(self, cfg: TrainConfig) -> None:
         """A fresh trainer and empty history (caller holds _train_lock or no thread runs yet)."""
-        trainer = Trainer(cfg, self._load(cfg.data, "train"))
+        trainer = Trainer(cfg, self._load(cfg.data, "train"), self.device)
         n, d = len(trainer.data), cfg.model.latent_dim
         rng = np.random.RandomState(cfg.seed)
         idx = np.sort(rng.choice(n, min(n, view_size(d)), replace=False))

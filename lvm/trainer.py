@@ -222,8 +222,12 @@ class Trainer:
     def correct(self, progress: ot.Progress | None = None, interrupt: ot.Interrupt | None = None) -> Correction:
         """Match the population to the fixed prior sample and move it by Eq. 10 (skipped if interrupted)."""
         t0 = time.perf_counter()
-        res = ot.solve(self.z, self.targets, self.cfg.ot, generator=_rng(self.cfg.seed, 4, self.iteration),
-                       warm=self.ot_warm, progress=progress, interrupt=interrupt)
+        dev = self.device  # scores on the accelerator when there is one; the chains stay in host memory
+        res = ot.solve(self.z.to(dev), self.targets.to(dev), self.cfg.ot,
+                       generator=_rng(self.cfg.seed, 4, self.iteration), warm=self._warm_on(dev), progress=progress,
+                       interrupt=interrupt)
+        if dev.type != "cpu":
+            res = replace(res, assignment=res.assignment.cpu(), h=None if res.h is None else res.h.cpu())
         stopped = not res.converged and interrupt is not None and interrupt()
         if not stopped:  # an interrupted solve's prices are not a warm start to keep
             self.ot_warm = res.warm_start
@@ -237,6 +241,13 @@ class Trainer:
         if not skip:
             self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)  # a new tensor
         return Correction(before, res.assignment, res, time.perf_counter() - t0, skip)
+
+    def _warm_on(self, dev: torch.device) -> ot.WarmStart | None:
+        w = self.ot_warm
+        if w is None or dev.type == "cpu":
+            return w
+        return ot.WarmStart(None if w.h is None else w.h.to(dev), w.epsilon,
+                            None if w.assignment is None else w.assignment.to(dev))
 
     def _learn(self, x: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
         sigma = self.cfg.langevin.sigma

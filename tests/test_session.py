@@ -170,3 +170,35 @@ def test_pause_cuts_a_long_iteration_short(wait_until) -> None:
         assert s.view().iteration == 0 and s.state == "paused"  # the interrupted iteration did not happen
     finally:
         s.stop()
+
+
+def test_the_session_device_follows_the_setting_and_refuses_what_is_not_there(monkeypatch) -> None:
+    from lvm.session import DEVICE_ENV, session_device
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert session_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")  # auto
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert session_device() == torch.device("cpu") and Session(CFG).device == torch.device("cpu")
+    assert session_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")  # an argument wins
+    monkeypatch.setenv(DEVICE_ENV, "tpu")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        session_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(DEVICE_ENV, "cuda")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            Session(CFG)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_session_trains_on_cuda_and_hands_the_views_cpu_tensors(wait_until) -> None:
+    s = Session(replace(CFG, ot=OTConfig(solver="fast")), device="cuda")
+    try:
+        assert next(s._trainer.generator.parameters()).is_cuda
+        s.start()
+        wait_until(lambda: s.view().iteration >= 6)
+        s.pause()
+        v = s.view()
+        assert isinstance(v.live, np.ndarray) and np.isfinite(v.live).all() and v.samples.dtype == np.float32
+        cfg, gen, _ = s.model()
+        assert not next(gen.parameters()).is_cuda
+    finally:
+        s.stop()

@@ -116,7 +116,8 @@ def live_view() -> None:
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)
     lim = ui.axis_limit(f"main{v.run}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
-    parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records):.1f} it/s",
+    parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records):.1f} it/s on "
+             f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
              _fit_text(v, "ours"), _fit_text(a, "ABP") if a is not None else ""]
     if v.seconds_to_prior:
         parts.append(f"ours' q(z^K) within {ON_PRIOR:g}x of the prior after **{v.seconds_to_prior:.1f} s**")
