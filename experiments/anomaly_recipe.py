@@ -70,13 +70,12 @@ def report(results: list[dict], path: Path, t0: float) -> None:
              "s = 0.1 from the prior, one chain, the same seeded 2,000 test images. One seed each: the seed "
              "spread of this recipe on digit 4 is in results/table2-k5-e12*.md (ABP 0.642 ± 0.036, ours alpha "
              "0.1 0.631 ± 0.038 over 3 seeds).", "",
-             "| digit | run | method | training images | epochs | iterations | AUPRC | chance | wall s (train + score) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| digit | run | method | training images | epochs | AUPRC | chance | wall s (train + score) |",
+             "|---|---|---|---|---|---|---|---|"]
     for d in digits:
         for r in sorted((r for r in rows if r["digit"] == d), key=lambda r: -r["auprc"]):
-            its = "" if "iterations" not in r else f"{r['iterations']:,}"
             lines.append(f"| {d} | {r['name']} | {r['method']}{'' if r['method'] == 'abp' else ' (alpha 0.1)'} | "
-                         f"{r['limit'] or 'all'} | {r['epochs']:g} | {its} | {r['auprc']:.3f} | "
+                         f"{r['limit'] or 'all'} | {r['epochs']:g} | {r['auprc']:.3f} | "
                          f"{r['anomaly_share']:.3f} | {r['wall_s']:.0f} |")
     lines += ["", "| digit | best here | shipped before | LEBM | paper (ours) |", "|---|---|---|---|---|"]
     for d in digits:
