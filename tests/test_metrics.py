@@ -252,12 +252,14 @@ def test_a_score_does_not_depend_on_the_other_images_of_the_call():
     together = M.anomaly_scores_per_image(g, x, cfg, seed=7, batch_size=5, restarts=2)
     alone = torch.cat([M.anomaly_scores_per_image(g, x[i:i + 1], cfg, seed=7, restarts=2) for i in range(12)])
     reordered = M.anomaly_scores_per_image(g, x.flip(0), cfg, seed=7, batch_size=12, restarts=2).flip(0)
-    assert torch.allclose(together, alone, rtol=1e-4) and torch.allclose(together, reordered, rtol=1e-4)
+    # measured here: batched vs alone differ by 8.8e-8 relative (the batched products' rounding), another
+    # noise draw by 1.5e-2 (shared generator) and another seed by up to 7.8e-3: rtol 1e-3 sits between them
+    assert torch.allclose(together, alone, rtol=1e-3) and torch.allclose(together, reordered, rtol=1e-3)
     # the shared-generator path does depend on its neighbours, and the seed matters
     shared = M.anomaly_scores(g, x[:1], cfg, rng=torch.Generator().manual_seed(7))
     shared_in_batch = M.anomaly_scores(g, x, cfg, rng=torch.Generator().manual_seed(7))[:1]
-    assert not torch.allclose(shared, shared_in_batch, rtol=1e-4)
-    assert not torch.allclose(together, M.anomaly_scores_per_image(g, x, cfg, seed=8, restarts=2), rtol=1e-4)
+    assert not torch.allclose(shared, shared_in_batch, rtol=1e-3)
+    assert not torch.allclose(together, M.anomaly_scores_per_image(g, x, cfg, seed=8, restarts=2), rtol=1e-3)
     done = []
     M.anomaly_scores_per_image(g, x, cfg, batch_size=5, progress=done.append)
     assert done == [5, 10, 12]
