@@ -40,16 +40,6 @@ def _prior(ax, lim: float) -> None:
     ax.grid(color="#eeeeee", lw=0.6)
 
 
-def _classes(ax, z: np.ndarray, labels: np.ndarray | None) -> None:
-    if labels is None or len(np.unique(labels)) > len(CLASS):
-        ax.scatter(z[:, 0], z[:, 1], s=5, c=CLASS[0], alpha=0.7, linewidths=0, zorder=3)
-        return
-    for c in np.unique(labels):
-        m = labels == c
-        ax.scatter(z[m, 0], z[m, 1], s=5, c=CLASS[int(c) % len(CLASS)], alpha=0.7, linewidths=0, zorder=3,
-                   label=f"digit {c}")
-
-
 class Clouds:
     """q(z^K) of ours coloured by class, with the last correction (its before-cloud as a ghost and lines from
     each z_hat_i to where Eq. 10 moved it), and ABP's cloud beside it on identical axes.
@@ -102,25 +92,16 @@ class Clouds:
         self.lines.set_segments(np.stack(arrows, 1) if arrows is not None else [])
         self.axes[0].draw_artist(self.ghost)
         self.axes[0].draw_artist(self.lines)
-        for ax, pts, z, note in zip(self.axes, self.points, (ours, abp), (*notes, "")):
+        for ax, pts, z, text, note in zip(self.axes, self.points, (ours, abp), self.notes, notes):
             for c, artist in pts.items():
                 artist.set_offsets(z if c is None or labels is None else z[labels == c])
                 ax.draw_artist(artist)
-            self.notes[list(self.axes).index(ax)].set_text(note)
-            ax.draw_artist(self.notes[list(self.axes).index(ax)])
+            text.set_text(note)
+            ax.draw_artist(text)
         self.canvas.blit(self.fig.bbox)
         buf = io.BytesIO()
         Image.fromarray(np.asarray(self.canvas.buffer_rgba())[..., :3]).save(buf, format="PNG", compress_level=1)
         return buf.getvalue()
-
-
-def clouds_png(ours: np.ndarray, labels: np.ndarray | None, lim: float, abp: np.ndarray | None = None,
-               before: np.ndarray | None = None, arrows: tuple[np.ndarray, np.ndarray] | None = None,
-               prior_xy: np.ndarray | None = None, titles: tuple[str, str] = ("ours", "ABP")) -> bytes:
-    """One picture of `Clouds` from scratch (no background kept between calls)."""
-    classes = () if labels is None or len(np.unique(labels)) > len(CLASS) else tuple(int(c) for c in np.unique(labels))
-    return Clouds(lim, classes, abp is not None, prior_xy, titles).png(ours, labels if classes else None, abp,
-                                                                        before, arrows)
 
 
 def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float, on_prior: float) -> bytes:

@@ -196,7 +196,7 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
     """
     if cfg.data.name != "folder":
         raise ValueError("anomaly without --holdout trains on your own normal images: pass --data folder --root DIR")
-    reference(np.zeros(1), false_alarm)  # refuses a bad rate before any training
+    _check_false_alarm(false_alarm)  # before any training
     test = datasets.normal_anomaly_folder(test_root, cfg.data) if test_root else None  # and a bad test folder
     normal = datasets.load(cfg.data, "train")
     n_held = int(round(HELD_OUT * len(normal)))
@@ -232,11 +232,15 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
 REFERENCE = "reference.json"  # beside a checkpoint: its normal held-out scores and threshold (see `reference`)
 
 
+def _check_false_alarm(false_alarm: float) -> None:
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"the false-alarm rate must be between 0 and 1 (e.g. 0.05); got {false_alarm}")
+
+
 def reference(scores: np.ndarray, false_alarm: float, **info) -> dict:
     """What `score` compares new images with: the normal held-out scores and the threshold that flags
     `false_alarm` of them (the (1 - false_alarm) quantile)."""
-    if not 0 < false_alarm < 1:
-        raise ValueError(f"the false-alarm rate must be between 0 and 1 (e.g. 0.05); got {false_alarm}")
+    _check_false_alarm(false_alarm)
     if len(scores) == 0:
         raise ValueError("no normal held-out images to set a threshold on")
     return {"false_alarm": false_alarm, "threshold": float(np.quantile(scores, 1 - false_alarm)),
