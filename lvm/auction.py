@@ -38,7 +38,12 @@ the plain cold start).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import time
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,56 +72,139 @@ class AuctionOutput:
     passes: float              # full rows scored / n
     bids: int                  # bids made in all phases
     converged: bool            # everything assigned and rel_gap <= tol
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # wall time per phase (see `auction`)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _row_scores(x, tgt, out):  # pragma: no cover - compiled
-    """out_j = <x, tgt_j> in float32 (a loop LLVM vectorises)."""
-    for j in range(tgt.shape[0]):
-        a = np.float32(0.0)
-        for c in range(tgt.shape[1]):
-            a += x[c] * tgt[j, c]
-        out[j] = a
+CHUNK = 64   # columns per count in `_select_row`'s last sweep: most chunks hold no candidate
+BISECT = 16  # halvings of the threshold's bracket: a few percent more candidates than the exact one gives
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # vectorised sums and maxima; inf and nan keep their meaning
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def _row_scores(x, tgt_t, out):  # pragma: no cover - compiled
+    """out_j = <x, tgt_j> in float32, tgt_t = (d, n): one vectorised sweep over the targets per dimension."""
+    x0 = x[0]
+    for j in range(tgt_t.shape[1]):
+        out[j] = x0 * tgt_t[0, j]
+    for c in range(1, tgt_t.shape[0]):
+        xc = x[c]
+        for j in range(tgt_t.shape[1]):
+            out[j] += xc * tgt_t[c, j]
 
 
 @njit(cache=True, nogil=True)
-def _rebuild_row(i, src, tgt, p, idx, score, bound, buf):  # pragma: no cover - compiled
-    """One source's list from its full row of values a_ij - p_j, by insertion into a sorted top k+1."""
-    n, k = tgt.shape[0], idx.shape[1]
-    _row_scores(src[i], tgt, buf)
-    topv = np.full(k + 1, -np.inf)
-    topj = np.zeros(k + 1, dtype=np.int64)
-    for j in range(n):
-        v = buf[j] - p[j]
-        if v > topv[k]:
-            t = k
-            while t > 0 and topv[t - 1] < v:
-                topv[t], topj[t] = topv[t - 1], topj[t - 1]
-                t -= 1
-            topv[t], topj[t] = v, j
+def _kth_largest(v, ix, m, kth):  # pragma: no cover - compiled
+    """Reorder v[:m] (and ix with it) so that v[kth] is its (kth+1)-th largest, the larger ones before it."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        a, b, c = v[lo], v[(lo + hi) >> 1], v[hi]
+        pivot = max(min(a, b), min(max(a, b), c))       # median of three
+        i, j = lo, hi
+        while i <= j:                                   # Hoare's partition, descending
+            while v[i] > pivot:
+                i += 1
+            while v[j] < pivot:
+                j -= 1
+            if i <= j:
+                v[i], v[j], ix[i], ix[j] = v[j], v[i], ix[j], ix[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")  # inlined: a call boundary stops vectorisation
+def _select_row(row, p32, p, gm, cj, cv, idx, score):  # pragma: no cover - compiled
+    """One source's list from its full row of raw scores: its k best targets by a_ij - p_j.
+
+    Three vectorised sweeps instead of a sort. (1) gm_g = max of the values of the
+    columns j = g (mod G), G = len(gm) = 4 (k + 1): a column-wise maximum with no
+    loop-carried dependence. (2) A threshold that at least k + 1 of the gm_g reach,
+    by bisection on their count; at least k + 1 columns reach it, so all of the
+    k + 1 best do. (3) Each chunk of CHUNK columns counts its columns at or above
+    it; the few chunks with a count are searched, and the survivors, about
+    1.2 (k + 1), are ranked in float64 by a partial quickselect. Fills idx and
+    score (raw float32 scores) and returns `bound`, the (k+1)-th best value
+    (-inf when k = n). cj, cv: scratch of size n.
+    """
+    n, k, G = row.shape[0], idx.shape[0], gm.shape[0]
+    if k >= n:
+        for j in range(n):
+            idx[j], score[j] = j, row[j]
+        return -np.inf
+    for g in range(G):                                  # (1) the column-wise maxima
+        gm[g] = row[g] - p32[g]
+    s = G
+    while s < n:
+        for g in range(min(G, n - s)):
+            v = row[s + g] - p32[s + g]
+            gm[g] = v if v > gm[g] else gm[g]
+        s += G
+    lo, hi = gm[0], gm[0]
+    for g in range(G):
+        lo, hi = min(lo, gm[g]), max(hi, gm[g])
+    for _ in range(BISECT):                             # (2) invariant: k + 1 or more gm_g >= lo
+        mid = lo + (hi - lo) * np.float32(0.5)
+        c = 0
+        for g in range(G):
+            c += gm[g] >= mid
+        if c > k:
+            lo = mid
+        else:
+            hi = mid
+    m = 0
+    for s in range(0, n, CHUNK):                        # (3) the columns that reach it
+        seg, ps = row[s:s + CHUNK], p32[s:s + CHUNK]   # slices index from 0: the count vectorises
+        c = 0
+        for j in range(seg.shape[0]):
+            c += seg[j] - ps[j] >= lo
+        if c:
+            for j in range(seg.shape[0]):
+                if seg[j] - ps[j] >= lo:
+                    cj[m], cv[m] = s + j, np.float64(seg[j]) - p[s + j]
+                    m += 1
+    _kth_largest(cv, cj, m, k)                          # m >= k + 1: the group maxima themselves qualify
     for t in range(k):
-        idx[i, t], score[i, t] = topj[t], buf[topj[t]]
-    bound[i] = topv[k] if n > k else -np.inf
+        idx[t], score[t] = cj[t], row[cj[t]]
+    return cv[k]
 
 
 @njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, p, assign, owner, eps, stale, min_batch, src, tgt,
+def _select_block(scores, rows, lo, hi, p32, p, groups, idx, score, bound):  # pragma: no cover - compiled
+    """`_select_row` for rows lo..hi-1 of a block of scores (rows[a]: the source of row a)."""
+    n = scores.shape[1]
+    gm, cj, cv = np.empty(groups, dtype=np.float32), np.empty(n, dtype=np.int64), np.empty(n)
+    for a in range(lo, hi):
+        i = rows[a]
+        bound[i] = _select_row(scores[a], p32, p, gm, cj, cv, idx[i], score[i])
+
+
+@njit(cache=True, nogil=True)
+def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt_t,
          max_bids):  # pragma: no cover - compiled
     """Gauss-Seidel bidding from a stack of unassigned sources.
 
     A source whose list cannot prove its best target is set aside in `stale`;
     when the stack runs dry, fewer than `min_batch` of them are rebuilt here
-    one by one, more are handed back for a blocked matrix product.
+    one by one, more are handed back for a blocked matrix product. p32 follows p.
     Returns (stack height, stale count, bids made, rows rebuilt here).
     """
     n_stale, bids, rebuilt, k = 0, 0, 0, idx.shape[1]
-    buf = np.empty(tgt.shape[0], dtype=np.float32)
+    n = tgt_t.shape[1]
+    buf = np.empty(n, dtype=np.float32)
+    gm, cj, cv = np.empty(groups, dtype=np.float32), np.empty(n, dtype=np.int64), np.empty(n)
     while bids < max_bids:
         if top == 0:
             if n_stale == 0 or n_stale >= min_batch:
                 break
             for s in range(n_stale):
-                _rebuild_row(stale[s], src, tgt, p, idx, score, bound, buf)
+                i = stale[s]
+                _row_scores(src[i], tgt_t, buf)
+                bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
                 stack[top] = stale[s]
                 top += 1
             rebuilt += n_stale
@@ -139,6 +227,7 @@ def _bid(stack, top, idx, score, bound, p, assign, owner, eps, stale, min_batch,
         if second == -np.inf:                  # a single target in all: nothing to outbid
             second = v1
         p[j1] += v1 - second + eps             # the bid: at least eps above the old price
+        p32[j1] = p[j1]
         prev = owner[j1]
         owner[j1], assign[i] = i, j1
         bids += 1
@@ -147,6 +236,12 @@ def _bid(stack, top, idx, score, bound, p, assign, owner, eps, stale, min_batch,
             stack[top] = prev
             top += 1
     return top, n_stale, bids, rebuilt
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the list selection (as many as the machine's cores; each call uses torch's thread count)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="auction")
 
 
 class _Candidates:
@@ -161,11 +256,38 @@ class _Candidates:
         self.score = np.zeros((n, self.k), dtype=np.float32)
         self.bound = np.full(n, -np.inf)
         self.scored = 0                                          # full rows computed so far
+        self.seconds = {"product": 0.0, "select": 0.0}          # wall time of the refreshes' two parts
+        self.groups = min(n, 4 * (self.k + 1))                   # column groups of `_select_row`
+        self.buf = torch.empty(self.rows, n) if source.device.type == "cpu" else None  # one block, reused
 
-    def refresh(self, rows: np.ndarray, p: np.ndarray) -> None:
-        """Rebuild the lists of `rows` from full rows of scores at prices p."""
-        n, k = self.tgt_t.shape[1], self.k
+    def refresh(self, rows: np.ndarray, p: np.ndarray, p32: np.ndarray | None = None) -> None:
+        """Rebuild the lists of `rows` from full rows of scores at prices p.
+
+        Each block of rows is one matrix product; on the CPU its lists are selected by
+        `_select_block` while the block is still in cache, on a GPU by torch.topk.
+        """
         dev = self.src.device
+        if dev.type == "cpu":
+            p32 = p.astype(np.float32) if p32 is None else p32
+            for s in range(0, len(rows), self.rows):
+                r = rows[s:s + self.rows]
+                out = self.buf[:len(r)]
+                t0 = time.perf_counter()
+                torch.mm(self.src[torch.from_numpy(r)], self.tgt_t, out=out)      # (r, n) float32
+                t1 = time.perf_counter()
+                scores = out.numpy()
+                cuts = np.linspace(0, len(r), min(torch.get_num_threads(), len(r)) + 1).astype(int)
+                select = lambda c: _select_block(scores, r, c[0], c[1], p32, p, self.groups,  # noqa: E731
+                                                 self.idx, self.score, self.bound)
+                if len(cuts) == 2:
+                    select(cuts)
+                else:  # the compiled selection releases the GIL: one slice of the block per torch thread
+                    list(_pool().map(select, zip(cuts, cuts[1:])))
+                self.seconds["product"] += t1 - t0
+                self.seconds["select"] += time.perf_counter() - t1
+            self.scored += len(rows)
+            return
+        n, k = self.tgt_t.shape[1], self.k
         p_dev = torch.from_numpy(p).to(dev)
         p32 = p_dev.float()
         for s in range(0, len(rows), self.rows):
@@ -269,9 +391,11 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     if assignment is not None and bool((assignment >= 0).all()):
         assign = assignment.cpu().numpy().astype(np.int64).copy()
         owner[assign] = np.arange(n)
+    t_start = time.perf_counter()
+    p32 = p.astype(np.float32)                          # follows p: bids update both
     cand = _Candidates(src_t, tgt_t, k, chunk)
     cand.scored = work * n
-    cand.refresh(np.arange(n), p)
+    cand.refresh(np.arange(n), p, p32)
     if epsilon is None or not math.isfinite(epsilon):
         eps = norms / 20
     elif prices is None or assignment is None:
@@ -280,12 +404,13 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         slack = cand.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
+    src32, tgt32_t = src.astype(np.float32), np.ascontiguousarray(tgt.T.astype(np.float32))
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
     # matrix product is faster per row, but small multi-threaded products stall when the cores are shared,
     # so only rows too cheap to be worth a call (about 2**24 / 256 multiply-adds or fewer) stay here
     min_batch = int(min(max(MIN_BATCH_ELEMS // (n * source.shape[1]), 1), 256))
     bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
+    t_bid = t_cert = 0.0
     while True:
         # 1. eps-CS at the new epsilon: release sources whose pair is not within eps of their best
         own = _own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
@@ -297,25 +422,32 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         top = len(free)
         stack[:top] = free
         while cand.scored / n < max_passes and bids < max_bids and not (interrupt and interrupt()):
-            top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, p, assign, owner,
-                                            eps, stale, min_batch, src32, tgt32, min(max_bids - bids, BID_ROUND))
+            t0 = time.perf_counter()
+            top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, p, p32, cand.groups,
+                                            assign, owner, eps, stale, min_batch, src32, tgt32_t,
+                                            min(max_bids - bids, BID_ROUND))
+            t_bid += time.perf_counter() - t0
             bids += b
             cand.scored += rebuilt
             if n_stale == 0 and (top == 0 or bids >= max_bids):
                 break
-            cand.refresh(stale[:n_stale].copy(), p)
+            cand.refresh(stale[:n_stale].copy(), p, p32)
             stack[top:top + n_stale] = stale[:n_stale]
             top += n_stale
         # 3. the certificate (weak duality) on the mean squared-distance cost
+        t0 = time.perf_counter()
         done = bool((assign >= 0).all())
         if done:
             primal = float(_own_values(src, tgt, assign).sum())
             dual = float(cand.row_max_upper(p).sum() + p.sum())
             cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
             rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+        t_cert += time.perf_counter() - t0
         if not done or rel_gap <= tol or eps < 1e-12 * max(norms, 1.0) or (interrupt and interrupt()):
             break
         eps /= scaling
     dev = source.device
+    seconds = {**cand.seconds, "bid": t_bid, "certificate": t_cert}
+    seconds["other"] = time.perf_counter() - t_start - sum(seconds.values())
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
-                         eps, cand.scored / n, bids, done and rel_gap <= tol)
+                         eps, cand.scored / n, bids, done and rel_gap <= tol, seconds)

@@ -7,9 +7,17 @@ a shifted, squashed Gaussian tanh(N(0, I) + 1) or a Gaussian mixture, targets
 N(0, I); warm-start sequences drift the sources by 1 % of their std between
 solves and keep the targets and the solver state. The relative gap is to the
 exact optimum where scipy's solver fits, otherwise the solver's certificate.
+
+Each (n, d) also gets an `sgemm` row: one n x n x d float32 product in row
+blocks into a reused buffer (torch.mm, as many threads as the solvers), the
+machine's limit for a full pass of scores. Rows of the fast solver give their
+achieved rate (full passes x 2 n^2 d FLOP / seconds) and their time as a
+multiple of that product's. POT (`ot.emd`, the library most users reach for)
+and lap run where they are installed (they are optional).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -21,9 +29,12 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 EXACT_FITS = 4000          # scipy / lap on the dense n x n cost: beyond this, minutes and gigabytes
+POT_FITS = 8000            # POT's network simplex on the dense cost: 0.5 GB of float64 and about a minute here
+SGEMM_ROWS = 4096          # row block of the reference product (a full-width block: the best rate measured here)
 SOURCES = ("squashed", "mixture")
 
 
@@ -59,17 +70,24 @@ def _run_cell(spec: dict) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             solve(*problem(64, spec["d"], spec["source"], 1), OTConfig(solver, max_iter=5))
-    if solver in ("scipy", "lap"):
+    if solver == "sgemm":
+        out.update(seconds=sgemm_seconds(src, tgt), cost=float("nan"), unmatched=0.0, passes=1.0)
+    elif solver in ("scipy", "lap", "pot"):
         t0 = time.perf_counter()
         cost = _dense(src, tgt)
         if solver == "scipy":
             from scipy.optimize import linear_sum_assignment
             rows, cols = linear_sum_assignment(cost)
             assignment = torch.from_numpy(cols[rows.argsort()]).long()
-        else:
+        elif solver == "lap":
             import lap
             _, x, _ = lap.lapjv(cost)
             assignment = torch.from_numpy(x).long()
+        else:
+            import ot as pot
+            n = len(src)
+            plan = pot.emd(np.full(n, 1.0 / n), np.full(n, 1.0 / n), cost, numItermax=10**9)
+            assignment = torch.from_numpy(plan.argmax(1)).long()
         out["seconds"] = time.perf_counter() - t0
         out.update(cost=_cost(src, tgt, assignment), unmatched=0.0, passes=float("nan"))
     elif spec.get("warm"):
@@ -103,6 +121,18 @@ def _run_cell(spec: dict) -> dict:
     return out
 
 
+def sgemm_seconds(src: torch.Tensor, tgt: torch.Tensor, rows: int = SGEMM_ROWS) -> float:
+    """Wall time of one full n x n x d float32 product, in row blocks into one reused buffer."""
+    tgt_t = tgt.T.contiguous()
+    buf = torch.empty(min(rows, len(src)), len(tgt))
+    torch.mm(src[:len(buf)], tgt_t, out=buf)                     # the thread pool and the buffer's pages
+    t0 = time.perf_counter()
+    for s in range(0, len(src), rows):
+        r = min(rows, len(src) - s)
+        torch.mm(src[s:s + r], tgt_t, out=buf[:r])
+    return time.perf_counter() - t0
+
+
 def _child(spec: dict) -> dict:
     """Run one cell in a fresh interpreter and read its JSON answer."""
     code = "import json, sys; from lvm.bench_ot import _run_cell; print(json.dumps(_run_cell(json.loads(sys.argv[1]))))"
@@ -123,29 +153,27 @@ def _exact_cost(n: int, d: int, source: str, seed: int) -> float | None:
     return float(c[r, k].mean())
 
 
-SOLVERS = ("fast", "warm", "paper", "scipy", "lap", "direct")  # "warm": the fast solver's warm-start sequence;
-DEFAULT_SOLVERS = SOLVERS[:-1]  # "direct": the fast solver's cold start without the multiscale (coarse) start
+SOLVERS = ("sgemm", "fast", "warm", "paper", "scipy", "lap", "pot", "direct")  # "warm": the fast solver's warm-start
+DEFAULT_SOLVERS = SOLVERS[:-1]  # sequence; "direct": its cold start without the multiscale (coarse) start
 
 
 def plan(sizes: list[int], dims: list[int], paper_passes: int, sources: tuple[str, ...] = SOURCES,
          solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> list[dict]:
     """The cells of the table, cheapest first."""
-    try:
-        import lap  # noqa: F401
-        dense = ("scipy", "lap")
-    except ImportError:
-        dense = ("scipy",)
+    dense = tuple(name for name, module in (("scipy", "scipy"), ("lap", "lap"), ("pot", "ot"))
+                  if importlib.util.find_spec(module) is not None)
     cells = []
     for n in sizes:
         for d in dims:
             for source in sources:
                 base = {"n": n, "d": d, "source": source, "seed": 0}
+                if source == sources[0]:
+                    cells.append({**base, "solver": "sgemm"})
                 cells.append({**base, "solver": "fast"})
                 cells.append({**base, "solver": "fast", "coarse": 0})
                 cells.append({**base, "solver": "fast", "warm": 3})
                 cells.append({**base, "solver": "paper", "max_iter": 200 if n <= 4000 else paper_passes})
-                if n <= EXACT_FITS:
-                    cells += [{**base, "solver": s} for s in dense]
+                cells += [{**base, "solver": s} for s in dense if n <= (POT_FITS if s == "pot" else EXACT_FITS)]
     kind = lambda c: "warm" if c.get("warm") else "direct" if c.get("coarse") == 0 else c["solver"]  # noqa: E731
     return [c for c in cells if kind(c) in solvers]
 
@@ -162,11 +190,13 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
             f"in all (runs = 1; a warm sequence's child also makes its cold start). `warm x3`: three solves, each after a 1 % drift of the sources, targets and solver state "
             f"kept; its time is the median of the three. Gap: relative gap of the cost to scipy's optimum "
             f"where n <= {EXACT_FITS}, else the solver's certified gap (fast only). Alg. 2 stops at 200 passes "
-            f"(n <= 4,000) or {paper_passes} passes (larger n). Peak RSS is the whole child process.\n\n"
-            "| n | d | source | solver | runs | seconds | gap | unmatched | passes | peak RSS MB |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+            f"(n <= 4,000) or {paper_passes} passes (larger n). Peak RSS is the whole child process. GFLOP/s: "
+            f"full passes x 2 n^2 d / seconds (fast solver and sgemm). x sgemm: seconds / the sgemm row's seconds "
+            f"(one n x n x d product, blocks of {SGEMM_ROWS} rows, measured in this run).\n\n"
+            "| n | d | source | solver | runs | seconds | gap | unmatched | passes | GFLOP/s | x sgemm | peak RSS MB |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     print(head, end="", flush=True)
-    rows, exact = [], {}
+    rows, exact, sgemm = [], {}, {}
     for cell in plan(sizes, dims, paper_passes, sources, solvers):
         key = (cell["n"], cell["d"], cell["source"])
         if key not in exact:
@@ -177,7 +207,7 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
             results += [_child(cell) for _ in range(runs - 1)]
         r = results[0]
         if "error" in r:
-            row = f"| {cell['n']:,} | {cell['d']} | {cell['source']} | {cell['solver']} | 1 | error: {r['error']} | | | | |"
+            row = f"| {cell['n']:,} | {cell['d']} | {cell['source']} | {cell['solver']} | 1 | error: {r['error']} | | | | | | |"
         else:
             sec = statistics.median(x["seconds"] for x in results)
             opt = r.get("opt", exact[key])
@@ -187,8 +217,15 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
                 ", no coarse start" if cell.get("coarse") == 0 else "") + (
                 f" ({cell['max_iter']} passes max)" if cell["solver"] == "paper" else "")
             rss = max(x["peak_rss_mb"] for x in results)
+            if cell["solver"] == "sgemm":
+                sgemm[key[:2]] = sec
+            rate = ratio = ""
+            if cell["solver"] in ("fast", "sgemm"):
+                rate = f"{r['passes'] * 2 * cell['n'] ** 2 * cell['d'] / sec / 1e9:.1f}"
+            if cell["solver"] == "fast" and key[:2] in sgemm:
+                ratio = f"{sec / sgemm[key[:2]]:.2f}"
             row = (f"| {cell['n']:,} | {cell['d']} | {cell['source']} | {name} | {len(results)} | {sec:.2f} | "
-                   f"{gap_s} | {r['unmatched']:.1%} | {r['passes']:.1f} | {rss:,.0f} |")
+                   f"{gap_s} | {r['unmatched']:.1%} | {r['passes']:.1f} | {rate} | {ratio} | {rss:,.0f} |")
         print(row, flush=True)
         rows.append(row)
         out.parent.mkdir(parents=True, exist_ok=True)

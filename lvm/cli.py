@@ -199,8 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", default="1000,4000,16000,60000", help="ot: n values")
     s.add_argument("--dims", default="2,16,64", help="ot: d values")
     s.add_argument("--sources", default="squashed,mixture", help="ot: source distributions")
-    s.add_argument("--solvers", default="fast,warm,paper,scipy,lap",
-                   help="ot: which of fast,warm,paper,scipy,lap,direct to run; warm is the fast solver's "
+    s.add_argument("--solvers", default="sgemm,fast,warm,paper,scipy,lap,pot",
+                   help="ot: which of sgemm,fast,warm,paper,scipy,lap,pot,direct to run; warm is the fast solver's "
                         "warm-start sequence, direct its cold start without the multiscale start")
     s.add_argument("--runs", type=int, default=3, help="ot: runs per cell (median)")
     s.add_argument("--paper-passes", type=int, default=20, help="ot: Alg. 2's pass budget for n > 4,000")
