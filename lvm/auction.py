@@ -248,17 +248,17 @@ class _Candidates:
     """Each source's k best targets (raw scores) and the bound on all the others (CPU arrays)."""
 
     def __init__(self, source: torch.Tensor, target: torch.Tensor, k: int, chunk: int):
-        self.src, self.tgt_t = source, target.T.contiguous()   # (n, d), (d, n) on the inputs' device
-        n = len(source)
+        self.src, self.tgt_t = source, target.T.contiguous()   # (m, d), (d, n) on the inputs' device
+        m, n = len(source), len(target)                          # m sources (a shard of them, or all) and n targets
         self.k = min(k, n)
         self.rows = max(1, min(chunk, BLOCK_ELEMS // n))
-        self.idx = np.zeros((n, self.k), dtype=np.int64)
-        self.score = np.zeros((n, self.k), dtype=np.float32)
-        self.bound = np.full(n, -np.inf)
+        self.idx = np.zeros((m, self.k), dtype=np.int64)
+        self.score = np.zeros((m, self.k), dtype=np.float32)
+        self.bound = np.full(m, -np.inf)
         self.scored = 0                                          # full rows computed so far
         self.seconds = {"product": 0.0, "select": 0.0}          # wall time of the refreshes' two parts
         self.groups = min(n, 4 * (self.k + 1))                   # column groups of `_select_row`
-        self.buf = torch.empty(self.rows, n) if source.device.type == "cpu" else None  # one block, reused
+        self.buf = torch.empty(min(self.rows, m), n) if source.device.type == "cpu" else None  # one block, reused
 
     def refresh(self, rows: np.ndarray, p: np.ndarray, p32: np.ndarray | None = None) -> None:
         """Rebuild the lists of `rows` from full rows of scores at prices p.
@@ -379,7 +379,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     src_t, tgt_t = source.float().contiguous(), target.float().contiguous()
     src, tgt = src_t.double().cpu().numpy(), tgt_t.double().cpu().numpy()
     norms = float((src**2).sum(1).mean() + (tgt**2).sum(1).mean())
-    work = 0.0
+    work, t_start = 0.0, time.perf_counter()
     if prices is None and coarse and n >= max(coarse, 2 * COARSE_FRACTION):
         p, epsilon, work = coarse_prices(src_t, tgt_t, tol=max(tol, 1e-3))
     elif prices is None:  # cold start at p_j = ||z_j||^2 / 2: every source first bids for its nearest target
@@ -391,7 +391,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     if assignment is not None and bool((assignment >= 0).all()):
         assign = assignment.cpu().numpy().astype(np.int64).copy()
         owner[assign] = np.arange(n)
-    t_start = time.perf_counter()
+    t_coarse = time.perf_counter() - t_start
     p32 = p.astype(np.float32)                          # follows p: bids update both
     cand = _Candidates(src_t, tgt_t, k, chunk)
     cand.scored = work * n
@@ -447,7 +447,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
             break
         eps /= scaling
     dev = source.device
-    seconds = {**cand.seconds, "bid": t_bid, "certificate": t_cert}
+    seconds = {"coarse": t_coarse, **cand.seconds, "bid": t_bid, "certificate": t_cert}
     seconds["other"] = time.perf_counter() - t_start - sum(seconds.values())
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
                          eps, cand.scored / n, bids, done and rel_gap <= tol, seconds)

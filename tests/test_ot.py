@@ -184,6 +184,34 @@ def test_fast_multiscale_cold_start_keeps_the_certified_quality(d: int) -> None:
     assert multi.passes > 1  # the subsamples' work is counted
 
 
+@pytest.mark.parametrize("n,k,ties", [(3000, 32, False), (700, 128, False), (40, 39, False), (500, 16, True),
+                                       (1, 1, False)])
+def test_candidate_lists_hold_the_k_best_targets_and_bound_the_rest(n: int, k: int, ties: bool) -> None:
+    """The fused selection against a full sort: the k best columns of a_ij - p_j, and the (k+1)-th value."""
+    from lvm.auction import _Candidates
+
+    g = torch.Generator().manual_seed(n + k)
+    src, tgt = torch.randn(64, 8, generator=g), torch.randn(n, 8, generator=g)
+    if ties:  # whole groups of equal targets: equal values straddle the k-th place
+        tgt = tgt[torch.arange(n) % 7]
+    p = torch.rand(n, generator=g, dtype=torch.float64).numpy()
+    cand = _Candidates(src, tgt, k, chunk=5)  # blocks of 5 rows, more than one per call
+    rows = np.arange(64)[::-1].copy()
+    cand.refresh(rows, p)
+    values = (src.double() @ tgt.double().T).numpy() - p     # (64, n)
+    top = -np.sort(-values, axis=1)
+    k = cand.k
+    got = values[np.arange(64)[:, None], cand.idx]            # the listed columns' values
+    assert (np.sort(cand.idx, axis=1)[:, 1:] != np.sort(cand.idx, axis=1)[:, :-1]).all()  # k distinct columns
+    assert np.allclose(np.sort(got, axis=1)[:, ::-1], top[:, :k], atol=1e-5)
+    assert np.allclose(cand.score, (src.double() @ tgt.double().T).numpy()[np.arange(64)[:, None], cand.idx],
+                       atol=1e-5)
+    if k < n:
+        assert np.allclose(cand.bound, top[:, k], atol=1e-5)
+    else:
+        assert np.isneginf(cand.bound).all()
+
+
 def test_fast_warm_start_from_the_paper_dual_is_accepted() -> None:
     src, tgt = _problem(200, 16, seed=13)
     paper = _solve_quiet(src, tgt, OTConfig("paper", max_iter=20))
