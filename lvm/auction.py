@@ -51,7 +51,8 @@ import numpy as np
 import torch
 from numba import njit
 
-BLOCK_ELEMS = 2**22  # scores per block of full rows: 16 MB of float32 stays in a CPU's L3 cache
+BLOCK_ELEMS = 2**24  # scores per block of full rows (64 MB of float32): blocks of a few rows re-read all targets per
+#                      block and ran the product at half the rate of 300-row blocks here (benchmarks/ot-pass.md)
 COARSE_MIN = 4000  # cold starts from this many points on begin from subsampled problems' prices
 COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
 COARSE_EPS = 0.3  # the first epsilon, as a share of the median disagreement of the two coarse estimates

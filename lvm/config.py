@@ -137,7 +137,7 @@ class PaperOTConfig:
 class OTConfig:
     solver: str = "fast"                # fast (certified auction) | paper (Alg. 2) | exact (scipy, small n only)
     max_iter: int = 200                 # fast and paper: give up (warn) after this many full passes
-    chunk: int = 4096                   # sources per block of scores: memory O(n * chunk), capped at 16 MB
+    chunk: int = 4096                   # sources per block of scores: memory O(n * chunk), capped at 64 MB
     fast: FastOTConfig = field(default_factory=FastOTConfig)
     paper: PaperOTConfig = field(default_factory=PaperOTConfig)
 
