@@ -397,7 +397,7 @@ class Session:
                 return
             self._iteration, self._epoch, self._seconds = tr.iteration, step.metrics.epoch, seconds
             self._live = live
-            self._records = _thin(self._records + [dict(rec, elapsed=seconds)], MAX_RECORDS)
+            self._records = _thin(self._records + [dict(rec, elapsed=seconds, wall=time.monotonic())], MAX_RECORDS)
             if frame is not None:
                 self._frames = _thin(self._frames + [frame], MAX_FRAMES)
                 self._samples = samples

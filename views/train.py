@@ -76,10 +76,16 @@ if s.cfg.model.latent_dim > 2 and b[4].button("Refit projection", key="refit",
     ui.forget_projection(f"main{s.view().run}")
 
 
-def _rate(records: tuple) -> float:
-    """Iterations per second of training over the last 20 iterations."""
+def _rate(records: tuple) -> str:
+    """Iterations per second over the last 20 iterations: by the wall clock (what the room sees, other runs
+    taking their turns included) and by the iterations' own time."""
     last = records[-20:]
-    return len(last) / max(sum(r["seconds"] for r in last), 1e-9) if last else 0.0
+    if len(last) < 2:
+        return ""
+    own = len(last) / max(sum(r["seconds"] for r in last), 1e-9)
+    span = last[-1].get("wall", 0.0) - last[0].get("wall", 0.0)
+    wall = (last[-1]["iteration"] - last[0]["iteration"]) / span if span > 0 else own
+    return f"{wall:.1f} it/s ({own:.1f} of its own time)"
 
 
 def _fit_text(v, name: str) -> str:
@@ -116,7 +122,7 @@ def live_view() -> None:
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)
     lim = ui.axis_limit(f"main{v.run}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
-    parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records):.1f} it/s on "
+    parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
              _fit_text(v, "ours"), _fit_text(a, "ABP") if a is not None else ""]
     if v.seconds_to_prior:
