@@ -82,14 +82,23 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # vectorised sums and 
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
-def _row_scores(x, tgt_t, out):  # pragma: no cover - compiled
-    """out_j = <x, tgt_j> in float32, tgt_t = (d, n): one vectorised sweep over the targets per dimension."""
+def _row_scores(x, tgt, tgt_t, out):  # pragma: no cover - compiled
+    """out_j = <x, tgt_j> in float32 from tgt (n, d) or its transpose tgt_t (d, n), whichever vectorises better:
+    for a small d one sweep over the targets per dimension, for a large d one dot product per target."""
+    d, n = tgt_t.shape
+    if d >= 32:
+        for j in range(n):
+            a = np.float32(0.0)
+            for c in range(d):
+                a += x[c] * tgt[j, c]
+            out[j] = a
+        return
     x0 = x[0]
-    for j in range(tgt_t.shape[1]):
+    for j in range(n):
         out[j] = x0 * tgt_t[0, j]
-    for c in range(1, tgt_t.shape[0]):
+    for c in range(1, d):
         xc = x[c]
-        for j in range(tgt_t.shape[1]):
+        for j in range(n):
             out[j] += xc * tgt_t[c, j]
 
 
@@ -185,7 +194,7 @@ def _select_block(scores, rows, lo, hi, p32, p, groups, idx, score, bound):  # p
 
 
 @njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt_t,
+def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt, tgt_t,
          max_bids):  # pragma: no cover - compiled
     """Gauss-Seidel bidding from a stack of unassigned sources.
 
@@ -204,7 +213,7 @@ def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stal
                 break
             for s in range(n_stale):
                 i = stale[s]
-                _row_scores(src[i], tgt_t, buf)
+                _row_scores(src[i], tgt, tgt_t, buf)
                 bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
                 stack[top] = stale[s]
                 top += 1
@@ -405,7 +414,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         slack = cand.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    src32, tgt32_t = src.astype(np.float32), np.ascontiguousarray(tgt.T.astype(np.float32))
+    src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
+    tgt32_t = np.ascontiguousarray(tgt32.T)
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
     # matrix product is faster per row, but small multi-threaded products stall when the cores are shared,
     # so only rows too cheap to be worth a call (about 2**24 / 256 multiply-adds or fewer) stay here
@@ -425,7 +435,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         while cand.scored / n < max_passes and bids < max_bids and not (interrupt and interrupt()):
             t0 = time.perf_counter()
             top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, p, p32, cand.groups,
-                                            assign, owner, eps, stale, min_batch, src32, tgt32_t,
+                                            assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t,
                                             min(max_bids - bids, BID_ROUND))
             t_bid += time.perf_counter() - t0
             bids += b
