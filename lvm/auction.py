@@ -57,7 +57,7 @@ COARSE_MIN = 4000  # cold starts from this many points on begin from subsampled 
 COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
 COARSE_EPS = 0.3  # the first epsilon, as a share of the median disagreement of the two coarse estimates
 BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
-MIN_BATCH_ELEMS = 2**24  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
+MIN_BATCH_ELEMS = 2**20  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
 
 @dataclass
@@ -74,6 +74,24 @@ class AuctionOutput:
     bids: int                  # bids made in all phases
     converged: bool            # everything assigned and rel_gap <= tol
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # wall time per phase (see `auction`)
+    lists: CandidateLists | None = None  # the candidate lists at the end, for the next solve on these targets
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """A solve's candidate lists, kept in memory for the next solve on the same targets.
+
+    The next solve's sources z'_i have moved by delta_i = z'_i - source_i. For an unlisted
+    target, <z'_i, t_j> - p_j <= bound_i + |delta_i| max_j |t_j| (Cauchy-Schwarz; prices
+    only rise), so each list stays valid with its bound loosened by that much, and a warm
+    solve rescores only the n k listed pairs instead of a full pass of n^2 scores. A row
+    whose loosened bound beats its best listed value is rebuilt when it bids (or before
+    the certificate), as any stale list is.
+    """
+
+    source: np.ndarray  # (n, d) float32: the sources the lists were made for
+    idx: np.ndarray     # (n, k) int64: each source's listed targets
+    bound: np.ndarray   # (n,) float64: an upper bound on a_ij - p_j over its unlisted targets, at the end
 
 
 CHUNK = 64   # columns per count in `_select_row`'s last sweep: most chunks hold no candidate
@@ -100,6 +118,18 @@ def _row_scores(x, tgt, tgt_t, out):  # pragma: no cover - compiled
         xc = x[c]
         for j in range(n):
             out[j] += xc * tgt_t[c, j]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _rescore(src, tgt, idx, out):  # pragma: no cover - compiled
+    """out[i, t] = <src_i, tgt_idx[i, t]> in float32: the listed pairs' scores for moved sources."""
+    for i in range(idx.shape[0]):
+        for t in range(idx.shape[1]):
+            j = idx[i, t]
+            a = np.float32(0.0)
+            for c in range(src.shape[1]):
+                a += src[i, c] * tgt[j, c]
+            out[i, t] = a
 
 
 @njit(cache=True, nogil=True)
@@ -313,6 +343,21 @@ class _Candidates:
                 self.bound[rc] = (scores.gather(1, jb[:, None])[:, 0].double() - p_dev[jb]).cpu().numpy()
         self.scored += len(rows)
 
+    def reuse(self, lists: CandidateLists, src: np.ndarray, tgt: np.ndarray) -> None:
+        """Take a previous solve's lists for sources that have moved since (see CandidateLists)."""
+        src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
+        t0 = time.perf_counter()
+        _rescore(src32, tgt32, lists.idx, self.score)
+        self.idx[:] = lists.idx
+        moved = np.sqrt(((src - lists.source.astype(np.float64)) ** 2).sum(1))
+        self.bound[:] = lists.bound + moved * np.sqrt((tgt**2).sum(1).max())
+        self.scored += self.k * len(src) / self.tgt_t.shape[1]   # n k scores: k / n of a pass
+        self.seconds["product"] += time.perf_counter() - t0
+
+    def unproven(self, p: np.ndarray) -> np.ndarray:
+        """Sources whose list cannot prove its best entry is their row maximum (the bound is higher)."""
+        return np.flatnonzero(self.bound > (self.score - p[self.idx]).max(1))
+
     def row_max_upper(self, p: np.ndarray) -> np.ndarray:
         """An upper bound on max_j (a_ij - p_j) for every source, exact where the list is fresh."""
         return np.maximum((self.score - p[self.idx]).max(1), self.bound)
@@ -363,8 +408,8 @@ def coarse_prices(source: torch.Tensor, target: torch.Tensor, tol: float, seed: 
 
 def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, scaling: float = 5.0,
             k: int = 0, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
-            assignment: torch.Tensor | None = None, max_passes: float = 200.0,
-            max_bids: int = 2_000_000_000, coarse: int = COARSE_MIN,
+            assignment: torch.Tensor | None = None, lists: CandidateLists | None = None,
+            max_passes: float = 200.0, max_bids: int = 2_000_000_000, coarse: int = COARSE_MIN,
             interrupt: Callable[[], bool] | None = None) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, with a certified gap.
 
@@ -376,6 +421,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
             costs over 2**20 multiply-adds (longer lists mean fewer of the costly rebuilds).
         chunk: at most this many full rows per matrix product (also capped by BLOCK_ELEMS).
         prices, epsilon, assignment: a warm start, from a previous call on the same targets.
+        lists: that call's `lists`; with prices, the warm start rescores them instead of a full pass.
         max_passes: give up (unconverged) after this many full-row equivalents of scoring.
         max_bids: give up after this many bids.
         coarse: a cold start with at least this many points begins from `coarse_prices` (0: never).
@@ -405,7 +451,12 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     p32 = p.astype(np.float32)                          # follows p: bids update both
     cand = _Candidates(src_t, tgt_t, k, chunk)
     cand.scored = work * n
-    cand.refresh(np.arange(n), p, p32)
+    rows = np.arange(n)
+    if prices is not None and lists is not None and lists.idx.shape == cand.idx.shape and lists.source.shape == src.shape:
+        cand.reuse(lists, src, tgt)      # rebuild only the lists whose loosened bound beats their best entry,
+        rows = cand.unproven(p)          # all of them if that is most (a large drift, or d = 2's near-ties)
+        rows = np.arange(n) if len(rows) > n // 2 else rows
+    cand.refresh(rows, p, p32)
     if epsilon is None or not math.isfinite(epsilon):
         eps = norms / 20
     elif prices is None or assignment is None:
@@ -418,7 +469,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     tgt32_t = np.ascontiguousarray(tgt32.T)
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
     # matrix product is faster per row, but small multi-threaded products stall when the cores are shared,
-    # so only rows too cheap to be worth a call (about 2**24 / 256 multiply-adds or fewer) stay here
+    # so only rows too cheap to be worth a call (about 2**20 / 256 multiply-adds or fewer) stay here
     min_batch = int(min(max(MIN_BATCH_ELEMS // (n * source.shape[1]), 1), 256))
     bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
     t_bid = t_cert = 0.0
@@ -450,9 +501,16 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         done = bool((assign >= 0).all())
         if done:
             primal = float(_own_values(src, tgt, assign).sum())
-            dual = float(cand.row_max_upper(p).sum() + p.sum())
-            cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-            rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+            for attempt in range(2):
+                dual = float(cand.row_max_upper(p).sum() + p.sum())
+                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
+                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+                unproven = cand.unproven(p)
+                if rel_gap <= tol or attempt or not len(unproven):
+                    break
+                t_cert += time.perf_counter() - t0   # rows known only by a loose bound: their exact row maxima
+                cand.refresh(unproven, p, p32)
+                t0 = time.perf_counter()
         t_cert += time.perf_counter() - t0
         if not done or rel_gap <= tol or eps < 1e-12 * max(norms, 1.0) or (interrupt and interrupt()):
             break
@@ -461,4 +519,5 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     seconds = {"coarse": t_coarse, **cand.seconds, "bid": t_bid, "certificate": t_cert}
     seconds["other"] = time.perf_counter() - t_start - sum(seconds.values())
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
-                         eps, cand.scored / n, bids, done and rel_gap <= tol, seconds)
+                         eps, cand.scored / n, bids, done and rel_gap <= tol, seconds,
+                         CandidateLists(src32, cand.idx, cand.bound))

@@ -22,14 +22,14 @@ on the dense cost (small n only).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .auction import BLOCK_ELEMS, auction
+from .auction import BLOCK_ELEMS, CandidateLists, auction
 from .config import OTConfig
 
 Progress = Callable[[int, float], None]  # (pass, unmatched share), called after each full pass
@@ -52,6 +52,7 @@ class OTResult:
     gap: certified relative gap of `cost` to the optimal cost (0 for the exact
         solver, nan for Alg. 2, whose map is partial).
     epsilon: the auction's last epsilon (fast solver only).
+    lists: the auction's candidate lists, for the next warm start (fast solver only; in memory, never saved).
     """
 
     assignment: torch.Tensor
@@ -63,6 +64,7 @@ class OTResult:
     h: torch.Tensor | None = None
     gap: float = float("nan")
     epsilon: float = float("nan")
+    lists: CandidateLists | None = field(default=None, repr=False, compare=False)
 
     @property
     def matched(self) -> float:
@@ -72,16 +74,18 @@ class OTResult:
     @property
     def warm_start(self) -> WarmStart:
         """What the next solve on the same targets can start from."""
-        return WarmStart(self.h, self.epsilon, self.assignment)
+        return WarmStart(self.h, self.epsilon, self.assignment, self.lists)
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """A previous correction's solver state: dual h, epsilon and assignment (targets kept fixed)."""
+    """A previous correction's solver state: dual h, epsilon, assignment and the auction's candidate lists
+    (targets kept fixed)."""
 
     h: torch.Tensor | None
     epsilon: float = float("nan")
     assignment: torch.Tensor | None = None
+    lists: CandidateLists | None = field(default=None, repr=False, compare=False)
 
 
 def _rows_per_block(n: int, chunk: int) -> int:
@@ -205,7 +209,8 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
         out = auction(source, target, tol=fc.tol, scaling=fc.scaling, k=fc.candidates, chunk=cfg.chunk,
                       prices=None if warm is None or warm.h is None else -warm.h.double(),
                       epsilon=None if warm is None else warm.epsilon,
-                      assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter,
+                      assignment=None if warm is None else warm.assignment,
+                      lists=None if warm is None else warm.lists, max_passes=cfg.max_iter,
                       coarse=fc.coarse, interrupt=interrupt)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -218,7 +223,8 @@ def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                       f"are left uncorrected", RuntimeWarning, stacklevel=3)
     n = len(source)
     return OTResult(out.assignment, unmatched, _matched_cost(source, target, out.assignment), out.passes,
-                    out.dual / n, out.converged, (-out.prices).float(), gap=out.rel_gap, epsilon=out.epsilon)
+                    out.dual / n, out.converged, (-out.prices).float(), gap=out.rel_gap, epsilon=out.epsilon,
+                    lists=out.lists)
 
 
 Solver = Callable[..., OTResult]
