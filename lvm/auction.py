@@ -26,7 +26,18 @@ the exact best, and max(v2, bound) is a valid second value (it can only make
 the increment smaller). A list is rebuilt from a full row of scores only when
 that test fails; full rows come in blocks from matrix products (float32
 scores, float64 prices, on the inputs' device), so memory is O(n * k + block).
-The bids themselves are sequential (Gauss-Seidel) and run compiled by numba.
+On the CPU each block's lists are selected while it is still in cache by
+`_select_row`: vectorised sweeps (column-wise group maxima, a bisected
+threshold, a chunked count) and a quickselect of the ~1.2 k survivors, a
+fraction of the product's own time (benchmarks/ot-pass.md); a GPU uses
+torch.topk. The bids themselves are sequential (Gauss-Seidel) and run
+compiled by numba.
+
+Warm starts keep the lists too (`CandidateLists`): sources that moved by
+delta_i keep valid lists once each bound is raised by |delta_i| max_j |t_j|,
+so a correction after a small drift rescores n k listed pairs and rebuilds
+only the lists that can no longer prove their best entry, instead of a full
+pass of n^2 scores.
 
 Cold starts of large problems are multiscale (`coarse_prices`): two random
 subsamples of an eighth of the sources and targets are solved first (the
