@@ -4,7 +4,9 @@ This module only parses and translates: flags become typed configs and the calls
 ``lvm.commands``, whose dict results are printed (one JSON object with ``--json``).
 Arguments are parsed inside ``main()`` so every module imports cleanly. A run is its
 config: ``train --config run.json`` runs exactly what ``asdict(cfg)`` in that file
-describes, and a flag given beside it changes that one setting.
+describes, and a flag given beside it changes that one setting. Under
+``torchrun --nproc_per_node N -m lvm train ...`` the N processes train one model
+(`lvm.distributed`); only rank 0 prints.
 """
 from __future__ import annotations
 
@@ -213,12 +215,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(a: argparse.Namespace) -> int:
-    from . import commands  # heavy imports only once a command runs
+    from . import commands, distributed  # heavy imports only once a command runs
 
+    if distributed.launched() and a.command != "train":
+        raise ValueError(f"only `lvm train` runs on several processes; run `lvm {a.command}` without torchrun")
     if a.command == "train":
         retune = {RETUNE_FLAGS[f]: v for f, v in given_flags(a).items() if f in RETUNE_FLAGS}
-        result = commands.train(config_from_args(a), Path(a.out), device=commands.device_of(a.device),
+        device = commands.device_of(a.device)
+        if distributed.launched():  # torchrun: one process of N; CUDA means this process's own GPU
+            comm = distributed.init()
+            device = comm.device if device.type == "cuda" else device
+        result = commands.train(config_from_args(a), Path(a.out), device=device,
                                 resume=a.resume, retune=retune if a.resume else None)
+        if not distributed.is_lead():
+            return 0
     elif a.command == "eval":
         result = commands.evaluate(a.checkpoint, inference_from_args(a), classifier=a.classifier, fid_n=a.fid_n,
                                    device=commands.device_of(a.device))
@@ -279,8 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     warnings.simplefilter("default")
+    from .distributed import close, naming_the_rank
+
     try:
-        return _dispatch(a)
+        with naming_the_rank():  # under torchrun, a failing rank says which it is before the job stops
+            return _dispatch(a)
     except (ValueError, FileNotFoundError, MissingDataError, DivergedError, CheckpointError) as e:  # one line
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        close()

@@ -5,6 +5,7 @@ into these calls); experiments and scripts can call them directly.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -14,13 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, data as datasets, metrics
+from . import checkpoint, data as datasets, distributed, metrics
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
 from .config import DataConfig, InferenceConfig, LangevinConfig, ModelConfig, TrainConfig, save_config
 from .fileio import atomic_write
 from .images import ImageError, image_paths, read_image_file
 from .models import Encoder, build_generator, n_params, prior_sample
 from .trainer import DivergedError, Step, Trainer
+from .trainer_dist import DistributedTrainer
 
 
 def device_of(name: str) -> torch.device:
@@ -36,9 +38,9 @@ def device_of(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _progress(total: int, initial: int, desc: str):
+def _progress(total: int, initial: int, desc: str, show: bool = True):
     """A tqdm bar, the callback that advances it with the latest figures, and the OT pass hook."""
-    bar = tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True, disable=not show)
     shown: dict = {}
 
     def update(step: Step) -> None:
@@ -65,25 +67,34 @@ def fit(cfg: TrainConfig, train_data: datasets.ImageData, out: Path, device: tor
     A resumed run keeps its checkpoint's config except `epochs` and the settings in `retune`
     (see Trainer.retune). A run that diverges rolls back to its last finite state and saves it
     before it stops.
+
+    Under torchrun (a process group of N > 1, `lvm.distributed.init`) every rank calls this and trains
+    its shard (`DistributedTrainer`); rank 0 alone writes the config, the log and the checkpoint and
+    shows the progress bar.
     """
+    lead = distributed.is_lead()
+    trainer = DistributedTrainer if distributed.active() else Trainer
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
-        tr = Trainer.resume(ckpt, train_data, device, epochs=cfg.epochs)
+        tr = trainer.resume(ckpt, train_data, device, epochs=cfg.epochs)
         if retune:
             tr.retune(**retune)
     else:
-        tr = Trainer(cfg, train_data, device)
-    save_config(tr.cfg, out / "config.json")  # the run as it goes on: `train --config` runs it again
+        tr = trainer(cfg, train_data, device)
     log_path = out / "metrics.jsonl"
-    if resume and log_path.exists():  # a killed run may have logged iterations after its last checkpoint
+    if lead:
+        save_config(tr.cfg, out / "config.json")  # the run as it goes on: `train --config` runs it again
+    if lead and resume and log_path.exists():  # a killed run may have logged iterations after its last checkpoint
         kept = [ln for ln in log_path.read_text().splitlines(keepends=True)
                 if ln.strip().endswith("}") and json.loads(ln)["iteration"] <= tr.iteration]
         log_path.write_text("".join(kept))
-    bar, update, ot_pass = _progress(tr.total_iterations, tr.iteration, f"{tr.cfg.method} {out.name}")
-    with open(log_path, "a" if resume else "w", buffering=1) as log:  # line-buffered: a kill loses no record
+    bar, update, ot_pass = _progress(tr.total_iterations, tr.iteration, f"{tr.cfg.method} {out.name}", show=lead)
+    opened = open(log_path, "a" if resume else "w", buffering=1) if lead else contextlib.nullcontext()
+    with opened as log:  # line-buffered: a kill loses no record
         def callback(step: Step) -> None:
-            log.write(json.dumps(step.record()) + "\n")
+            if log is not None:
+                log.write(json.dumps(step.record()) + "\n")
             update(step)
         try:
             tr.fit(callback, checkpoint_path=ckpt, ot_progress=ot_pass)
@@ -102,10 +113,13 @@ def train(cfg: TrainConfig, out: Path, device: torch.device | str = "cpu", resum
     """`fit`, then the chains' fit to the prior on 2,000 of them beside the prior-vs-prior level."""
     t0 = time.perf_counter()
     tr = fit(cfg, datasets.load(cfg.data, "train"), Path(out), device, resume, retune)
-    n_fit = min(2000, len(tr.z))
+    z = tr.population()
+    if z is None:  # a rank other than 0 of several: rank 0 reports
+        return {}
+    n_fit = min(2000, len(z))
     return {"checkpoint": str(Path(out) / "checkpoint.pt"), "iterations": tr.iteration,
             "seconds": time.perf_counter() - t0,
-            "latent_ot_cost": metrics.latent_ot_cost(tr.z, n_fit, tr.cfg.seed),
+            "latent_ot_cost": metrics.latent_ot_cost(z, n_fit, tr.cfg.seed),
             "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, tr.cfg.model.latent_dim, tr.cfg.seed)}
 
 

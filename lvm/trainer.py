@@ -8,7 +8,9 @@ correction. alpha = 0 (method "abp") is alternating back-propagation; method
 `Trainer.step` runs one iteration and returns a typed `Step` (its `StepMetrics`
 and, when one was due, the `Correction`); `fit` is that step in a loop with one
 callback. The trainer keeps no UI state and never plots, prints or imports a UI;
-`retune` is the one way to change a run's settings while it goes on.
+`retune` is the one way to change a run's settings while it goes on. On several processes
+(torchrun), `lvm.trainer_dist.DistributedTrainer` runs this same loop on a shard of the
+population through the hooks marked "(a hook of DistributedTrainer)".
 """
 from __future__ import annotations
 
@@ -121,6 +123,7 @@ class Trainer:
         n, d = len(data), cfg.model.latent_dim
         self.targets = prior_sample(n, d, _rng(cfg.seed, 1))  # {z_j}: drawn once, kept fixed (Alg. 1 input 5)
         self.z = self.targets.clone()                          # chains start at the fixed prior sample
+        self.rows = slice(0, n)                                # the population's rows this process holds
         self.iteration = 0
         self.ot_warm: ot.WarmStart | None = None               # last solver state: the next correction starts there
         self.good: collections.deque[dict] = collections.deque(maxlen=GOOD_KEEP)  # finite states: see `rollback`
@@ -160,20 +163,20 @@ class Trainer:
             loss, mse = self._learn_vae(x, idx, rng)
         else:
             # 1. inference: K Langevin steps of Eq. 7 from the chain's last state (or from noise)
-            z0 = self.z[idx] if cfg.persistent else prior_sample(len(idx), cfg.model.latent_dim, rng)
+            z0, noise = self._chain_start(idx, rng)
             self.z[idx] = langevin.infer(self.generator, x, z0.to(self.device), cfg.langevin, rng,
-                                         interrupt=interrupt).cpu()
+                                         interrupt=interrupt, noise=noise).cpu()
             # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11); the chains'
             #    fit is measured before Eq. 10 moves them
             if due:
-                chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+                chain_fit = self._chain_fit()
             if due and cfg.corrects:
                 correction = self.correct(ot_progress, interrupt)
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
         q_fit = None
-        if due and chain_fit is None:  # the VAE: its population holds the encoder means
-            chain_fit = latent_ot_cost(self.z, n=LATENT_FIT_N, seed=cfg.seed)
+        if due and cfg.method == "vae":  # its population holds the encoder means
+            chain_fit = self._chain_fit()
         elif due and cfg.q_fit_n:     # after learning: the generator this iteration leaves behind
             with contextlib.suppress(langevin.Interrupted):
                 q_fit = self.q_fit(interrupt)
@@ -184,6 +187,19 @@ class Trainer:
         if self.iteration % GOOD_EVERY == 0:
             self.good.append(copy.deepcopy(self.state_dict()))
         return Step(metrics, correction)
+
+    def _chain_start(self, idx: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's chains before inference, and their Langevin noise (None: `infer` draws it from rng).
+
+        (a hook of DistributedTrainer, which draws the whole batch's noise and keeps its own rows)
+        """
+        if self.cfg.persistent:
+            return self.z[idx], None
+        return prior_sample(len(idx), self.cfg.model.latent_dim, rng), None
+
+    def _chain_fit(self) -> float | None:
+        """The chains' exact OT fit to the prior on LATENT_FIT_N of them (a hook of DistributedTrainer)."""
+        return latent_ot_cost(self.z, n=LATENT_FIT_N, seed=self.cfg.seed)
 
     def q_fit(self, interrupt: ot.Interrupt | None = None) -> float:
         """metrics.q_ot_cost on the fixed q_fit_n training images, with the current generator and K, s, sigma."""
@@ -222,12 +238,7 @@ class Trainer:
     def correct(self, progress: ot.Progress | None = None, interrupt: ot.Interrupt | None = None) -> Correction:
         """Match the population to the fixed prior sample and move it by Eq. 10 (skipped if interrupted)."""
         t0 = time.perf_counter()
-        dev = self.device  # scores on the accelerator when there is one; the chains stay in host memory
-        res = ot.solve(self.z.to(dev), self.targets.to(dev), self.cfg.ot,
-                       generator=_rng(self.cfg.seed, 4, self.iteration), warm=self._warm_on(dev), progress=progress,
-                       interrupt=interrupt)
-        if dev.type != "cpu":
-            res = replace(res, assignment=res.assignment.cpu(), h=None if res.h is None else res.h.cpu())
+        res = self._solve(progress, interrupt)
         stopped = not res.converged and interrupt is not None and interrupt()
         if not stopped:  # an interrupted solve's prices are not a warm start to keep
             self.ot_warm = res.warm_start
@@ -239,8 +250,18 @@ class Trainer:
                           "is skipped and training goes on (raise --ot-max-iter if it keeps happening)",
                           RuntimeWarning, stacklevel=2)
         if not skip:
-            self.z = ot.correct(self.z, self.targets, res.assignment, self.cfg.alpha)  # a new tensor
+            self.z = ot.correct(self.z, self.targets, res.assignment[self.rows], self.cfg.alpha)  # a new tensor
         return Correction(before, res.assignment, res, time.perf_counter() - t0, skip)
+
+    def _solve(self, progress: ot.Progress | None, interrupt: ot.Interrupt | None) -> ot.OTResult:
+        """The OT solve of the correction, its answer on the CPU (a hook of DistributedTrainer)."""
+        dev = self.device  # scores on the accelerator when there is one; the chains stay in host memory
+        res = ot.solve(self.z.to(dev), self.targets.to(dev), self.cfg.ot,
+                       generator=_rng(self.cfg.seed, 4, self.iteration), warm=self._warm_on(dev), progress=progress,
+                       interrupt=interrupt)
+        if dev.type != "cpu":
+            res = replace(res, assignment=res.assignment.cpu(), h=None if res.h is None else res.h.cpu())
+        return res
 
     def _warm_on(self, dev: torch.device) -> ot.WarmStart | None:
         w = self.ot_warm
@@ -271,7 +292,7 @@ class Trainer:
 
     def _check_finite(self, m: StepMetrics) -> None:
         bad = [f"{k} not finite" for k in ("loss", "mse") if not math.isfinite(getattr(m, k))]
-        spread = float(self.z.double().pow(2).mean())  # NaN if any latent is
+        spread = self._spread()  # NaN if any latent is
         if not math.isfinite(spread):
             bad.append("latents not finite")
         elif spread > RUNAWAY:
@@ -284,6 +305,14 @@ class Trainer:
                 f"training diverged at iteration {self.iteration} ({'; '.join(bad)}): lower the Langevin step "
                 f"size s (now {c.langevin.step_size}) or the learning rate (now {c.lr}), or raise sigma (now "
                 f"{c.langevin.sigma})")
+
+    def population(self) -> torch.Tensor | None:
+        """Every chain, in the data set's order (a hook of DistributedTrainer: on rank 0, None elsewhere)."""
+        return self.z
+
+    def _spread(self) -> float:
+        """Mean z_i^2 over the population (a hook of DistributedTrainer)."""
+        return float(self.z.double().pow(2).mean())
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, callback: Callable[[Step], None] | None = None, stop: threading.Event | None = None,
@@ -321,10 +350,14 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
         tr = cls(cfg, data, device)
-        tr._load_state(state)
+        tr._load_state(tr._from_checkpoint(state))
         tr.good.clear()
         tr.good.append(copy.deepcopy(tr.state_dict()))
         return tr
+
+    def _from_checkpoint(self, state: dict) -> dict:
+        """A checkpoint's state as `_load_state` takes it (a hook of DistributedTrainer: its shard)."""
+        return state
 
     def _load_state(self, state: dict) -> None:
         """Model, optimiser, chains, targets, iteration and solver state from a `state_dict`."""
