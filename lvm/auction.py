@@ -385,11 +385,14 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
 def _ctransform(src: torch.Tensor, tgt: torch.Tensor, value: torch.Tensor, rows: int) -> torch.Tensor:
     """max_i (<src_i, tgt_j> - value_i) for every j, in blocks of `rows` targets (float64 result)."""
     out = torch.empty(len(tgt), dtype=torch.float64)
-    v32 = value.float().to(src.device)
+    value = value.to(src.device)
+    v32, src_t = value.float(), src.T.contiguous()                  # (m,), (d, m)
+    buf = torch.empty(min(rows, len(tgt)), len(src), device=src.device)  # one block, reused
     for s in range(0, len(tgt), rows):
-        scores = tgt[s:s + rows] @ src.T - v32                      # (rows, m) float32
-        best = scores.argmax(1)
-        out[s:s + rows] = ((tgt[s:s + rows].double() * src[best].double()).sum(1) - value.to(src.device)[best]).cpu()
+        r = min(rows, len(tgt) - s)
+        torch.addmm(v32, tgt[s:s + r], src_t, beta=-1, out=buf[:r])  # (r, m) float32 scores minus values
+        best = buf[:r].argmax(1)
+        out[s:s + r] = ((tgt[s:s + r].double() * src[best].double()).sum(1) - value[best]).cpu()
     return out
 
 

@@ -63,6 +63,7 @@ def _run_cell(spec: dict) -> dict:
     """One solve (or warm sequence) in this process; returns time, cost, unmatched, gap, passes."""
     from lvm.config import FastOTConfig, OTConfig
     from lvm.ot import solve
+    torch.set_num_threads(spec.get("threads", torch.get_num_threads()))  # the parent's (`--threads`)
     src, tgt = problem(spec["n"], spec["d"], spec["source"], spec["seed"])
     solver = spec["solver"]
     out: dict = {}
@@ -202,6 +203,7 @@ def run(sizes: list[int], dims: list[int], runs: int, out: Path, paper_passes: i
         if key not in exact:
             exact[key] = _exact_cost(*key, cell["seed"])
         t0 = time.perf_counter()
+        cell["threads"] = torch.get_num_threads()
         results = [_child(cell)]
         if "error" not in results[0] and time.perf_counter() - t0 <= budget:  # the child's whole run
             results += [_child(cell) for _ in range(runs - 1)]
