@@ -5,32 +5,32 @@ The problem and its dual are those of `lvm.auction`: match n sources to n target
     max_sigma  sum_i a_{i sigma(i)},   a_ij = <z_hat_i, z_j>,
     D(p) = sum_i max_j (a_ij - p_j) + sum_j p_j  >=  sum_i a_{i sigma(i)}  for every p and sigma.
 
-The sources (the chains) are split across ranks in contiguous blocks (`lvm.distributed.bounds`);
-the targets are global and fixed, and every rank holds all of them. What costs is scoring: a
-source's candidate list (its k best targets and a bound on all the others, `lvm.auction._Candidates`)
-is rebuilt from a full row of n scores, 2 n d flops, and a correction rebuilds at least every row
-once. So each rank scores its own rows only, against all targets, and the lists it builds are
-all-gathered: every rank then holds every list (8 k + 8 bytes a row), the prices p (float64), the
-owner of every target and every row's target, identical on every rank.
+The sources (the chains) live on the ranks in contiguous blocks (`lvm.distributed.bounds`); the
+targets are global and fixed. A correction first all-gathers the sources (n d float32), so every
+rank holds both point sets. What costs is scoring: a candidate list (a row's k best targets and a
+bound on all the others, `lvm.auction._Candidates`) is rebuilt from a full row of n scores, 2 n d
+flops, and a correction rebuilds every row at least once. So the rows to rebuild are split evenly
+over the ranks, each scores its share against all targets, and the lists are all-gathered (8 k + 8
+bytes a row): every rank then holds every list, the prices p (float64), the owner of every target
+and every row's target, identical on every rank.
 
 Bids are made from those lists by the sequential (Gauss-Seidel) rule of `lvm.auction`, the same
 bids in the same order on every rank, so prices and ownership stay identical with no tie to break:
 an unassigned row i bids for its best listed target j1 and raises p_j1 by (v1 - max(v2, bound_i)) + eps,
 v1, v2 its best and second-best values a_ij - p_j; the previous owner becomes unassigned. A row whose
 list cannot prove its best target (v1 < bound_i: prices rose on its listed targets) waits; when no row
-can bid, the waiting rows are rescored, each by the rank that holds it, and their new lists
-all-gathered: one collective per batch of stale rows. Every pair keeps eps-complementary slackness,
-epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the certificate
-D(p) - primal puts the relative gap on the transport cost at most `tol`. The primal needs
-a_{i sigma(i)} in float64 from the source vectors: each rank computes its rows' and they are
-all-gathered at every phase start, so the certificate is computed identically on every rank.
+can bid, the waiting rows are rebuilt: a large batch split over the ranks (one all-gather), a small
+one (the end game's single rows) by every rank itself inside the compiled loop, in IEEE order
+(no fastmath), so that every rank computes the same list. Every pair keeps eps-complementary
+slackness, epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the
+certificate D(p) - primal puts the relative gap on the transport cost at most `tol`; every rank
+computes it from the same arrays, so all ranks stop together.
 
 Why not a Jacobi auction (every rank bids for its own rows, the best bid per target found by an
 all-reduce each round): it is correct, and was built first, but an auction's end game is a chain of
 displacements one row after another, and every displacement that crosses ranks costs one round, a
 collective's latency. Measured on the 2-core machine (two ranks, n = 20,000, d = 64, warm): 25,887
-rounds, 78 s against 5.1 s for one process. Here the end game runs inside the compiled loop on every
-rank, and only rescoring needs the network (benchmarks/distributed.md).
+rounds, 78 s against 5.1 s for one process (benchmarks/distributed.md).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from .ot import OTResult, Progress, WarmStart
 
 
 def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndarray:
-    """a_{i sigma(i)} in float64 for this rank's rows (0 where unassigned)."""
+    """a_{i sigma(i)} in float64 (0 where unassigned)."""
     out = np.zeros(len(src))
     m = assign >= 0
     out[m] = np.einsum("ij,ij->i", src[m], tgt[assign[m]])
@@ -56,14 +56,51 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
 
 
 @njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, fresh, p, assign, owner, eps, stale):  # pragma: no cover - compiled
-    """Gauss-Seidel bidding from a stack of unassigned rows, on the gathered lists of all rows.
+def _rebuild_row(i, src, tgt, p, idx, score, bound, buf):  # pragma: no cover - compiled
+    """One row's list from its full row of values a_ij - p_j: float32 dots in IEEE order, a sorted top k+1."""
+    n, k, d = tgt.shape[0], idx.shape[1], tgt.shape[1]
+    for j in range(n):
+        a = np.float32(0.0)
+        for c in range(d):
+            a += src[i, c] * tgt[j, c]
+        buf[j] = a
+    topv = np.full(k + 1, -np.inf)
+    topj = np.zeros(k + 1, dtype=np.int64)
+    for j in range(n):
+        v = buf[j] - p[j]
+        if v > topv[k]:
+            t = k
+            while t > 0 and topv[t - 1] < v:
+                topv[t], topj[t] = topv[t - 1], topj[t - 1]
+                t -= 1
+            topv[t], topj[t] = v, j
+    for t in range(k):
+        idx[i, t], score[i, t] = topj[t], buf[topj[t]]
+    bound[i] = topv[k] if n > k else -np.inf
 
-    A row whose list cannot prove its best target (and was not just rebuilt) is set aside in `stale`.
-    Returns (stale count, bids made).
+
+@njit(cache=True, nogil=True)
+def _bid(stack, top, idx, score, bound, fresh, p, assign, owner, eps, stale, min_batch, src,
+         tgt):  # pragma: no cover - compiled
+    """Gauss-Seidel bidding from a stack of unassigned rows, on the lists of all rows.
+
+    A row whose list cannot prove its best target (and was not just rebuilt) is set aside in
+    `stale`; when the stack runs dry, fewer than `min_batch` of them are rebuilt here one by one,
+    more are handed back to be split over the ranks. Returns (stale count, bids made, rows rebuilt).
     """
-    n_stale, bids, k = 0, 0, idx.shape[1]
-    while top > 0:
+    n_stale, bids, rebuilt, k = 0, 0, 0, idx.shape[1]
+    buf = np.empty(tgt.shape[0], dtype=np.float32)
+    while True:
+        if top == 0:
+            if n_stale == 0 or n_stale >= min_batch:
+                break
+            for s in range(n_stale):
+                _rebuild_row(stale[s], src, tgt, p, idx, score, bound, buf)
+                fresh[stale[s]] = True
+                stack[top] = stale[s]
+                top += 1
+            rebuilt += n_stale
+            n_stale = 0
         top -= 1
         i = stack[top]
         v1, v2, j1 = -np.inf, -np.inf, -1
@@ -90,44 +127,30 @@ def _bid(stack, top, idx, score, bound, fresh, p, assign, owner, eps, stale):  #
             assign[prev] = -1
             stack[top] = prev
             top += 1
-    return n_stale, bids
+    return n_stale, bids, rebuilt
 
 
-class _Lists:
-    """Every row's candidate list, identical on every rank; each rank scores the rows it holds."""
+class _Lists(_Candidates):
+    """Every row's candidate list, identical on every rank; a batch of rows is scored a share per rank."""
 
-    def __init__(self, source: torch.Tensor, target: torch.Tensor, k: int, chunk: int, comm: Comm,
-                 starts: np.ndarray):
-        n = len(target)
-        self.comm, self.starts = comm, starts                   # starts: (world + 1,) block boundaries
-        self.start = int(starts[comm.rank])
-        self.cand = _Candidates(source, target, k, chunk)       # this rank's rows, scored against all targets
-        k = self.cand.idx.shape[1]
-        self.idx = np.zeros((n, k), dtype=np.int64)
-        self.score = np.zeros((n, k), dtype=np.float32)
-        self.bound = np.full(n, -np.inf)
-        self.scored = 0                                         # full rows scored, all ranks together
+    def __init__(self, source: torch.Tensor, target: torch.Tensor, k: int, chunk: int, comm: Comm):
+        super().__init__(source, target, k, chunk)
+        self.comm = comm
+        self.spread = 0                                         # rows scored with the work split over ranks
 
     def refresh(self, rows: np.ndarray, p: np.ndarray) -> None:
-        """Rescore `rows` (global, the same on every rank) at prices p and gather their lists everywhere."""
-        rank_of = np.searchsorted(self.starts, rows, side="right") - 1
-        mine = rows[rank_of == self.comm.rank] - self.start
-        c = self.cand
-        c.refresh(mine, p)
-        k = c.idx.shape[1]
-        packed = np.concatenate([c.idx[mine].astype(np.int32).view(np.uint8).reshape(len(mine), 4 * k),
-                                 c.score[mine].view(np.uint8).reshape(len(mine), 4 * k),
-                                 c.bound[mine].view(np.uint8).reshape(len(mine), 8)], axis=1)
-        every = self.comm.allgather(packed, "gathering candidate lists")
-        order = rows[np.argsort(rank_of, kind="stable")]      # the rows in the order the ranks sent them
-        self.idx[order] = np.ascontiguousarray(every[:, :4 * k]).view(np.int32)
-        self.score[order] = np.ascontiguousarray(every[:, 4 * k:8 * k]).view(np.float32)
-        self.bound[order] = np.ascontiguousarray(every[:, 8 * k:]).view(np.float64)[:, 0]
-        self.scored += len(rows)
-
-    def row_max_upper(self, p: np.ndarray) -> np.ndarray:
-        """An upper bound on max_j (a_ij - p_j) for every row, exact where the list is fresh."""
-        return np.maximum((self.score - p[self.idx]).max(1), self.bound)
+        """Rescore `rows` (the same on every rank) at prices p: each rank a share, the lists all-gathered."""
+        share = np.array_split(rows, self.comm.world)[self.comm.rank]
+        super().refresh(share, p)
+        k = self.idx.shape[1]
+        packed = np.concatenate([self.idx[share].astype(np.int32).view(np.uint8).reshape(len(share), 4 * k),
+                                 self.score[share].view(np.uint8).reshape(len(share), 4 * k),
+                                 self.bound[share].view(np.uint8).reshape(len(share), 8)], axis=1)
+        every = self.comm.allgather(packed, "gathering candidate lists")  # the shares in rank order: `rows`
+        self.idx[rows] = np.ascontiguousarray(every[:, :4 * k]).view(np.int32)
+        self.score[rows] = np.ascontiguousarray(every[:, 4 * k:8 * k]).view(np.float32)
+        self.bound[rows] = np.ascontiguousarray(every[:, 8 * k:]).view(np.float64)[:, 0]
+        self.spread += len(rows)
 
 
 def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: float = 1e-4, scaling: float = 5.0,
@@ -142,35 +165,29 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         source: (m, d) this rank's rows: global rows [start, start + m) with the blocks in rank order.
         target: (n, d) all targets (n = the sum of m over ranks), on the same device as `source`.
         comm: the process group (`lvm.distributed.init`).
-        tol, scaling, k, chunk, max_passes, coarse: as in `lvm.auction.auction` (k and the coarse
-            threshold count the global n).
+        tol, scaling, k, chunk, max_passes, coarse: as in `lvm.auction.auction` (for the global n).
         prices, epsilon, assignment: a warm start (global (n,) prices and assignment), as a previous
             call on the same targets returned them.
 
     Returns:
         An AuctionOutput, identical on every rank, whose assignment (n,) is global: the target of each
-        source row, -1 if unassigned; a permutation when `converged`.
+        source row, -1 if unassigned; a permutation when `converged`. `passes` counts full rows scored
+        by all ranks together, over n.
     """
     m, d = source.shape
-    sizes = comm.allgather(np.array([m]), "the auction's block sizes")
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    n, start, stop = int(starts[-1]), int(starts[comm.rank]), int(starts[comm.rank + 1])
+    everything = torch.from_numpy(comm.allgather(source.detach().float().cpu().numpy(), "gathering the sources"))
+    n = len(everything)
     if n != len(target):
         raise ValueError(f"the ranks hold {n} sources in all but there are {len(target)} targets")
     k = k or (128 if n * d > 2**20 else 32)
-    src_t, tgt_t = source.float().contiguous(), target.float().contiguous()
+    src_t, tgt_t = everything.to(source.device).contiguous(), target.float().contiguous()  # (n, d) each
     src, tgt = src_t.double().cpu().numpy(), tgt_t.double().cpu().numpy()
-    norms = float(comm.sum((src**2).sum(), "the source norms")[0] / n + (tgt**2).sum(1).mean())
-
-    def own_values(assign: np.ndarray) -> np.ndarray:  # a_{i sigma(i)} of every row, float64, 0 if unassigned
-        return comm.allgather(_own_values(src, tgt, assign[start:stop]), "the pairs' values")
-
+    norms = float((src**2).sum(1).mean() + (tgt**2).sum(1).mean())
     work = 0.0
     if prices is None and coarse and n >= max(coarse, 16):  # rank 0 solves the subsampled problems
-        everything = comm.gather(src_t.cpu(), "gathering the sources for the coarse start")
         first = np.zeros(n + 2)
         if comm.rank == 0:
-            p0, eps0, work = coarse_prices(everything.to(src_t.device), tgt_t, tol=max(tol, 1e-3))
+            p0, eps0, work = coarse_prices(src_t, tgt_t, tol=max(tol, 1e-3))
             first[:n], first[n], first[n + 1] = p0, eps0, work
         first = comm.broadcast(torch.from_numpy(first), "the coarse start's prices").numpy()
         p, epsilon, work = first[:n].copy(), float(first[n]), float(first[n + 1])
@@ -183,31 +200,36 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
     if assignment is not None and bool((assignment >= 0).all()):
         assign = assignment.cpu().numpy().astype(np.int64).copy()
         owner[assign] = np.arange(n)
-    lists = _Lists(src_t, tgt_t, k, max(1, min(chunk, BLOCK_ELEMS // n)), comm, starts)  # blocks <= BLOCK_ELEMS
+    lists = _Lists(src_t, tgt_t, k, max(1, min(chunk, BLOCK_ELEMS // n)), comm)
     lists.refresh(np.arange(n), p)
     if epsilon is None or not math.isfinite(epsilon):
         eps = norms / 20
     elif prices is None or assignment is None:
         eps = epsilon
     else:  # warm: start where the drift left the kept pairs, so that about a tenth of them rebid
-        slack = lists.row_max_upper(p) - (own_values(assign) - p[assign])
+        slack = lists.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    bids, rel_gap, primal, dual = 0, math.inf, -math.inf, math.inf
+    src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
+    # fewer stale rows than this are rebuilt by every rank in the compiled loop (as lvm.auction does on
+    # one core): cheaper than a collective's latency plus a share of the rows
+    min_batch = int(min(max(2**24 // (n * d), 1), 256))
+    bids, rebuilt, rel_gap, primal, dual = 0, 0, math.inf, -math.inf, math.inf
     while True:
         # 1. eps-CS at the new epsilon: release the pairs that are not within eps of their best
-        own = own_values(assign) - np.where(assign >= 0, p[assign], 0.0)
+        own = _own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
         drop = (assign >= 0) & (own < lists.row_max_upper(p) - eps)
         owner[assign[drop]] = -1
         assign[drop] = -1
-        # 2. bid until every row holds a target; stale lists are rescored by their ranks, a batch at a time
+        # 2. bid until every row holds a target; large batches of stale lists are rebuilt across the ranks
         free = np.flatnonzero(assign < 0)
         top = len(free)
         stack[:top] = free
         fresh = np.zeros(n, dtype=np.bool_)
-        while top and lists.scored / n + work < max_passes:
-            n_stale, b = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, assign, owner, eps, stale)
-            bids += b
+        while top and (lists.spread + rebuilt) / n + work < max_passes:
+            n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, assign, owner, eps,
+                                 stale, min_batch, src32, tgt32)
+            bids, rebuilt = bids + b, rebuilt + r
             if n_stale == 0:
                 break
             rows = stale[:n_stale].copy()
@@ -218,7 +240,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         # 3. the certificate (weak duality) on the mean squared-distance cost, the same on every rank
         done = bool((assign >= 0).all())
         if done:
-            primal = float(own_values(assign).sum())
+            primal = float(_own_values(src, tgt, assign).sum())
             dual = float(lists.row_max_upper(p).sum() + p.sum())
             cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
             rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
@@ -227,7 +249,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         eps /= scaling
     dev = source.device
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
-                         eps, lists.scored / n + work, bids, done and rel_gap <= tol)
+                         eps, (lists.spread + rebuilt) / n + work, bids, done and rel_gap <= tol)
 
 
 def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm, warm: WarmStart | None = None,
@@ -239,6 +261,8 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
     Raises:
         ValueError: a solver other than "fast" (Alg. 2 and the exact solver need the whole population).
     """
+    if len(source) != np.subtract(*comm.bounds(len(target))[::-1]):
+        raise ValueError(f"{comm}: holds {len(source)} sources, not its block of {len(target)}")
     if cfg.solver != "fast":
         raise ValueError(f"the {cfg.solver!r} OT solver runs in one process only; on several processes use the "
                          "fast (auction) solver")
@@ -264,7 +288,7 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
                       f"{out.rel_gap:.2g} (tol {cfg.fast.tol}) and {unmatched:.1%} unmatched; unmatched sources "
                       f"are left uncorrected", RuntimeWarning, stacklevel=3)
     start, stop = comm.bounds(n)
-    a = out.assignment[start:stop].cpu()
+    a = out.assignment[start:stop].cpu()  # this rank's block (the trainer's layout, lvm.distributed.bounds)
     m = a >= 0
     sq = float((source.cpu()[m] - target.cpu()[a[m]]).double().pow(2).sum()) if bool(m.any()) else 0.0
     matched_sq, matched = comm.sum([sq, float(m.sum())], "the matched cost")
