@@ -5,6 +5,9 @@ Only this module and the pages import Streamlit; the training thread lives in
 """
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import multiprocessing.pool
 import threading
 import uuid
 from dataclasses import dataclass, replace
@@ -206,13 +209,49 @@ def forget_projection(key: str) -> None:
         del st.session_state[slot]
 
 
+@functools.cache
+def _fitter() -> multiprocessing.pool.Pool:
+    """One process for UMAP fits: its compiled code holds the GIL for seconds, which would stall the server."""
+    return multiprocessing.get_context("spawn").Pool(1)
+
+
+def stop_fits() -> None:
+    """End the UMAP process, abandoning a fit in flight (at shutdown, and in tests)."""
+    if _fitter.cache_info().currsize:
+        _fitter().terminate()
+        _fitter.cache_clear()
+        for slot in [k for k, v in st.session_state.items() if isinstance(v, multiprocessing.pool.AsyncResult)]:
+            del st.session_state[slot]
+
+
+def _fit(method: str, z: np.ndarray) -> Projection:
+    return Projection(method).fit(z)
+
+
 def projection(key: str, method: str, fit_on: np.ndarray) -> Projection:
-    """The projection for run `key`, fitted once on `fit_on` and reused for every later frame."""
+    """The projection for run `key`, fitted once on `fit_on` and reused for every later frame.
+
+    PCA fits at once. UMAP fits in a separate process while the page goes on with PCA (and says so); it is
+    used from the first redraw after the fit is done. A failed fit is reported and PCA stays.
+    """
     slot = f"proj:{key}:{method}"
-    if slot not in st.session_state:
-        with st.spinner(f"fitting the {method.upper()} projection once"):
-            st.session_state[slot] = Projection(method).fit(fit_on)
-    return st.session_state[slot]
+    got = st.session_state.get(slot)
+    if got is None:
+        got = _fitter().apply_async(_fit, (method, np.array(fit_on))) if method == "umap" else _fit(method, fit_on)
+        st.session_state[slot] = got
+    if isinstance(got, multiprocessing.pool.AsyncResult):
+        if not got.ready():
+            st.caption("Fitting the UMAP projection in the background (it can take a minute); PCA until then.")
+            return projection(key, "pca", fit_on)
+        try:
+            got = got.get()
+        except Exception as e:  # noqa: BLE001 - whatever UMAP raised, the page keeps PCA and says why
+            got = e
+        st.session_state[slot] = got
+    if isinstance(got, Exception):
+        st.warning(f"The UMAP projection could not be fitted ({type(got).__name__}: {got}); showing PCA.")
+        return projection(key, "pca", fit_on)
+    return got
 
 
 def explain(markdown: str, *latex: str) -> None:

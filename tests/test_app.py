@@ -78,6 +78,19 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     at.run()  # d = 3 draws through the PCA projection
     assert not at.exception and len(at.get("image")) == 3  # the clouds, the fit curves, the decoded samples
     assert "abp" in at.session_state["sessions"]  # ABP beside ours is on by default
+    s.start()
+    wait_until(lambda: len(s.view().frames) >= 2)  # a projection is fitted once the chains carry information
+    s.pause()
+    wait_until(lambda: s.view().state == "paused")
+    it = s.view().iteration
+    at.radio(key="proj").set_value("umap").run()  # UMAP fits in another process: the page goes on with PCA
+    assert not at.exception and any("Fitting the UMAP" in c.value for c in at.caption)
+    assert len(at.get("image")) == 3
+    at.button(key="step").click().run()  # the controls still act while it fits
+    wait_until(lambda: s.view().iteration == it + 1)
+    import ui
+
+    ui.stop_fits()  # UMAP's first compile takes a minute: this test stops at the PCA stand-in
     at.number_input(key="limit").set_value(1).run()
     at.multiselect(key="classes").set_value([]).run()
     s.stop()

@@ -21,7 +21,7 @@ if len(v.frames) < 2:
 d = v.live.shape[1]
 proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
-lim = ui.axis_limit(f"main{v.run}", *(xy(f.z) for f in v.frames[-5:]))
+lim = ui.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
 picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
 st.subheader("q(z^K) across corrections")
 st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim), key="replay")

@@ -120,7 +120,7 @@ def live_view() -> None:
         xy = p.transform
         prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, d)))
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)
-    lim = ui.axis_limit(f"main{v.run}", pts, other)
+    lim = ui.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
