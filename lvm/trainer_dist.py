@@ -12,9 +12,9 @@ single-process run up to float rounding. The learning step minimises the global 
 
 each rank differentiating N / B times the sum over its own rows; DDP averages those gradients
 over the N ranks, which gives grad L exactly. The correction solves the whole population's
-assignment with `lvm.auction_dist` (each rank scores its own chains against all targets) and
-moves each rank's chains by Eq. 10. The learning step and the prices are therefore the same on
-every rank; only the chains are split.
+assignment with `lvm.auction_dist` (the scoring split over the ranks, the answer the same on
+every rank) and moves each rank's chains by Eq. 10. The parameters, the optimiser and the
+solver's state are therefore the same on every rank; only the images and chains are split.
 
 Checkpoints have today's format: rank 0 gathers the chains in global order and writes one file,
 so a run saved on N processes resumes on M, and `eval`, `anomaly` and the app read it unchanged.
