@@ -261,8 +261,10 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
     Raises:
         ValueError: a solver other than "fast" (Alg. 2 and the exact solver need the whole population).
     """
-    if len(source) != np.subtract(*comm.bounds(len(target))[::-1]):
-        raise ValueError(f"{comm}: holds {len(source)} sources, not its block of {len(target)}")
+    n = len(target)
+    start, stop = comm.bounds(n)  # this rank's block: the trainer's layout, lvm.distributed.bounds
+    if len(source) != stop - start:
+        raise ValueError(f"{comm}: holds {len(source)} sources, not its block of {n} ({stop - start})")
     if cfg.solver != "fast":
         raise ValueError(f"the {cfg.solver!r} OT solver runs in one process only; on several processes use the "
                          "fast (auction) solver")
@@ -279,7 +281,6 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
                       coarse=fc.coarse)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
-    n = len(target)
     unmatched = float((out.assignment < 0).double().mean())
     if progress is not None:
         progress(max(1, round(out.passes)), unmatched)
@@ -287,8 +288,7 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
         warnings.warn(f"OT (distributed auction) stopped after {out.passes:.1f} passes with a certified gap of "
                       f"{out.rel_gap:.2g} (tol {cfg.fast.tol}) and {unmatched:.1%} unmatched; unmatched sources "
                       f"are left uncorrected", RuntimeWarning, stacklevel=3)
-    start, stop = comm.bounds(n)
-    a = out.assignment[start:stop].cpu()  # this rank's block (the trainer's layout, lvm.distributed.bounds)
+    a = out.assignment[start:stop].cpu()
     m = a >= 0
     sq = float((source.cpu()[m] - target.cpu()[a[m]]).double().pow(2).sum()) if bool(m.any()) else 0.0
     matched_sq, matched = comm.sum([sq, float(m.sum())], "the matched cost")

@@ -8,11 +8,11 @@ here, in the test process, on one thread like each rank.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import time
-import json
 from dataclasses import replace
 from pathlib import Path
 
