@@ -173,3 +173,11 @@ def test_a_silent_rank_ends_the_job_with_a_message_naming_the_rank(capfd) -> Non
     assert time.perf_counter() - t0 < 40                   # the 3 s timeout, not the sleeping rank, ends it
     err = capfd.readouterr().err
     assert "rank 0 of 2 failed: CollectiveError" in err and "the test's sum" in err
+
+
+def test_only_train_runs_under_torchrun(monkeypatch, capsys) -> None:
+    from lvm.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; no process group is joined for a refused command
+    assert main(["eval", "runs/none/checkpoint.pt"]) == 2
+    assert "only `lvm train` runs on several processes" in capsys.readouterr().err
