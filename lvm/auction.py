@@ -295,6 +295,9 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="auction")
 
 
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
+
+
 class _Candidates:
     """Each source's k best targets (raw scores) and the bound on all the others (CPU arrays)."""
 
