@@ -12,9 +12,10 @@ from .langevin import energy, infer
 from .models import ConvGenerator, Encoder, MLPGenerator, build_generator, prior_sample
 from .ot import OTResult, WarmStart, correct, solve
 from .trainer import DivergedError, Trainer
+from .trainer_dist import DistributedTrainer
 
 __all__ = [
-    "CheckpointError", "ConvGenerator", "DataConfig", "DivergedError", "Encoder", "ImageData",
+    "CheckpointError", "ConvGenerator", "DataConfig", "DistributedTrainer", "DivergedError", "Encoder", "ImageData",
     "LangevinConfig", "MLPGenerator", "MissingDataError", "ModelConfig", "OTConfig", "OTResult",
     "TrainConfig", "Trainer", "WarmStart", "build_generator", "correct", "energy", "infer", "load", "load_model",
     "meg_split", "prior_sample", "solve",
