@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .auction import BLOCK_ELEMS, COARSE_MIN, AuctionOutput, _Candidates, coarse_prices
+from .auction import BLOCK_ELEMS, COARSE_MIN, AuctionOutput, CandidateLists, _Candidates, coarse_prices
 from .config import OTConfig
 from .distributed import Comm
 from .ot import OTResult, Progress, WarmStart
@@ -155,8 +155,8 @@ class _Lists(_Candidates):
 
 def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: float = 1e-4, scaling: float = 5.0,
             k: int = 0, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
-            assignment: torch.Tensor | None = None, max_passes: float = 200.0,
-            coarse: int = COARSE_MIN) -> AuctionOutput:
+            assignment: torch.Tensor | None = None, kept: CandidateLists | None = None,
+            max_passes: float = 200.0, coarse: int = COARSE_MIN) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, the sources split across ranks.
 
     Every rank calls this with its own block of sources; the other arguments are the same on every rank.
@@ -168,6 +168,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         tol, scaling, k, chunk, max_passes, coarse: as in `lvm.auction.auction` (for the global n).
         prices, epsilon, assignment: a warm start (global (n,) prices and assignment), as a previous
             call on the same targets returned them.
+        kept: that call's `lists`: with prices, only the lists that cannot prove their best entry after the
+            drift are rescored (`lvm.auction.CandidateLists`), the same rows on every rank.
 
     Returns:
         An AuctionOutput, identical on every rank, whose assignment (n,) is global: the target of each
@@ -201,7 +203,13 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         assign = assignment.cpu().numpy().astype(np.int64).copy()
         owner[assign] = np.arange(n)
     lists = _Lists(src_t, tgt_t, k, max(1, min(chunk, BLOCK_ELEMS // n)), comm)
-    lists.refresh(np.arange(n), p)
+    rows = np.arange(n)
+    if prices is not None and kept is not None and kept.idx.shape == lists.idx.shape and kept.source.shape == src.shape:
+        lists.reuse(kept, src, tgt)  # the same arithmetic on the same gathered data: identical on every rank
+        rows = lists.unproven(p)
+        rows = np.arange(n) if len(rows) > n // 2 else rows
+    if len(rows):
+        lists.refresh(rows, p)
     if epsilon is None or not math.isfinite(epsilon):
         eps = norms / 20
     elif prices is None or assignment is None:
@@ -241,15 +249,21 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         done = bool((assign >= 0).all())
         if done:
             primal = float(_own_values(src, tgt, assign).sum())
-            dual = float(lists.row_max_upper(p).sum() + p.sum())
-            cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-            rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+            for attempt in range(2):
+                dual = float(lists.row_max_upper(p).sum() + p.sum())
+                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
+                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+                unproven = lists.unproven(p)
+                if rel_gap <= tol or attempt or not len(unproven):
+                    break
+                lists.refresh(unproven, p)  # rows known only by a loose (kept) bound: their exact maxima
         if not done or rel_gap <= tol or eps < 1e-12 * max(norms, 1.0):
             break
         eps /= scaling
     dev = source.device
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
-                         eps, (lists.spread + rebuilt) / n + work, bids, done and rel_gap <= tol)
+                         eps, (lists.spread + rebuilt) / n + work, bids, done and rel_gap <= tol,
+                         lists=CandidateLists(src32, lists.idx, lists.bound))
 
 
 def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm, warm: WarmStart | None = None,
@@ -277,8 +291,8 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
         out = auction(source, target, comm, tol=fc.tol, scaling=fc.scaling, k=fc.candidates, chunk=cfg.chunk,
                       prices=None if warm is None or warm.h is None else -warm.h.double(),
                       epsilon=None if warm is None else warm.epsilon,
-                      assignment=None if warm is None else warm.assignment, max_passes=cfg.max_iter,
-                      coarse=fc.coarse)
+                      assignment=None if warm is None else warm.assignment,
+                      kept=None if warm is None else warm.lists, max_passes=cfg.max_iter, coarse=fc.coarse)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     unmatched = float((out.assignment < 0).double().mean())
@@ -294,4 +308,4 @@ def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm,
     matched_sq, matched = comm.sum([sq, float(m.sum())], "the matched cost")
     cost = matched_sq / matched if matched else float("nan")
     return OTResult(out.assignment.cpu(), unmatched, cost, out.passes, out.dual / n, out.converged,
-                    (-out.prices).float().cpu(), gap=out.rel_gap, epsilon=out.epsilon)
+                    (-out.prices).float().cpu(), gap=out.rel_gap, epsilon=out.epsilon, lists=out.lists)

@@ -34,6 +34,11 @@ CFG = TrainConfig(method="ours", alpha=0.5, ot_every=4, batch_size=100, epochs=3
                   langevin=LangevinConfig(steps=10, step_size=0.1), ot=OTConfig(fast=FastOTConfig(tol=1e-6)))
 HALF, WHOLE = 12, 24
 OT_PROBLEMS = [(300, 8, 1e-7), (1000, 16, 1e-3)]  # (n, d, tol): an optimum to reach, a gap to certify
+WARM = (1200, 16, 1e-4)                            # a warm solve from kept candidate lists
+
+
+def _drifted(src: torch.Tensor) -> torch.Tensor:
+    return src + 0.01 * src.std() * torch.randn(src.shape, generator=torch.Generator().manual_seed(9))
 
 
 def _problem(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +75,13 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             src, tgt = _problem(n, d)
             start, stop = comm.bounds(n)
             found[(n, d)] = auction_dist.auction(src[start:stop], tgt, comm, tol=tol)
-        torch.save({f"{n}x{d}": (o.assignment, o.prices, o.primal, o.dual, o.rel_gap, o.converged)
+        src, tgt = _problem(*WARM[:2])                 # a warm solve after a 1 % drift, from the kept lists
+        moved = _drifted(src)
+        start, stop = comm.bounds(len(src))
+        first = auction_dist.auction(src[start:stop], tgt, comm, tol=WARM[2])
+        found[WARM[:2]] = auction_dist.auction(moved[start:stop], tgt, comm, tol=WARM[2], prices=first.prices,
+                                               epsilon=first.epsilon, assignment=first.assignment, kept=first.lists)
+        torch.save({f"{n}x{d}": (o.assignment, o.prices, o.primal, o.dual, o.rel_gap, o.converged, o.passes)
                     for (n, d), o in found.items()}, f"{out}/ot-rank{rank}.pt")
         data = load(MNIST01, "train")
         commands.fit(CFG, data, Path(out, "two"))                                  # 0 -> 12 on 2
@@ -142,7 +153,7 @@ def test_checkpoint_resumes_on_another_number_of_processes(runs: Path, run: str)
 @pytest.mark.parametrize("n,d,tol", OT_PROBLEMS)
 def test_distributed_auction_is_certified_and_matches_one_process(runs: Path, n: int, d: int, tol: float) -> None:
     ranks = [torch.load(runs / f"ot-rank{r}.pt", weights_only=True)[f"{n}x{d}"] for r in (0, 1)]
-    assignment, prices, primal, dual, gap, converged = ranks[0]
+    assignment, prices, primal, dual, gap, converged, _ = ranks[0]
     assert torch.equal(ranks[1][0], assignment) and torch.equal(ranks[1][1], prices)  # identical on every rank
     assert converged and gap <= tol and dual >= primal
     assert torch.equal(assignment.sort().values, torch.arange(n))                       # a permutation
@@ -156,6 +167,22 @@ def test_distributed_auction_is_certified_and_matches_one_process(runs: Path, n:
         assert np.array_equal(assignment.numpy(), cols)
         one = auction(*_problem(n, d), tol=tol)
         assert torch.equal(one.assignment, assignment)
+
+
+def test_distributed_warm_start_keeps_the_candidate_lists(runs: Path) -> None:
+    """After a 1 % drift the kept lists spare most of a pass, and the answer keeps its certificate."""
+    n, d, tol = WARM
+    ranks = [torch.load(runs / f"ot-rank{r}.pt", weights_only=True)[f"{n}x{d}"] for r in (0, 1)]
+    assignment, prices, primal, dual, gap, converged, passes = ranks[0]
+    assert torch.equal(ranks[1][0], assignment) and torch.equal(ranks[1][1], prices)
+    assert converged and gap <= tol and torch.equal(assignment.sort().values, torch.arange(n))
+    assert passes < 0.5                                  # a fresh start scores every row once or more
+    src, tgt = _problem(n, d)
+    moved, tgt = _drifted(src).double().numpy(), tgt.double().numpy()
+    cost = ((moved[:, None] - tgt[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    best, got = cost[rows, cols].mean(), cost[np.arange(n), assignment.numpy()].mean()
+    assert best - 1e-9 <= got <= best * (1 + gap) + 1e-9
 
 
 def _hanging_worker(rank: int, world: int, port: int) -> None:
