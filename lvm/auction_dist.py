@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from numba import njit
 
-from .auction import BLOCK_ELEMS, COARSE_MIN, AuctionOutput, CandidateLists, _Candidates, coarse_prices
+from .auction import (BLOCK_ELEMS, COARSE_MIN, AuctionOutput, CandidateLists, _Candidates, _row_scores, _select_row,
+                      coarse_prices)
 from .config import OTConfig
 from .distributed import Comm
 from .ot import OTResult, Progress, WarmStart
@@ -56,47 +57,26 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
 
 
 @njit(cache=True, nogil=True)
-def _rebuild_row(i, src, tgt, p, idx, score, bound, buf):  # pragma: no cover - compiled
-    """One row's list from its full row of values a_ij - p_j: float32 dots in IEEE order, a sorted top k+1."""
-    n, k, d = tgt.shape[0], idx.shape[1], tgt.shape[1]
-    for j in range(n):
-        a = np.float32(0.0)
-        for c in range(d):
-            a += src[i, c] * tgt[j, c]
-        buf[j] = a
-    topv = np.full(k + 1, -np.inf)
-    topj = np.zeros(k + 1, dtype=np.int64)
-    for j in range(n):
-        v = buf[j] - p[j]
-        if v > topv[k]:
-            t = k
-            while t > 0 and topv[t - 1] < v:
-                topv[t], topj[t] = topv[t - 1], topj[t - 1]
-                t -= 1
-            topv[t], topj[t] = v, j
-    for t in range(k):
-        idx[i, t], score[i, t] = topj[t], buf[topj[t]]
-    bound[i] = topv[k] if n > k else -np.inf
-
-
-@njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, fresh, p, assign, owner, eps, stale, min_batch, src,
-         tgt):  # pragma: no cover - compiled
+def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt,
+         tgt_t):  # pragma: no cover - compiled
     """Gauss-Seidel bidding from a stack of unassigned rows, on the lists of all rows.
 
     A row whose list cannot prove its best target (and was not just rebuilt) is set aside in
     `stale`; when the stack runs dry, fewer than `min_batch` of them are rebuilt here one by one,
     more are handed back to be split over the ranks. Returns (stale count, bids made, rows rebuilt).
     """
-    n_stale, bids, rebuilt, k = 0, 0, 0, idx.shape[1]
-    buf = np.empty(tgt.shape[0], dtype=np.float32)
+    n_stale, bids, rebuilt, k, n = 0, 0, 0, idx.shape[1], tgt.shape[0]
+    buf = np.empty(n, dtype=np.float32)                 # one row's scores and `_select_row`'s scratch
+    gm, cj, cv = np.empty(groups, dtype=np.float32), np.empty(n, dtype=np.int64), np.empty(n)
     while True:
         if top == 0:
             if n_stale == 0 or n_stale >= min_batch:
                 break
             for s in range(n_stale):
-                _rebuild_row(stale[s], src, tgt, p, idx, score, bound, buf)
-                fresh[stale[s]] = True
+                i = stale[s]
+                _row_scores(src[i], tgt, tgt_t, buf)
+                bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
+                fresh[i] = True
                 stack[top] = stale[s]
                 top += 1
             rebuilt += n_stale
@@ -120,6 +100,7 @@ def _bid(stack, top, idx, score, bound, fresh, p, assign, owner, eps, stale, min
         if second == -np.inf:                  # a single target in all: nothing to outbid
             second = v1
         p[j1] += max(v1 - second, 0.0) + eps   # at least eps above the old price (float noise clipped)
+        p32[j1] = p[j1]
         prev = owner[j1]
         owner[j1], assign[i] = i, j1
         bids += 1
@@ -219,6 +200,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
+    tgt32_t, p32 = np.ascontiguousarray(tgt32.T), p.astype(np.float32)  # p32 follows p: bids update both
     # fewer stale rows than this are rebuilt by every rank in the compiled loop (as lvm.auction does on
     # one core): cheaper than a collective's latency plus a share of the rows
     min_batch = int(min(max(2**24 // (n * d), 1), 256))
@@ -235,8 +217,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         stack[:top] = free
         fresh = np.zeros(n, dtype=np.bool_)
         while top and (lists.spread + rebuilt) / n + work < max_passes:
-            n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, assign, owner, eps,
-                                 stale, min_batch, src32, tgt32)
+            n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
+                                 assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t)
             bids, rebuilt = bids + b, rebuilt + r
             if n_stale == 0:
                 break
