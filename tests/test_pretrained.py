@@ -72,8 +72,9 @@ AUPRC_ABS = 2e-3              # 150x the measured 1.3e-5, and above the 1.8e-3 o
 
 @pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason="pretrained/anomaly-4 is missing")
 def test_shipped_scores_are_what_the_model_gives_on_its_test_split() -> None:
-    """The first batch of anomaly-4's seeded test subset, rescored from the checkpoint as its manifest's command
-    scored it (seed, test steps, batches of 500), against the shipped test_scores.npz."""
+    """The first batch of anomaly-4's test images (its whole test split in order, or a seeded subset), rescored
+    from the checkpoint as its manifest's command scored it (seed, test steps, batches of 500), against the shipped
+    test_scores.npz."""
     entry = pretrained.find("anomaly-4")
     cfg, gen, _ = entry.load()
     seed = entry.manifest["metrics"]["seed"]
