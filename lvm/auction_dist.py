@@ -41,19 +41,11 @@ import numpy as np
 import torch
 from numba import njit
 
-from .auction import (BLOCK_ELEMS, COARSE_MIN, AuctionOutput, CandidateLists, _Candidates, _row_scores, _select_row,
-                      coarse_prices)
+from .auction import COARSE_MIN, AuctionOutput, _own_values, coarse_prices
+from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates, _row_scores, _select_row
 from .config import OTConfig
 from .distributed import Comm
 from .ot import OTResult, Progress, WarmStart
-
-
-def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndarray:
-    """a_{i sigma(i)} in float64 (0 where unassigned)."""
-    out = np.zeros(len(src))
-    m = assign >= 0
-    out[m] = np.einsum("ij,ij->i", src[m], tgt[assign[m]])
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -150,7 +142,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         prices, epsilon, assignment: a warm start (global (n,) prices and assignment), as a previous
             call on the same targets returned them.
         kept: that call's `lists`: with prices, only the lists that cannot prove their best entry after the
-            drift are rescored (`lvm.auction.CandidateLists`), the same rows on every rank.
+            drift are rescored (`lvm.candidates.CandidateLists`), the same rows on every rank.
 
     Returns:
         An AuctionOutput, identical on every rank, whose assignment (n,) is global: the target of each

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .auction import BLOCK_ELEMS, CandidateLists, auction
+from .auction import auction
+from .candidates import BLOCK_ELEMS, CandidateLists
 from .config import OTConfig
 
 Progress = Callable[[int, float], None]  # (pass, unmatched share), called after each full pass

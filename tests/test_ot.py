@@ -189,7 +189,7 @@ def test_fast_multiscale_cold_start_keeps_the_certified_quality(d: int) -> None:
                                        (1, 1, False)])
 def test_candidate_lists_hold_the_k_best_targets_and_bound_the_rest(n: int, k: int, ties: bool) -> None:
     """The fused selection against a full sort: the k best columns of a_ij - p_j, and the (k+1)-th value."""
-    from lvm.auction import _Candidates
+    from lvm.candidates import _Candidates
 
     g = torch.Generator().manual_seed(n + k)
     src, tgt = torch.randn(64, 8, generator=g), torch.randn(n, 8, generator=g)
