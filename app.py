@@ -1,52 +1,14 @@
 """The app: ``streamlit run app.py``. Navigation and the landing view (the pretrained teaching demo).
 
 The landing view reads the demo's small ``preview.npz`` with numpy only: torch is
-imported by the other pages, after the first picture is on screen.
+imported by the other pages, after the first picture is on screen, and by a warm-up
+thread (``warmup.py``) that a view visited before it ends waits for visibly.
 """
-import hashlib
-import json
-import os
-import threading
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
 import charts
-
-
-def pretrained_dir() -> Path:
-    """As ``lvm.pretrained.root()``, without importing lvm (and torch) for the first picture."""
-    return Path(os.environ.get("LVM_PRETRAINED_DIR") or Path(__file__).resolve().parent / "pretrained")
-
-
-@st.cache_data(show_spinner=False)
-def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
-    """(manifest, latents (m, 2), samples (36, 1, 28, 28) uint8) of pretrained/demo, hash-checked; None if absent."""
-    path = Path(folder) / "demo" / "manifest.json"
-    if not path.is_file():
-        return None
-    manifest = json.loads(path.read_text())
-    entry = manifest["files"].get("preview")
-    if entry is None:
-        return None
-    npz = path.parent / entry["path"]
-    if hashlib.sha256(npz.read_bytes()).hexdigest() != entry["sha256"]:
-        raise ValueError(f"{npz}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh demo")
-    with np.load(npz) as f:
-        return manifest, f["latents"], f["samples"]
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Thread:
-    """Once per server, after the landing picture: import torch and build the Train view's demo runs in the
-    background, so that the first visit to Train does not wait for them (about 9 s otherwise)."""
-    def work() -> None:
-        import ui  # torch and lvm: imported here, not before the first picture
-        ui.warm_up()
-    thread = threading.Thread(target=work, name="lvm-warm-up", daemon=True)
-    thread.start()
-    return thread
+import warmup
 
 
 def home() -> None:
@@ -56,7 +18,7 @@ def home() -> None:
                 "inferred by a few Langevin steps; every L iterations an optimal-transport matching pulls the "
                 "whole population of latents back onto the prior (An, Xie & Li, CVPR 2021).")
     try:
-        preview = demo_preview(str(pretrained_dir()))
+        preview = warmup.demo_preview(str(warmup.pretrained_dir()))
     except (ValueError, KeyError, OSError) as e:
         st.error(f"pretrained/demo cannot be read: {e}")
         preview = None
@@ -85,7 +47,7 @@ def home() -> None:
                     "OT cost between the latents and as many prior draws:")
         st.latex(r"W = \min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
     st.page_link(TRAIN, label="Train a model live")
-    warm_up()
+    warmup.start()  # after the landing picture: torch and the demo's runs, in the background
 
 
 # No page icons: Streamlit fetches Material Symbols from an external font host, and the app must work offline.
@@ -95,4 +57,6 @@ nav = st.navigation([st.Page(home, title="Home", default=True), TRAIN,
                      st.Page("views/reconstruct.py", title="Reconstruct & generate"),
                      st.Page("views/anomaly.py", title="Anomaly")])
 st.set_page_config(page_title="lvm: short-run MCMC + OT", layout="wide")
+if nav.title != "Home":
+    warmup.wait(nav.title)  # every other view imports torch: until the warm-up is done, it says so at once
 nav.run()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import warmup
 from lvm import pretrained
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -21,6 +22,7 @@ needs_anomaly = pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason=
 
 def _app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
+    warmup.join()  # the server's warm-up, started by Home: a view visited before it ends waits for it (tested below)
     if page:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -55,6 +57,19 @@ def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -
     assert not at.exception and "No detector yet" in at.info[0].value
     at.switch_page("views/reconstruct.py").run()
     assert not at.exception and "No model yet" in at.info[0].value
+
+
+def test_a_view_visited_before_the_warm_up_ends_says_so_and_draws_at_once(monkeypatch) -> None:
+    at = _app()
+    monkeypatch.setattr(warmup, "ready", lambda: False)
+    at.switch_page("views/train.py").run()
+    assert not at.exception and at.title[0].value == "Train"
+    assert "Preparing the live runs" in at.info[0].value and not at.button  # no controls until the runs exist
+    if pretrained.find("demo") is not None:
+        assert len(at.get("plotly_chart")) == 1  # the pretrained demo's latents meanwhile
+    monkeypatch.undo()
+    at.run()
+    assert not at.exception and at.button(key="start")  # once it is done, the view itself
 
 
 def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:

@@ -1,0 +1,106 @@
+"""The server's one-time warm-up, torch-free: what a view shows before torch and the demo's runs are ready.
+
+The first visit after a server starts pays for importing torch and lvm and for the first optimiser (which
+imports torch._dynamo): 5-10 s on 2 cores. A background thread does that once per server, started by the
+landing view (after its picture) or by the first view that needs it; a view visited before it is done shows
+its title, what is being prepared, and the pretrained demo's picture within a second, then continues by itself.
+"""
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import charts
+
+POLL = 0.5  # seconds between checks of the warm-up while a view waits for it
+
+
+def pretrained_dir() -> Path:
+    """As ``lvm.pretrained.root()``, without importing lvm (and torch)."""
+    return Path(os.environ.get("LVM_PRETRAINED_DIR") or Path(__file__).resolve().parent / "pretrained")
+
+
+@st.cache_data(show_spinner=False)
+def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
+    """(manifest, latents (m, 2), samples (36, 1, 28, 28) uint8) of pretrained/demo, hash-checked; None if absent."""
+    path = Path(folder) / "demo" / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    entry = manifest["files"].get("preview")
+    if entry is None:
+        return None
+    npz = path.parent / entry["path"]
+    if hashlib.sha256(npz.read_bytes()).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{npz}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh demo")
+    with np.load(npz) as f:
+        return manifest, f["latents"], f["samples"]
+
+
+_lock = threading.Lock()
+_started: tuple[threading.Thread, float] | None = None  # the warm-up thread and when it began: one per server
+
+
+def _thread() -> tuple[threading.Thread, float]:
+    """Once per server: import torch and lvm and build (and drop) the demo's two runs, in the background."""
+    global _started
+    with _lock:
+        if _started is None:
+            def work() -> None:
+                import ui  # torch and lvm: imported here, never before a view's first picture
+                ui.warm_up()
+            thread = threading.Thread(target=work, name="lvm-warm-up", daemon=True)
+            thread.start()
+            _started = thread, time.monotonic()
+    return _started
+
+
+def start() -> None:
+    """Start the warm-up if this server has not yet."""
+    _thread()
+
+
+def join() -> None:
+    """Start the warm-up if needed and wait for its end."""
+    _thread()[0].join()
+
+
+def ready() -> bool:
+    """True once the warm-up has ended (a failure included: the view then shows the real error itself)."""
+    return not _thread()[0].is_alive()
+
+
+def wait(title: str) -> None:
+    """Unless the warm-up is done: draw `title`, what is being prepared and the pretrained demo's latents, poll
+    until it is done, rerun the page, and stop this run of the view's script."""
+    if ready():
+        return
+    st.title(title)
+    left, right = st.columns([3, 2])
+
+    @st.fragment(run_every=POLL)
+    def progress() -> None:
+        waited = time.monotonic() - _thread()[1]
+        if ready():
+            st.rerun(scope="app")
+        st.info(f"Preparing the live runs: the first visit after the server starts imports torch and builds "
+                f"the demo's two runs (5-10 s on 2 cores; {waited:.0f} s so far). This page goes on by itself.")
+
+    with right:
+        progress()
+    try:
+        preview = demo_preview(str(pretrained_dir()))
+    except (ValueError, KeyError, OSError):
+        preview = None
+    if preview is not None:
+        manifest, z, _ = preview
+        lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
+        left.plotly_chart(charts.latent_figure(z, lim, title="Meanwhile: " + manifest["title"]), key="wait_cloud")
+        left.caption("The pretrained demo model's persistent chains after training, for a first look; the live "
+                     "runs start from scratch.")
+    st.stop()
