@@ -1,4 +1,4 @@
-"""Issue 12, step 1: ABP, ours (two alphas) and the VAE at an equal training budget, on the weak digits (1, 9).
+"""Issue 12, step 1: ABP, ours (two alphas) and the VAE at an equal training budget, on the weak digits (1, 7, 9).
 
     python -m experiments.anomaly_budget [--digits 1,9] [--variants abp,abp-sigma0.15,ours-a0.1,ours-a0.5,vae]
                                          [--budget 300] [--seeds 0]
@@ -166,7 +166,7 @@ def pm(xs: list[float]) -> str:
 
 def report(runs: Path, out: Path, budget: float, t0: float, shipped: dict) -> None:
     rows = collect(runs)
-    lines = ["# ABP, ours and the VAE at an equal training budget, digits 1 and 9 (issue 12)", "",
+    lines = ["# ABP, ours and the VAE at an equal training budget, digits 1, 7 and 9 (issue 12)", "",
              f"`{script_command()}` (and earlier invocations, whose runs are read). {machine()}. One torch thread, "
              "one run at a time under `nice -n 10`, the 2 cores shared with two other agents' jobs. Started "
              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t0))} UTC.", "",
