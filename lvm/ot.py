@@ -22,7 +22,7 @@ on the dense cost (small n only).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -67,21 +67,6 @@ class OTResult:
     epsilon: float = float("nan")
     lists: CandidateLists | None = field(default=None, repr=False, compare=False)
 
-    def corrected(self, target: torch.Tensor, alpha: float) -> WarmStart:
-        """This state for the sources as Eq. 10 left them, moved with this solve's assignment sigma.
-
-        With z'_i = alpha t_sigma(i) + (1 - alpha) z_i, the prices p'_j = alpha ||t_j||^2 / 2 + (1 - alpha) p_j
-        (p = -h) keep sigma as optimal as p kept it for the z_i: the conditions of eps-complementary
-        slackness are linear in the sources, p certifies sigma for the z_i, and ||t_j||^2 / 2 certifies
-        the identity for the t_sigma(i) (<t_i, t_j> - ||t_j||^2 / 2 <= ||t_i||^2 / 2). The next solve then
-        starts where only the drift since moved the pairs; from the old prices, made for a cloud that is
-        no longer there, it re-auctions most of them (after alpha = 1, nearly all).
-        """
-        if self.h is None or alpha == 0:
-            return self
-        h = (1 - alpha) * self.h.double() - alpha * target.to(self.h.device).double().pow(2).sum(1) / 2
-        return replace(self, h=h.to(self.h.dtype))
-
     @property
     def matched(self) -> float:
         """Share of sources that receive a target."""
@@ -102,21 +87,6 @@ class WarmStart:
     epsilon: float = float("nan")
     assignment: torch.Tensor | None = None
     lists: CandidateLists | None = field(default=None, repr=False, compare=False)
-
-    def corrected(self, target: torch.Tensor, alpha: float) -> WarmStart:
-        """This state for the sources as Eq. 10 left them, moved with this solve's assignment sigma.
-
-        With z'_i = alpha t_sigma(i) + (1 - alpha) z_i, the prices p'_j = alpha ||t_j||^2 / 2 + (1 - alpha) p_j
-        (p = -h) keep sigma as optimal as p kept it for the z_i: the conditions of eps-complementary
-        slackness are linear in the sources, p certifies sigma for the z_i, and ||t_j||^2 / 2 certifies
-        the identity for the t_sigma(i) (<t_i, t_j> - ||t_j||^2 / 2 <= ||t_i||^2 / 2). The next solve then
-        starts where only the drift since moved the pairs; from the old prices, made for a cloud that is
-        no longer there, it re-auctions most of them (after alpha = 1, nearly all).
-        """
-        if self.h is None or alpha == 0:
-            return self
-        h = (1 - alpha) * self.h.double() - alpha * target.to(self.h.device).double().pow(2).sum(1) / 2
-        return replace(self, h=h.to(self.h.dtype))
 
 
 def _rows_per_block(n: int, chunk: int) -> int:

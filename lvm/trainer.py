@@ -251,8 +251,6 @@ class Trainer:
                           RuntimeWarning, stacklevel=2)
         if not skip:
             self.z = ot.correct(self.z, self.targets, res.assignment[self.rows], self.cfg.alpha)  # a new tensor
-            if self.ot_warm is not None:  # the duals follow the chains that Eq. 10 just moved
-                self.ot_warm = self.ot_warm.corrected(self.targets, self.cfg.alpha)
         return Correction(before, res.assignment, res, time.perf_counter() - t0, skip)
 
     def _solve(self, progress: ot.Progress | None, interrupt: ot.Interrupt | None) -> ot.OTResult:
