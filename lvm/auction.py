@@ -86,13 +86,15 @@ class AuctionOutput:
 
 
 @njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt, tgt_t,
-         max_bids):  # pragma: no cover - compiled
+def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt,
+         tgt_t, max_bids):  # pragma: no cover - compiled
     """Gauss-Seidel bidding from a stack of unassigned sources.
 
     A source whose list cannot prove its best target is set aside in `stale`;
     when the stack runs dry, fewer than `min_batch` of them are rebuilt here
     one by one, more are handed back for a blocked matrix product. p32 follows p.
+    A source marked in `fresh` (its list just rebuilt) bids without that test,
+    so that float noise in a bound can never send a list back for rebuilding.
     Returns (stack height, stale count, bids made, rows rebuilt here).
     """
     n_stale, bids, rebuilt, k = 0, 0, 0, idx.shape[1]
@@ -107,6 +109,7 @@ def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stal
                 i = stale[s]
                 _row_scores(src[i], tgt, tgt_t, buf)
                 bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
+                fresh[i] = True
                 stack[top] = stale[s]
                 top += 1
             rebuilt += n_stale
@@ -121,14 +124,15 @@ def _bid(stack, top, idx, score, bound, p, p32, groups, assign, owner, eps, stal
                 v2, v1, j1 = v1, v, j
             elif v > v2:
                 v2 = v
-        if v1 < bound[i]:                      # an unlisted target may be better: rebuild the list first
+        if v1 < bound[i] and not fresh[i]:     # an unlisted target may be better: rebuild the list first
             stale[n_stale] = i
             n_stale += 1
             continue
+        fresh[i] = False
         second = max(v2, bound[i])
         if second == -np.inf:                  # a single target in all: nothing to outbid
             second = v1
-        p[j1] += v1 - second + eps             # the bid: at least eps above the old price
+        p[j1] += max(v1 - second, 0.0) + eps   # the bid: at least eps above the old price (float noise clipped)
         p32[j1] = p[j1]
         prev = owner[j1]
         owner[j1], assign[i] = i, j1
@@ -245,6 +249,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         slack = cand.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    fresh = np.zeros(n, dtype=np.bool_)                 # lists rebuilt since their source last bid
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
     tgt32_t = np.ascontiguousarray(tgt32.T)
     # fewer stale lists than this are rebuilt one by one inside the compiled loop, on one core: a blocked
@@ -265,15 +270,16 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         stack[:top] = free
         while cand.scored / n < max_passes and bids < max_bids and not (interrupt and interrupt()):
             t0 = time.perf_counter()
-            top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, p, p32, cand.groups,
-                                            assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t,
-                                            min(max_bids - bids, BID_ROUND))
+            top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, fresh, p, p32,
+                                            cand.groups, assign, owner, eps, stale, min_batch, src32, tgt32,
+                                            tgt32_t, min(max_bids - bids, BID_ROUND))
             t_bid += time.perf_counter() - t0
             bids += b
             cand.scored += rebuilt
             if n_stale == 0 and (top == 0 or bids >= max_bids):
                 break
             cand.refresh(stale[:n_stale].copy(), p, p32)
+            fresh[stale[:n_stale]] = True
             stack[top:top + n_stale] = stale[:n_stale]
             top += n_stale
         # 3. the certificate (weak duality) on the mean squared-distance cost

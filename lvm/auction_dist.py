@@ -20,8 +20,8 @@ an unassigned row i bids for its best listed target j1 and raises p_j1 by (v1 - 
 v1, v2 its best and second-best values a_ij - p_j; the previous owner becomes unassigned. A row whose
 list cannot prove its best target (v1 < bound_i: prices rose on its listed targets) waits; when no row
 can bid, the waiting rows are rebuilt: a large batch split over the ranks (one all-gather), a small
-one (the end game's single rows) by every rank itself inside the compiled loop, in IEEE order
-(no fastmath), so that every rank computes the same list. Every pair keeps eps-complementary
+one (the end game's single rows) by every rank itself inside the compiled loop of `lvm.auction._bid`
+(the same compiled code on the same data, so every rank computes the same list). Every pair keeps eps-complementary
 slackness, epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the
 certificate D(p) - primal puts the relative gap on the transport cost at most `tol`; every rank
 computes it from the same arrays, so all ranks stop together.
@@ -39,68 +39,15 @@ import warnings
 
 import numpy as np
 import torch
-from numba import njit
 
-from .auction import COARSE_MIN, AuctionOutput, _own_values, coarse_prices
-from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates, _row_scores, _select_row
+from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, coarse_prices
+from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates
 from .config import OTConfig
 from .distributed import Comm
 from .ot import OTResult, Progress, WarmStart
 
 
-@njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt,
-         tgt_t):  # pragma: no cover - compiled
-    """Gauss-Seidel bidding from a stack of unassigned rows, on the lists of all rows.
-
-    A row whose list cannot prove its best target (and was not just rebuilt) is set aside in
-    `stale`; when the stack runs dry, fewer than `min_batch` of them are rebuilt here one by one,
-    more are handed back to be split over the ranks. Returns (stale count, bids made, rows rebuilt).
-    """
-    n_stale, bids, rebuilt, k, n = 0, 0, 0, idx.shape[1], tgt.shape[0]
-    buf = np.empty(n, dtype=np.float32)                 # one row's scores and `_select_row`'s scratch
-    gm, cj, cv = np.empty(groups, dtype=np.float32), np.empty(n, dtype=np.int64), np.empty(n)
-    while True:
-        if top == 0:
-            if n_stale == 0 or n_stale >= min_batch:
-                break
-            for s in range(n_stale):
-                i = stale[s]
-                _row_scores(src[i], tgt, tgt_t, buf)
-                bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
-                fresh[i] = True
-                stack[top] = stale[s]
-                top += 1
-            rebuilt += n_stale
-            n_stale = 0
-        top -= 1
-        i = stack[top]
-        v1, v2, j1 = -np.inf, -np.inf, -1
-        for t in range(k):                     # best and second-best value among the listed targets
-            j = idx[i, t]
-            v = score[i, t] - p[j]
-            if v > v1:
-                v2, v1, j1 = v1, v, j
-            elif v > v2:
-                v2 = v
-        if v1 < bound[i] and not fresh[i]:     # an unlisted target may be better: rebuild the list first
-            stale[n_stale] = i
-            n_stale += 1
-            continue
-        fresh[i] = False
-        second = max(v2, bound[i])
-        if second == -np.inf:                  # a single target in all: nothing to outbid
-            second = v1
-        p[j1] += max(v1 - second, 0.0) + eps   # at least eps above the old price (float noise clipped)
-        p32[j1] = p[j1]
-        prev = owner[j1]
-        owner[j1], assign[i] = i, j1
-        bids += 1
-        if prev >= 0:
-            assign[prev] = -1
-            stack[top] = prev
-            top += 1
-    return n_stale, bids, rebuilt
+NO_LIMIT = 2**62  # bids per compiled call: every rank must stop at the same bid, so none is cut short
 
 
 class _Lists(_Candidates):
@@ -209,8 +156,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         stack[:top] = free
         fresh = np.zeros(n, dtype=np.bool_)
         while top and (lists.spread + rebuilt) / n + work < max_passes:
-            n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
-                                 assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t)
+            top, n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
+                                      assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t, NO_LIMIT)
             bids, rebuilt = bids + b, rebuilt + r
             if n_stale == 0:
                 break
