@@ -300,8 +300,9 @@ def budget(a: argparse.Namespace) -> None:
     method = "ABP" if cfg.method == "abp" else "VAE" if cfg.method == "vae" else f"ours (alpha {cfg.alpha:g})"
     command = res["command"] + f" --scores-out {_rel(out / 'test_scores.npz')}"
     command = command.replace(f"{_rel(run)}/checkpoint.pt", _rel(out / "checkpoint.pt"))
-    _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, sigma {cfg.langevin.sigma:g}, the "
-                   f"first {cfg.data.limit:,} normal training images, {cfg.epochs:.1f} epochs",
+    images = f"the first {cfg.data.limit:,}" if cfg.data.limit else "all the"
+    _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, sigma {cfg.langevin.sigma:g}, "
+                   f"{images} normal training images, {cfg.epochs:.1f} epochs",
               [command], metrics, {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl",
                                    "test_scores": "test_scores.npz"}, 0.0, holdout=d, test_steps=res["test_steps"],
               n_test=res["n_test"],
