@@ -43,9 +43,9 @@ Cold starts of large problems are multiscale (`coarse_prices`): two random
 subsamples of an eighth of the sources and targets are solved first (the
 same way, so recursively), each solution's prices are extended to every
 target by the c-transform p_j = max_i (a_ij - u_i) over its sources, and the
-full auction starts from their mean, at an epsilon of 0.3 times the median
-disagreement of the two estimates (benchmarks/ot-cold.md compares it with
-the plain cold start).
+full auction starts from their mean, at an epsilon of 0.03 times the median
+disagreement of the two estimates (0.3 for d < 8; benchmarks/coarse-eps.md;
+benchmarks/ot-cold.md compares the multiscale start with the plain one).
 """
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates, _row_scores, _
 
 COARSE_MIN = 4000  # cold starts from this many points on begin from subsampled problems' prices
 COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
-COARSE_EPS = 0.3  # the first epsilon, as a share of the median disagreement of the two coarse estimates
+COARSE_EPS = 0.03  # the first epsilon, as a share of the median disagreement of the two coarse estimates:
+#                   smaller means fewer lists made stale by large early bids (benchmarks/coarse-eps.md) ...
+COARSE_EPS_LOW_D = (8, 0.3)  # ... except below this d, where near-ties turn a small first epsilon into price wars
 BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
 MIN_BATCH_ELEMS = 2**20  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
@@ -186,7 +188,8 @@ def coarse_prices(source: torch.Tensor, target: torch.Tensor, tol: float, seed: 
         work += sub.passes * (m / n) ** 2 + 2 * m / n
     a, b = estimates
     a, b = a - a.mean(), b - b.mean()
-    eps = COARSE_EPS * float(np.median(np.abs(a - b)))
+    low_d, low_share = COARSE_EPS_LOW_D
+    eps = (low_share if source.shape[1] < low_d else COARSE_EPS) * float(np.median(np.abs(a - b)))
     return (a + b) / 2, eps, work
 
 
