@@ -30,7 +30,8 @@ def home() -> None:
         fit = manifest["metrics"]
         lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
         left, right = st.columns([3, 2])
-        left.plotly_chart(charts.latent_figure(z, lim, title=manifest["title"]), key="home_cloud")
+        left.plotly_chart(charts.latent_figure(z, lim, title=manifest["title"], name="persistent chains"),
+                          key="home_cloud")
         q = (f" The model's own q(z^K) (K steps from noise on 2,000 training images): {fit['q_ot_cost']:.3f}, "
              f"{fit['q_ot_cost'] / fit['prior_ot_cost']:.1f}x that level." if "q_ot_cost" in fit else "")
         left.caption(f"The persistent chains after training: OT cost to the prior {fit['latent_ot_cost']:.3f}, "

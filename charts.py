@@ -51,12 +51,13 @@ def _square(fig: go.Figure, lim: float, height: int = 460, **kw) -> go.Figure:
 
 
 def latent_figure(live: np.ndarray, lim: float, ghost: np.ndarray | None = None,
-                  prior_xy: np.ndarray | None = None, title: str = "") -> go.Figure:
-    """q(z^K) (m, 2) over the prior's contours (or its projected sample), with an optional ghost cloud."""
+                  prior_xy: np.ndarray | None = None, title: str = "", name: str = "q(z^K) now") -> go.Figure:
+    """Latents (m, 2), named `name` in the legend, over the prior's contours (or its projected sample), with an
+    optional ghost cloud."""
     traces: list = [_prior_contours()] if prior_xy is None else [_cloud(prior_xy, "prior sample", GHOST, 3)]
     if ghost is not None:
         traces.append(_cloud(ghost, "previous correction", GHOST, 3))
-    traces.append(_cloud(live, "q(z^K) now", LIVE))
+    traces.append(_cloud(live, name, LIVE))
     return _square(go.Figure(traces, layout=dict(title=title)), lim)
 
 

@@ -100,7 +100,8 @@ def wait(title: str) -> None:
     if preview is not None:
         manifest, z, _ = preview
         lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
-        left.plotly_chart(charts.latent_figure(z, lim, title="Meanwhile: " + manifest["title"]), key="wait_cloud")
+        figure = charts.latent_figure(z, lim, title="Meanwhile: " + manifest["title"], name="persistent chains")
+        left.plotly_chart(figure, key="wait_cloud")
         left.caption("The pretrained demo model's persistent chains after training, for a first look; the live "
                      "runs start from scratch.")
     st.stop()
