@@ -74,8 +74,9 @@ class Turns:
 
 
 # The iterations of all sessions in a process take turns, one per core but one, so that the server keeping
-# the pages alive always has a core and the GIL is not fought over by every open tab.
-TRAIN_TURNS = Turns(max(1, (os.cpu_count() or 2) - 1))
+# the pages alive always has a core and the GIL is not fought over by every open tab ($LVM_TRAIN_TURNS: another
+# number of turns at a time).
+TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or max(1, (os.cpu_count() or 2) - 1)))
 
 
 # The teaching demo, the app's default run and the config of pretrained/demo (scripts/make_pretrained.py trains
