@@ -173,9 +173,9 @@ def pm(xs: list[float]) -> str:
 
 def report(runs: Path, out: Path, budget: float, t0: float, shipped: dict) -> None:
     rows = collect(runs)
-    lines = ["# ABP, ours and the VAE at an equal training budget, digits 1, 7 and 9 (issue 12)", "",
+    lines = ["# ABP, ours and the VAE at an equal training budget (issue 12)", "",
              f"`{script_command()}` (and earlier invocations, whose runs are read). {machine()}. One torch thread, "
-             "one run at a time under `nice -n 10`, the 2 cores shared with two other agents' jobs. Started "
+             "one run at a time under `nice -n 10`, the 2 cores shared with other agents' jobs. Started "
              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t0))} UTC.", "",
              "Training: the first 6,000 normal MEG training images (all of them for abp-full), K = 5 Langevin "
              "steps per visit, d = 16 conv generator (width 32), batch 128, lr 0.001, q(z^K) fits off; each run "
