@@ -5,7 +5,8 @@ view while ours and ABP train.
     python -m experiments.app_latency [--out results] [--watch 30]
 
 Starts ``streamlit run app.py`` on a free localhost port (no request leaves the machine) and writes
-results/app_latency.md. Every figure is one run on this machine; the load average at the start is recorded.
+results/app_latency.md and the Train view's screenshots (app_train_start.png, app_train_first_correction.png,
+app_train.png) to --out. Every figure is one run on this machine; the load average at the start is recorded.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
 HEADING = {"Home": "Short-run MCMC inference with OT correction"}  # the others' heading is their name
 PICTURE = "[data-testid=stImage] img, .js-plotly-plot .main-svg"
+DEMO_L = 4  # lvm.session.DEMO.ot_every (not imported: torch would load in this process)
 
 
 @contextmanager
@@ -72,7 +74,8 @@ def _number(page, pattern: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def measure(url: str, watch: float) -> dict:
+def measure(url: str, watch: float, shots: Path) -> dict:
+    """The timings; screenshots of the Train view at Start, after the first correction and after `watch` s."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"views": {}, "controls": {}}
@@ -100,6 +103,11 @@ def measure(url: str, watch: float) -> dict:
                 t0 = time.monotonic()
                 page.get_by_role("button", name="Start").click()
                 out["controls"]["Start (status says training)"] = _until(page, lambda pg: _status(pg)[0] == "training")
+                _until(page, lambda pg: _status(pg)[1] >= 1)  # the pictures at Start and after the first correction
+                page.screenshot(path=str(shots / "app_train_start.png"), full_page=True)
+                _until(page, lambda pg: _status(pg)[1] > DEMO_L)  # the first correction is at iteration L
+                page.wait_for_timeout(1200)  # the redraw that shows it
+                page.screenshot(path=str(shots / "app_train_first_correction.png"), full_page=True)
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("heading", name="Train").first.wait_for()
         _until(page, lambda pg: _status(pg)[0] == "training")
@@ -108,7 +116,7 @@ def measure(url: str, watch: float) -> dict:
         r1, i1, dt = _number(page, r"redraw (\d+)"), _status(page)[1], time.monotonic() - t0
         out["rates"] = {"redraws/s": (r1 - r0) / dt, "iterations/s (ours, ABP beside)": (i1 - i0) / dt,
                         "seconds": dt}
-        page.screenshot(path=str(ROOT / "results" / "app_train.png"), full_page=True)
+        page.screenshot(path=str(shots / "app_train.png"), full_page=True)
         t0 = time.monotonic()
         page.get_by_role("button", name="Pause").click()
         out["controls"]["Pause (status says paused)"] = _until(page, lambda pg: _status(pg)[0] == "paused")
@@ -139,8 +147,9 @@ def report(r: dict, load: tuple) -> str:
              "being prepared and the pretrained demo's latents; 'live' is when its own content (for Train, the "
              "Start button and the live cloud) is there.", "",
              f"`python -m experiments.app_latency`, one run, {os.cpu_count()} CPUs, load average at the start "
-             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min). The app's default run (ours with "
-             "ABP beside it) trains from Start on; the views after Train are timed while it trains.", "",
+             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), LVM_TRAIN_TURNS "
+             f"{os.environ.get('LVM_TRAIN_TURNS') or 'unset (one training turn per core but one)'}. The app's default "
+             "run (ours with ABP beside it) trains from Start on; the views after Train are timed while it trains.", "",
              "| view | page switch (s) | first picture (s) | live (s) |", "|---|---|---|---|"]
     lines += [f"| {v} | {t['switch']:.2f} | {t['picture']:.2f} | {t.get('ready', t['picture']):.2f} |"
               for v, t in r["views"].items()]
@@ -159,10 +168,10 @@ def main() -> None:
     p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
     a = p.parse_args()
     load = os.getloadavg()
-    with app() as url:
-        r = measure(url, a.watch)
-    text = report(r, load)
     a.out.mkdir(parents=True, exist_ok=True)
+    with app() as url:
+        r = measure(url, a.watch, a.out)
+    text = report(r, load)
     (a.out / "app_latency.md").write_text(text)
     print(text)
 
