@@ -156,6 +156,17 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
     return out
 
 
+def _certified_gap(lists: _Candidates, p: np.ndarray, primal: float, norms: float) -> tuple[float, float]:
+    """(D(p), the certified relative gap on the mean squared-distance cost) of a full assignment worth `primal`.
+
+    Weak duality: D(p) >= the optimum, so cost - lower, lower = norms - 2 D(p) / n, bounds the excess cost.
+    """
+    n = len(p)
+    dual = float(lists.row_max_upper(p).sum() + p.sum())
+    cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
+    return dual, (max(cost - lower, 0.0) / lower if lower > 0 else math.inf)
+
+
 def _ctransform(src: torch.Tensor, tgt: torch.Tensor, value: torch.Tensor, rows: int) -> torch.Tensor:
     """max_i (<src_i, tgt_j> - value_i) for every j, in blocks of `rows` targets (float64 result)."""
     out = torch.empty(len(tgt), dtype=torch.float64)
@@ -293,9 +304,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         if done:
             primal = float(_own_values(src, tgt, assign).sum())
             for attempt in range(2):
-                dual = float(cand.row_max_upper(p).sum() + p.sum())
-                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+                dual, rel_gap = _certified_gap(cand, p, primal, norms)
                 unproven = cand.unproven(p)
                 if rel_gap <= tol or attempt or not len(unproven):
                     break

@@ -40,7 +40,7 @@ import warnings
 import numpy as np
 import torch
 
-from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, coarse_prices
+from .auction import COARSE_MIN, AuctionOutput, _bid, _certified_gap, _own_values, coarse_prices
 from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates
 from .config import OTConfig
 from .distributed import Comm
@@ -171,9 +171,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         if done:
             primal = float(_own_values(src, tgt, assign).sum())
             for attempt in range(2):
-                dual = float(lists.row_max_upper(p).sum() + p.sum())
-                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+                dual, rel_gap = _certified_gap(lists, p, primal, norms)
                 unproven = lists.unproven(p)
                 if rel_gap <= tol or attempt or not len(unproven):
                     break
