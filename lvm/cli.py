@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     add_train_flags(s)
     s.add_argument("--out", required=True, help="run directory: checkpoint.pt, metrics.jsonl, config.json")
     s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    s.add_argument("--max-seconds", type=float, default=0.0,
+                   help="also stop (checkpointed) after this many wall-clock seconds of training; 0 = no limit")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.add_argument("--json", action="store_true")
 
@@ -226,7 +228,7 @@ def _dispatch(a: argparse.Namespace) -> int:
             comm = distributed.init()
             device = comm.device if device.type == "cuda" else device
         result = commands.train(config_from_args(a), Path(a.out), device=device,
-                                resume=a.resume, retune=retune if a.resume else None)
+                                resume=a.resume, retune=retune if a.resume else None, max_seconds=a.max_seconds)
         if not distributed.is_lead():
             return 0
     elif a.command == "eval":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -61,12 +62,14 @@ def _progress(total: int, initial: int, desc: str, show: bool = True):
 
 
 def fit(cfg: TrainConfig, train_data: datasets.ImageData, out: Path, device: torch.device | str = "cpu",
-        resume: bool = False, retune: dict | None = None) -> Trainer:
+        resume: bool = False, retune: dict | None = None, max_seconds: float = 0.0) -> Trainer:
     """Train (or resume) into `out`: checkpoint.pt, metrics.jsonl (one `Step.record()` a line), config.json.
 
     A resumed run keeps its checkpoint's config except `epochs` and the settings in `retune`
     (see Trainer.retune). A run that diverges rolls back to its last finite state and saves it
-    before it stops.
+    before it stops. With `max_seconds` > 0 the run also stops, checkpointed, after the first iteration
+    that ends past that many wall-clock seconds of this call (rank 0's clock under torchrun, so every
+    rank stops at the same iteration); `--resume` goes on from there.
 
     Under torchrun (a process group of N > 1, `lvm.distributed.init`) every rank calls this and trains
     its shard (`DistributedTrainer`); rank 0 alone writes the config, the log and the checkpoint and
@@ -91,13 +94,16 @@ def fit(cfg: TrainConfig, train_data: datasets.ImageData, out: Path, device: tor
         log_path.write_text("".join(kept))
     bar, update, ot_pass = _progress(tr.total_iterations, tr.iteration, f"{tr.cfg.method} {out.name}", show=lead)
     opened = open(log_path, "a" if resume else "w", buffering=1) if lead else contextlib.nullcontext()
+    stop, t0 = threading.Event(), time.perf_counter()
     with opened as log:  # line-buffered: a kill loses no record
         def callback(step: Step) -> None:
             if log is not None:
                 log.write(json.dumps(step.record()) + "\n")
             update(step)
+            if max_seconds > 0 and _past(time.perf_counter() - t0 >= max_seconds, tr):
+                stop.set()
         try:
-            tr.fit(callback, checkpoint_path=ckpt, ot_progress=ot_pass)
+            tr.fit(callback, stop=stop, checkpoint_path=ckpt, ot_progress=ot_pass)
         except DivergedError as e:  # nothing lost: the last finite state goes to disk for --resume
             bar.close()
             it = tr.rollback()
@@ -108,16 +114,24 @@ def fit(cfg: TrainConfig, train_data: datasets.ImageData, out: Path, device: tor
     return tr
 
 
+def _past(mine: bool, tr: Trainer) -> bool:
+    """Whether the wall-clock budget is spent: this process's clock, or rank 0's for every rank of several."""
+    if not distributed.active():
+        return mine
+    return bool(tr.comm.sum([float(mine) if distributed.is_lead() else 0.0], "the wall-clock budget")[0])
+
+
 def train(cfg: TrainConfig, out: Path, device: torch.device | str = "cpu", resume: bool = False,
-          retune: dict | None = None) -> dict:
+          retune: dict | None = None, max_seconds: float = 0.0) -> dict:
     """`fit`, then the chains' fit to the prior on 2,000 of them beside the prior-vs-prior level."""
     t0 = time.perf_counter()
-    tr = fit(cfg, datasets.load(cfg.data, "train"), Path(out), device, resume, retune)
+    tr = fit(cfg, datasets.load(cfg.data, "train"), Path(out), device, resume, retune, max_seconds)
     z = tr.population()
     if z is None:  # a rank other than 0 of several: rank 0 reports
         return {}
     n_fit = min(2000, len(z))
     return {"checkpoint": str(Path(out) / "checkpoint.pt"), "iterations": tr.iteration,
+            "of_iterations": tr.total_iterations,
             "seconds": time.perf_counter() - t0,
             "latent_ot_cost": metrics.latent_ot_cost(z, n_fit, tr.cfg.seed),
             "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, tr.cfg.model.latent_dim, tr.cfg.seed)}

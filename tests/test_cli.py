@@ -123,6 +123,15 @@ def test_train_resume_continues_the_iterations(run, tmp_path: Path) -> None:
     assert load(out / "checkpoint.pt")["iteration"] == 6
 
 
+def test_max_seconds_stops_a_long_run_checkpointed_and_resume_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = _ok(lvm(*TRAIN, "--epochs", "1000", "--max-seconds", "0.01", "--out", str(out)))
+    assert first["iterations"] == 1 and first["of_iterations"] == 3000  # stops after the iteration that spent it
+    assert load(out / "checkpoint.pt")["iteration"] == 1
+    again = _ok(lvm(*TRAIN, "--epochs", "1", "--max-seconds", "600", "--resume", "--out", str(out)))
+    assert again["iterations"] == again["of_iterations"] == 3
+
+
 def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> None:
     out = tmp_path / "anomaly"
     small = ["--n", "300", "--test-steps", "5", "--json"]

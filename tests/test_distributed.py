@@ -90,6 +90,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         comm.barrier()
         commands.fit(replace(CFG, epochs=6), data, Path(out, "two"), resume=True)      # 12 -> 24 on 2
         commands.fit(replace(CFG, epochs=6), data, Path(out, "one-two"), resume=True)  # 1's 12 -> 24 on 2
+        commands.fit(replace(CFG, epochs=1000), data, Path(out, "budget"), max_seconds=1e-3)  # rank 0's clock
     distributed.close()
 
 
@@ -138,6 +139,10 @@ def test_two_processes_train_the_one_process_model(runs: Path) -> None:
     due = [r for r in records if "ot_gap" in r]
     assert len(due) == WHOLE // CFG.ot_every and all(r["ot_converged"] == 1.0 for r in due)
     assert all("chain_fit" in r and "q_fit" in r for r in due)  # measured on rank 0
+
+
+def test_a_wall_clock_budget_stops_every_rank_at_the_same_iteration(runs: Path) -> None:
+    assert _state(runs / "budget")["iteration"] == 1 and len(_losses(runs / "budget")) == 1  # no hang, one stop
 
 
 @pytest.mark.parametrize("run", ["one-two", "two-one"])
