@@ -180,12 +180,10 @@ def evaluate(path: str, inference: InferenceConfig, classifier: str = "", fid_n:
 
 
 def anomaly(holdout: int, inference: InferenceConfig, cfg: TrainConfig | None = None, checkpoint_path: str = "",
-            out: str = "", seed: int = 0, scores_out: str = "", device: torch.device | str = "cpu",
-            inference_seed: int | None = None) -> dict:
+            out: str = "", seed: int = 0, scores_out: str = "", device: torch.device | str = "cpu") -> dict:
     """AUPRC on the MEG split with `holdout` as the anomaly class: trains `cfg` (resuming OUT) or scores a checkpoint.
 
-    `seed` picks the test subset (when inference.n is set) and the Langevin noise, unless `inference_seed` is
-    given for the noise (the paper's spread: test-time runs of one model on the same images)."""
+    `seed` picks the test subset (when inference.n is set) and the Langevin noise."""
     if scores_out and not Path(scores_out).resolve().parent.is_dir():  # say so before the scoring, not after
         raise ValueError(f"--scores-out {scores_out}: its folder does not exist")
     if checkpoint_path:
@@ -203,7 +201,7 @@ def anomaly(holdout: int, inference: InferenceConfig, cfg: TrainConfig | None = 
     if inference.n and inference.n < len(test):  # a seeded random subset keeps the anomaly share close to the split's
         test = test.subset(torch.from_numpy(np.random.RandomState(seed).permutation(len(test))[:inference.n]))
     lcfg = inference.langevin(cfg.langevin)
-    rng = torch.Generator().manual_seed(seed if inference_seed is None else inference_seed)
+    rng = torch.Generator().manual_seed(seed)
     scores = metrics.anomaly_scores(gen, test.x.to(device), lcfg, rng, restarts=inference.restarts).cpu()
     result = {"holdout": holdout, "seed": seed, "method": cfg.method, "n_test": len(test),
               "anomaly_share": float(test.y.float().mean()), "test_steps": lcfg.steps,
