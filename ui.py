@@ -11,6 +11,7 @@ import multiprocessing.pool
 import threading
 import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -144,6 +145,35 @@ def load_pretrained(name: str) -> tuple[TrainConfig, nn.Module, dict]:
     if entry is None:
         raise CheckpointError(f"pretrained/{name} is not there")
     return entry.load()
+
+
+@st.cache_resource(show_spinner="loading your detector", max_entries=8)
+def _own_detector(folder: str, stamp: float) -> tuple[TrainConfig, nn.Module, dict]:
+    from lvm.checkpoint import load_model
+    from lvm.commands import REFERENCE, read_reference
+
+    cfg, gen, _ = load_model(Path(folder) / "checkpoint.pt")
+    return cfg, gen, read_reference(Path(folder) / REFERENCE)
+
+
+def load_detector(folder: str) -> tuple[TrainConfig, nn.Module, dict]:
+    """(config, generator, reference) of the run folder `lvm anomaly --data folder --out FOLDER` wrote, cached
+    until its checkpoint changes.
+
+    Raises:
+        ValueError: the folder, its checkpoint.pt or its reference.json is missing, or the file is not a reference.
+        CheckpointError: the checkpoint cannot be read.
+    """
+    from lvm.commands import REFERENCE
+
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    for name in ("checkpoint.pt", REFERENCE):
+        if not (path / name).is_file():
+            raise ValueError(f"{folder} has no {name}: train a detector there with `python -m lvm anomaly --data "
+                             f"folder --root YOUR_NORMAL_IMAGES --out {folder}`")
+    return _own_detector(str(path.resolve()), (path / "checkpoint.pt").stat().st_mtime)
 
 
 @st.cache_data(show_spinner="loading test images")

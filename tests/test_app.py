@@ -5,6 +5,8 @@ Real Streamlit, real MNIST, the real training thread and the models in pretraine
 from __future__ import annotations
 
 import io
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +177,32 @@ def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
     assert "verdict at this threshold: **anomalous**" in " ".join(m.value for m in at.markdown)
     hist = at.get("plotly_chart")[0].proto.spec
     assert '"range"' in hist  # the axis is set from the reference, not stretched by the noise upload
+
+
+@needs_anomaly
+def test_your_own_detector_folder_is_offered_and_scores_uploads(tmp_path) -> None:
+    from lvm.commands import REFERENCE, reference
+
+    own = tmp_path / "mine"
+    own.mkdir()
+    shutil.copy(pretrained.find("anomaly-4").path(), own / "checkpoint.pt")  # what `lvm anomaly --out` leaves
+    normal = np.random.RandomState(0).normal(100.0, 10.0, 50)
+    (own / REFERENCE).write_text(json.dumps(reference(normal, 0.1, test_steps=20)))
+    at = _app("views/anomaly.py")
+    at.text_input(key="own_dir").set_value(str(tmp_path / "elsewhere")).run()
+    assert "no such folder" in at.error[0].value and not at.exception
+    (tmp_path / "empty").mkdir()
+    at.text_input(key="own_dir").set_value(str(tmp_path / "empty")).run()
+    assert "has no checkpoint.pt" in at.error[0].value and "lvm anomaly --data folder" in at.error[0].value
+    at.text_input(key="own_dir").set_value(str(own)).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model_anom").value.startswith("your detector")  # shown as soon as it is given
+    assert "50 of your normal images" in " ".join(c.value for c in at.caption)
+    assert at.slider[0].value == pytest.approx(np.quantile(normal, 0.9), rel=1e-6)  # its own false-alarm rate
+    at.file_uploader(key="upload").set_value([("noise.png", _png(np.full((28, 28), 255, np.uint8)), "image/png")])
+    at.run()
+    texts = " ".join(m.value for m in at.markdown)
+    assert "noise.png" in texts and "false alarms" in texts and "verdict at this threshold" in texts
 
 
 @needs_anomaly

@@ -13,6 +13,7 @@ from lvm.images import ImageError, dark_on_light, read_image
 
 REFERENCE_N = 300  # a live folder run's reference: this many of the folder's test images, scored on demand
 POLARITY = ("auto", "as is", "invert")
+OWN = "your detector"
 
 st.title("Anomaly")
 ui.explain("A detector is a generator trained on normal images only. An image is scored by inferring z with K "
@@ -36,7 +37,18 @@ def _shipped() -> dict[str, tuple[float, float]]:
 shipped = _shipped()
 main = ui.sessions().get("main")
 live_ok = main is not None and main.cfg.data.name == "folder" and main.view().iteration > 0
-labels = {n: f"{n} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c) in shipped.items()}
+own_dir = st.text_input("Your own detector (optional): the --out folder of `python -m lvm anomaly --data folder "
+                        "--root YOUR_NORMAL_IMAGES --out FOLDER`", key="own_dir", placeholder="runs/my-detector").strip()
+own = None
+if own_dir:
+    try:
+        own = ui.load_detector(own_dir)
+    except (ValueError, ui.CheckpointError) as e:
+        st.error(str(e))
+labels = {OWN: f"{OWN}: {own_dir} · threshold at {own[2]['false_alarm']:.0%} false alarms"} if own else {}
+labels |= {n: f"{n} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c) in shipped.items()}
+if own and st.session_state.get("own_shown") != own_dir:  # a folder just given: show its detector
+    st.session_state["model_anom"], st.session_state["own_shown"] = labels[OWN], own_dir
 if live_ok:
     labels[ui.LIVE] = f"{ui.LIVE} on your folder (iteration {main.view().iteration})"
 if not labels:
@@ -44,8 +56,9 @@ if not labels:
             "images on the Train page (data: folder) and come back.")
     st.stop()
 shown = st.selectbox("Detector", list(labels.values()), key="model_anom",
-                     help="the shipped MNIST detectors, best test AUPRC first; a live run on a folder of your "
-                          "own normal images appears here once it has trained")
+                     help="your own detector (when its folder is given above), the shipped MNIST detectors, best "
+                          "test AUPRC first; a live run on a folder of your own normal images appears here once it "
+                          "has trained")
 choice = next(n for n, text in labels.items() if text == shown)
 
 if choice == ui.LIVE:
@@ -70,6 +83,13 @@ if choice == ui.LIVE:
                    "trained on: their scores are lower than new normal images' will be, and the threshold too strict. "
                    "Put held-out normal images in ROOT/test/ (or use `lvm anomaly --data folder`, which holds out a "
                    "fifth).")
+elif choice == OWN:
+    cfg, gen, ref = own
+    m = ui.Model(f"{OWN} in {own_dir}", cfg, gen, -1, own_dir)
+    normal, held = np.asarray(ref["scores"]), None
+    lcfg = replace(cfg.langevin, steps=int(ref.get("test_steps", 100)))
+    st.caption(f"Reference: {len(normal)} of your normal images held out from training (`lvm anomaly` scored them "
+               f"with K = {lcfg.steps}); the threshold starts where {ref['false_alarm']:.0%} of them are flagged.")
 else:
     try:
         cfg, gen, _ = ui.load_pretrained(choice)
@@ -88,8 +108,10 @@ else:
 
 lo, hi = float(np.quantile(normal, 0.5)), float(np.quantile(np.concatenate([normal] + ([held] if held is not None
                                                                                         else [])), 0.999))
-thr = st.slider("threshold on the score", lo, max(hi, lo + 1e-6), float(np.clip(np.quantile(normal, 0.95), lo, hi)),
-                key=f"thr:{choice}", help="default: flags 5 % of the normal reference images")
+start = np.quantile(normal, 1 - (own[2]["false_alarm"] if choice == OWN else 0.05))
+thr = st.slider("threshold on the score", lo, max(hi, lo + 1e-6), float(np.clip(start, lo, hi)),
+                key=f"thr:{choice}", help="default: flags 5 % of the normal reference images (your detector: its "
+                                          "own false-alarm rate)")
 fa = float((normal > thr).mean())
 if held is not None:
     st.markdown(f"At this threshold, on the test split: **recall {(held > thr).mean():.1%}** of the held-out digit, "
