@@ -130,6 +130,9 @@ def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float
     top.set_title("How far from the prior", fontsize=10, loc="left")
     fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncols=2, fontsize=7, frameon=False)  # off the curves
     bottom.set_ylabel("MSE per pixel", fontsize=8)
+    bottom.set_ylim(bottom=0)  # an MSE is never negative: before the first iteration the panel reads 0 up, not +-0.05
+    if not any(runs.values()):
+        bottom.set_xlim(0, 10)  # and the iterations start at 0
     bottom.set_xlabel("iteration", fontsize=8)
     for ax in (top, bottom):
         ax.tick_params(labelsize=8)
