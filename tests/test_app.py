@@ -158,6 +158,7 @@ def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
     shipped = [(o, float(o.split("AUPRC ")[1].split()[0])) for o in pick.options]
     assert [a for _, a in shipped] == sorted((a for _, a in shipped), reverse=True)  # best first, and open on it
     assert pick.value == pick.options[0] and "chance" in pick.options[0]
+    assert all(any(f" · {m} · " in o for m in ("ABP", "VAE", "ours")) for o in pick.options)  # which method it is
     assert "recall" in " ".join(m.value for m in at.markdown) and not at.warning  # the best is above chance
     big = (np.random.RandomState(0).rand(300, 200, 3) * 255).astype(np.uint8)  # RGB, any size
     paper = np.full((64, 64), 250, np.uint8)

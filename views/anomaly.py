@@ -24,13 +24,17 @@ ui.explain("A detector is a generator trained on normal images only. An image is
            r" + \underbrace{\frac{\lVert \hat z\rVert^2}{2}}_{\text{prior}}")
 
 
-def _shipped() -> dict[str, tuple[float, float]]:
-    """Shipped detectors with their test AUPRC and chance level, best first."""
+METHOD = {"abp": "ABP", "vae": "VAE", "ours": "ours"}
+
+
+def _shipped() -> dict[str, tuple[float, float, str]]:
+    """Shipped detectors with their test AUPRC, chance level and method, best first."""
     found = {}
     for e in pretrained.available():
         if e.has("test_scores"):
             met = e.manifest.get("metrics", {})
-            found[e.name] = (float(met.get("auprc", float("nan"))), float(met.get("anomaly_share", float("nan"))))
+            found[e.name] = (float(met.get("auprc", float("nan"))), float(met.get("anomaly_share", float("nan"))),
+                             METHOD.get(met.get("method", ""), met.get("method", "")))
     return dict(sorted(found.items(), key=lambda kv: -kv[1][0]))
 
 
@@ -46,7 +50,7 @@ if own_dir:
     except (ValueError, ui.CheckpointError) as e:
         st.error(str(e))
 labels = {OWN: f"{OWN}: {own_dir} · threshold at {own[2]['false_alarm']:.0%} false alarms"} if own else {}
-labels |= {n: f"{n} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c) in shipped.items()}
+labels |= {n: f"{n} · {m} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c, m) in shipped.items()}
 if own and st.session_state.get("own_shown") != own_dir:  # a folder just given: show its detector
     st.session_state["model_anom"], st.session_state["own_shown"] = labels[OWN], own_dir
 if live_ok:
@@ -101,7 +105,7 @@ else:
     ref = entry.arrays("test_scores")
     normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
     lcfg = replace(cfg.langevin, steps=entry.manifest.get("test_steps", 100))
-    auprc, chance = shipped[choice]
+    auprc, chance, _ = shipped[choice]
     if not auprc > chance:
         st.warning(f"{choice} detects no better than chance on its test split (AUPRC {auprc:.3f}, chance "
                    f"{chance:.3f}): its verdicts are not to be trusted. Pick another detector.")
