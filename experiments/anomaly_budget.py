@@ -18,6 +18,7 @@ iterations; their wall seconds are logged too). Nothing else differs between met
     ours-a0.1        alpha 0.1, a warm-started correction every 20 iterations (L = 20), sigma 0.3, s 0.1
     ours-a0.5        alpha 0.5, L = 20, sigma 0.3, s 0.1
     vae              the VAE with the same decoder, sigma 0.3
+    abp-d8, abp-w64, abp-k10   abp with d = 8, a width of 64, or K = 10 steps per visit (the recipe's shape sweep)
 
 Scoring is `lvm anomaly --checkpoint`'s (commands.anomaly): K = 100 Langevin steps from the prior, one
 chain, seed 0, on the seeded 2,000 test images of `lvm anomaly --seed 0 --n 2000` (the selection subset
@@ -58,7 +59,11 @@ VARIANTS = {  # name: (method, alpha, sigma, s)
     "ours-a0.5": ("ours", 0.5, 0.3, 0.1),
     "ours-a0.1-sigma0.15": ("ours", 0.1, 0.15, 0.05),
     "vae": ("vae", None, 0.3, 0.1),
+    "abp-d8": ("abp", 0.0, 0.3, 0.1),
+    "abp-w64": ("abp", 0.0, 0.3, 0.1),
+    "abp-k10": ("abp", 0.0, 0.3, 0.1),
 }
+SHAPE = {"abp-d8": {"latent_dim": 8}, "abp-w64": {"width": 64}, "abp-k10": {"steps": 10}}  # else d 16, width 32, K 5
 # the detectors shipped at the start of this experiment, on the full split (all, without S0, its size, chance there):
 # `bash scripts/make_pretrained.sh full-split`, results/anomaly_full_split.md
 SHIPPED_FULL = {1: (0.303, 0.303, 18302, 0.387), 4: (0.695, 0.694, 17460, 0.350), 5: (0.716, 0.718, 17051, 0.330),
@@ -74,11 +79,14 @@ def limit(variant: str) -> int:
 
 def config(variant: str, seed: int) -> TrainConfig:
     method, alpha, sigma, s = VARIANTS[variant]
+    shape = SHAPE.get(variant, {})
     every = (300 if variant.endswith("-full") else 20) if method == "ours" else 100  # full: warm, a few per epoch
     return TrainConfig(method=method, alpha=alpha, ot_every=every, seed=seed,
                        epochs=10_000.0, checkpoint_every=0, q_fit_n=0,
-                       data=DataConfig("mnist", limit=limit(variant)), model=ModelConfig(latent_dim=16, arch="conv"),
-                       langevin=LangevinConfig(steps=5, step_size=s, sigma=sigma))
+                       data=DataConfig("mnist", limit=limit(variant)),
+                       model=ModelConfig(latent_dim=shape.get("latent_dim", 16), arch="conv",
+                                         width=shape.get("width", 32)),
+                       langevin=LangevinConfig(steps=shape.get("steps", 5), step_size=s, sigma=sigma))
 
 
 def train(digit: int, variant: str, seed: int, budget: float, run: Path, log) -> dict:
@@ -186,7 +194,8 @@ def report(runs: Path, out: Path, budget: float, t0: float, shipped: dict) -> No
              "seconds, with the other agents' load, are beside). Variants: abp (sigma 0.3, s 0.1), abp-sigma0.15 "
              "(s 0.05), abp-full (abp on all the normal training images), ours-a0.1 and ours-a0.5 (a warm-started "
              "correction every 20 iterations, sigma 0.3, s 0.1), ours-a0.1-full (ours-a0.1 on all the normal "
-             "training images, a correction every 300 iterations), vae (same decoder, "
+             "training images, a correction every 300 iterations), abp-d8 / abp-w64 / abp-k10 (abp with d = 8, width 64 "
+             "or K = 10), vae (same decoder, "
              "sigma 0.3). Scored by `lvm anomaly --checkpoint` (K = 100 from the prior, one chain, seed 0) on "
              f"S0, the seeded {N_SELECT:,} test images of `lvm anomaly --seed 0 --n {N_SELECT}`: the subset the "
              "shipped detectors were selected on, and the one the runs below are selected on.", "",
