@@ -89,7 +89,8 @@ if choice == ui.LIVE:
                    "fifth).")
 elif choice == OWN:
     cfg, gen, ref = own
-    m = ui.Model(f"{OWN} in {own_dir}", cfg, gen, -1, own_dir)
+    stamp = (Path(own_dir).expanduser() / "checkpoint.pt").stat().st_mtime_ns  # a retrained detector: new scores
+    m = ui.Model(f"{OWN} in {own_dir} ({stamp})", cfg, gen, -1, own_dir)
     normal, held = np.asarray(ref["scores"]), None
     lcfg = replace(cfg.langevin, steps=int(ref.get("test_steps", 100)))
     st.caption(f"Reference: {len(normal)} of your normal images held out from training (`lvm anomaly` scored them "
