@@ -148,17 +148,17 @@ def load_pretrained(name: str) -> tuple[TrainConfig, nn.Module, dict]:
 
 
 @st.cache_resource(show_spinner="loading your detector", max_entries=8)
-def _own_detector(folder: str, stamp: float) -> tuple[TrainConfig, nn.Module, dict]:
+def _own_detector(folder: str, version: int) -> tuple[TrainConfig, nn.Module, dict, int]:
     from lvm.checkpoint import load_model
     from lvm.commands import REFERENCE, read_reference
 
     cfg, gen, _ = load_model(Path(folder) / "checkpoint.pt")
-    return cfg, gen, read_reference(Path(folder) / REFERENCE)
+    return cfg, gen, read_reference(Path(folder) / REFERENCE), version
 
 
-def load_detector(folder: str) -> tuple[TrainConfig, nn.Module, dict]:
-    """(config, generator, reference) of the run folder `lvm anomaly --data folder --out FOLDER` wrote, cached
-    until its checkpoint changes.
+def load_detector(folder: str) -> tuple[TrainConfig, nn.Module, dict, int]:
+    """(config, generator, reference, version) of the run folder `lvm anomaly --data folder --out FOLDER` wrote,
+    cached until its checkpoint changes; the version (the checkpoint's mtime in ns) changes with it.
 
     Raises:
         ValueError: the folder, its checkpoint.pt or its reference.json is missing, or the file is not a reference.
@@ -173,7 +173,7 @@ def load_detector(folder: str) -> tuple[TrainConfig, nn.Module, dict]:
         if not (path / name).is_file():
             raise ValueError(f"{folder} has no {name}: train a detector there with `python -m lvm anomaly --data "
                              f"folder --root YOUR_NORMAL_IMAGES --out {folder}`")
-    return _own_detector(str(path.resolve()), (path / "checkpoint.pt").stat().st_mtime)
+    return _own_detector(str(path.resolve()), (path / "checkpoint.pt").stat().st_mtime_ns)
 
 
 @st.cache_data(show_spinner="loading test images")

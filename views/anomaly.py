@@ -88,9 +88,8 @@ if choice == ui.LIVE:
                    "Put held-out normal images in ROOT/test/ (or use `lvm anomaly --data folder`, which holds out a "
                    "fifth).")
 elif choice == OWN:
-    cfg, gen, ref = own
-    stamp = (Path(own_dir).expanduser() / "checkpoint.pt").stat().st_mtime_ns  # a retrained detector: new scores
-    m = ui.Model(f"{OWN} in {own_dir} ({stamp})", cfg, gen, -1, own_dir)
+    cfg, gen, ref, version = own
+    m = ui.Model(f"{OWN} in {own_dir} ({version})", cfg, gen, version, own_dir)  # a retrained detector: new scores
     normal, held = np.asarray(ref["scores"]), None
     lcfg = replace(cfg.langevin, steps=int(ref.get("test_steps", 100)))
     st.caption(f"Reference: {len(normal)} of your normal images held out from training (`lvm anomaly` scored them "
