@@ -127,6 +127,7 @@ def abp_session(on: bool) -> Session | None:
         return None
     if "abp" not in ss:
         ss["abp"] = Session(abp_config(main.cfg))
+        ss["abp"].keep_pace(main)
         if main.state == "running":
             ss["abp"].start()
     return ss["abp"]

@@ -17,8 +17,6 @@ count as diverged); the thread lives on.
 """
 from __future__ import annotations
 
-import collections
-import contextlib
 import copy
 import ctypes
 import functools
@@ -38,6 +36,7 @@ from .data import ImageData
 from .langevin import Interrupted
 from .metrics import prior_baseline_ot_cost
 from .trainer import LATENT_FIT_N, DivergedError, Step, Trainer
+from .turns import TRAIN_TURNS
 
 MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
@@ -46,37 +45,6 @@ FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer
 ON_PRIOR = 1.5           # "q(z^K) is on the prior": the model's own q(z^K) fit <= 1.5 x the prior-vs-prior level
 SAMPLES_SIDE = 6         # the view's decoded grid: SAMPLES_SIDE^2 images, a lattice of z for d = 2, else prior draws
 LIVE = ("alpha", "step_size", "steps")  # what `update` changes while the thread runs (via Trainer.retune)
-
-
-class Turns:
-    """At most `slots` holders at a time, served first come, first served (a lock is not fair: the thread
-    that releases it usually takes it straight back, and the other sessions would never train)."""
-
-    def __init__(self, slots: int):
-        self._cond, self._queue, self._free = threading.Condition(), collections.deque(), slots
-
-    @contextlib.contextmanager
-    def turn(self):
-        me = object()
-        with self._cond:
-            self._queue.append(me)
-            while self._queue[0] is not me or self._free == 0:
-                self._cond.wait()
-            self._queue.popleft()
-            self._free -= 1
-            self._cond.notify_all()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._free += 1
-                self._cond.notify_all()
-
-
-# The iterations of all sessions in a process take turns, one per core but one, so that the server keeping
-# the pages alive always has a core and the GIL is not fought over by every open tab ($LVM_TRAIN_TURNS: another
-# number of turns at a time).
-TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or max(1, (os.cpu_count() or 2) - 1)))
 
 
 # The teaching demo, the app's default run and the config of pretrained/demo (scripts/make_pretrained.py trains
@@ -210,6 +178,7 @@ class Session:
         self._interrupt = threading.Event()  # set by pause, reset, stop and close: the iteration in flight ends early
         self._closed = False                 # set once by `close`: the thread ends and never restarts
         self._run = 0
+        self._leader: Session | None = None  # see keep_pace
         self._build(cfg)
 
     # ---- commands (any thread) ----------------------------------------------------------------
@@ -228,6 +197,7 @@ class Session:
             if self._state == "running":
                 self._state = "paused"
                 self._interrupt.set()
+                self._lock.notify_all()  # a run keeping pace with this one stops waiting for it
 
     def step(self) -> None:
         """One iteration (inference, correction when due, learning), then paused."""
@@ -237,6 +207,11 @@ class Session:
             self._state, self._pending = "paused", self._pending + 1
             self._ensure_thread()
             self._lock.notify_all()
+
+    def keep_pace(self, leader: Session | None) -> None:
+        """Never run ahead of `leader` while it trains (ABP beside ours: both at the same iteration, so that
+        the two share the cores fairly and are compared after the same work); None: run free."""
+        self._leader = leader
 
     def update(self, **live: float) -> TrainConfig:
         """Change alpha, step_size (s) or steps (K) from the next iteration on; returns the new config.
@@ -363,6 +338,8 @@ class Session:
             go, cfg = self._next_job()
             if not go:
                 return
+            if not self._behind_leader():
+                continue
             with TRAIN_TURNS.turn(), self._train_lock:
                 with self._lock:
                     self._busy_since = time.monotonic()
@@ -378,6 +355,18 @@ class Session:
                 finally:
                     with self._lock:
                         self._busy_since = None
+
+    def _behind_leader(self) -> bool:
+        """Wait until the leader is past this run's iteration or stops training; False if this run was paused,
+        reset or closed meanwhile (its iteration is dropped)."""
+        leader = self._leader
+        while leader is not None and not self._interrupt.is_set():
+            with leader._lock:
+                training = leader._state == "running" or leader._pending > 0 or leader._busy_since is not None
+                if leader._iteration > self._iteration or not training:
+                    return True
+                leader._lock.wait(0.25)
+        return not self._interrupt.is_set()
 
     def _iterate(self, cfg: TrainConfig) -> None:
         """One trainer step with the latest live settings, then a snapshot (caller holds _train_lock)."""
@@ -397,6 +386,7 @@ class Session:
             if tr is not self._trainer:
                 return
             self._iteration, self._epoch, self._seconds = tr.iteration, step.metrics.epoch, seconds
+            self._lock.notify_all()  # a run keeping pace with this one may go on
             self._live = live
             self._records = _thin(self._records + [dict(rec, elapsed=seconds, wall=time.monotonic())], MAX_RECORDS)
             if frame is not None:

@@ -11,7 +11,8 @@ import torch
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.session import PAIRS_N, Session, Turns, mean_prior_fit
+from lvm.session import PAIRS_N, Session, mean_prior_fit
+from lvm.turns import Turns
 
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
                   data=DataConfig("mnist", (0, 1), limit=400), model=ModelConfig(2, "mlp"),
@@ -156,6 +157,30 @@ def test_turns_are_served_first_come_first_served() -> None:
         t.join()
     assert sorted(order) == list("aaabbb")
     assert all(x != y for x, y in zip(order[1:5], order[2:6]))  # once both wait, they alternate
+
+
+def test_a_run_keeping_pace_never_gets_ahead_of_its_leader(wait_until) -> None:
+    leader, follower = Session(CFG), Session(replace(CFG, method="abp", alpha=0.0))  # ABP is the faster run
+    follower.keep_pace(leader)
+    try:
+        leader.start()
+        follower.start()
+        seen = []
+        t_end = time.monotonic() + 4.0
+        while time.monotonic() < t_end:
+            behind = follower.view().iteration   # read first: the leader's count only grows
+            seen.append((behind, leader.view().iteration))
+            time.sleep(0.01)
+        assert all(f <= lead for f, lead in seen)
+        assert seen[-1][0] >= 3  # and it kept up, rather than waiting for good
+        leader.pause()
+        wait_until(lambda: follower.view().iteration == leader.view().iteration)
+        it = follower.view().iteration
+        follower.step()  # a paused leader holds nobody back
+        wait_until(lambda: follower.view().iteration == it + 1)
+    finally:
+        leader.stop()
+        follower.stop()
 
 
 def test_pause_cuts_a_long_iteration_short(wait_until) -> None:
