@@ -69,16 +69,20 @@ def infer(
         raise ValueError(f"noise must be (K, B, d) = {(cfg.steps, *z0.shape)}; got {tuple(noise.shape)}")
     z = z0.detach().clone()
     trace = []
+    closed_form = getattr(generator, "energy_grad", None) if not return_trace else None
     for k in range(cfg.steps):
         if interrupt is not None and interrupt():
             raise Interrupted("Langevin inference interrupted")
-        z.requires_grad_(True)
-        with torch.enable_grad():
-            e = energy(generator, z, x, cfg.sigma)
-            (grad,) = torch.autograd.grad(e.sum(), z)  # per-example gradients: examples are independent
-        z = z.detach()
-        if return_trace:
-            trace.append(e.detach().mean())
+        if closed_form is not None:  # the MLP's gradient written out: the same values, faster
+            grad = closed_form(z, x, cfg.sigma)
+        else:
+            z.requires_grad_(True)
+            with torch.enable_grad():
+                e = energy(generator, z, x, cfg.sigma)
+                (grad,) = torch.autograd.grad(e.sum(), z)  # per-example gradients: examples are independent
+            z = z.detach()
+            if return_trace:
+                trace.append(e.detach().mean())
         z = z - 0.5 * s * s * grad
         if cfg.noise:
             xi = noise[k] if noise is not None else torch.randn(z.shape, generator=rng, dtype=z.dtype, device=z.device)

@@ -142,3 +142,17 @@ def test_seeded_noise_is_reproducible_and_z0_is_not_modified(model) -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(z0, torch.zeros(4, D_LATENT, dtype=torch.float64))
     assert torch.equal(infer(gen, x, z0[:1], LangevinConfig(steps=0)), z0[:1])
+
+
+def test_the_mlps_closed_form_gradient_is_autograds() -> None:
+    torch.manual_seed(0)
+    gen = build_generator(ModelConfig(latent_dim=2, arch="mlp", width=4)).double()
+    for p in gen.parameters():  # a generator far from its initialisation: both LeakyReLU branches in use
+        p.data.mul_(3.0)
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    z = 2 * torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z.requires_grad_(True)
+    (auto,) = torch.autograd.grad(energy(gen, z, x, SIGMA).sum(), z)
+    closed = gen.energy_grad(z.detach(), x, SIGMA)
+    assert torch.allclose(closed, auto, rtol=1e-9, atol=1e-9)
+    assert all(p.grad is None for p in gen.parameters())
