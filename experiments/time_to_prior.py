@@ -7,7 +7,8 @@ of those latents to as many prior draws, as a multiple of the same statistic bet
 beside it, but a correction moves the chains onto prior points by construction, so it proves little.
 
 Each run is what the app runs from Start: two real `Session`s, ours and ABP beside it (alpha 0, same
-data, seed and settings), in their own training threads taking turns, one torch thread each, no browser.
+data, seed and settings, never ahead of ours), in their own training threads taking turns, one torch thread
+each, no browser.
 
     python -m experiments.time_to_prior [--seconds 90] [--configs demo,...] [--out results/time_to_prior.md]
 """
@@ -50,6 +51,7 @@ def _q(v) -> list[tuple[float, float]]:
 
 def run(cfg: TrainConfig, seconds: float) -> dict:
     ours, abp = Session(cfg), Session(replace(cfg, method="abp", alpha=None))
+    abp.keep_pace(ours)  # as the app has it: ABP never runs ahead of ours
     out: dict = {}
     for s in (ours, abp):
         s.start()
