@@ -31,7 +31,7 @@ from lvm.ot import solve
 def _run(n: int, d: int) -> dict:
     from lvm import auction, auction_dist
 
-    spent = {"score": 0.0, "lists": 0.0, "bid": 0.0}
+    spent = {"score": 0.0, "lists": 0.0, "bid": 0.0, "bids": 0, "rebuilt_in_loop": 0}
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -43,9 +43,20 @@ def _run(n: int, d: int) -> dict:
 
     auction._Candidates.refresh = timed("score", auction._Candidates.refresh)
     auction_dist._Lists.refresh = timed("lists", auction_dist._Lists.refresh)
-    auction_dist._bid = timed("bid", auction_dist._bid)
-    if not distributed.launched() and hasattr(auction, "_bid"):  # the one-process solver's bidding, if so named
-        auction._bid = timed("bid", auction._bid)
+
+    def counted(fn):  # the bidding's time, its bids and the rows it rebuilt one by one inside the compiled loop
+        fn = timed("bid", fn)
+
+        def wrapper(*args):
+            top, n_stale, bids, rebuilt = fn(*args)
+            spent["bids"] += bids
+            spent["rebuilt_in_loop"] += rebuilt
+            return top, n_stale, bids, rebuilt
+        return wrapper
+
+    auction_dist._bid = counted(auction_dist._bid)
+    if not distributed.launched():
+        auction._bid = counted(auction._bid)
     src, tgt = problem(n, d, "squashed")
     cfg = OTConfig("fast")
     out: dict = {"n": n, "d": d, "threads": torch.get_num_threads()}
@@ -71,7 +82,7 @@ def _run(n: int, d: int) -> dict:
     out.update(cold_s=time.perf_counter() - t0, cold_passes=res.iterations, cold_gap=res.gap)
     src = src + 0.01 * src.std(0) * torch.randn(src.shape, generator=torch.Generator().manual_seed(1))
     calls.clear()
-    spent.update(score=0.0, lists=0.0, bid=0.0)
+    spent.update(score=0.0, lists=0.0, bid=0.0, bids=0, rebuilt_in_loop=0)
     t0 = time.perf_counter()
     res = solver(src, res.warm_start)
     out.update(warm_s=time.perf_counter() - t0, warm_passes=res.iterations, warm_gap=res.gap,

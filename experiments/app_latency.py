@@ -25,7 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
 HEADING = {"Home": "Short-run MCMC inference with OT correction"}  # the others' heading is their name
 PICTURE = "[data-testid=stImage] img, .js-plotly-plot .main-svg"
-DEMO_L = 4  # lvm.session.DEMO.ot_every (not imported: torch would load in this process)
+DEMO_L = 8  # lvm.session.DEMO.ot_every (not imported: torch would load in this process)
 
 
 @contextmanager

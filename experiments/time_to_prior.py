@@ -37,7 +37,7 @@ def variant(alpha: float, every: int, steps: int, step_size: float | None = None
 
 
 CONFIGS = {  # every name spells out its alpha, L and K: none inherits them from DEMO unseen
-    "demo": DEMO,                            # alpha 1, L = 4, K = 20 (results/demo_settings.md)
+    "demo": DEMO,                            # alpha 1, L = 8, K = 20, hidden 128 (results/demo_speed.md)
     "alpha05-L4-K20": variant(0.5, 4, 20),   # the paper's alpha
     "alpha1-L8-K10": variant(1.0, 8, 10),    # twice as fast per iteration
     "alpha1-L1-K10": variant(1.0, 1, 10),    # the app's default before this statistic: chains on the prior by construction
