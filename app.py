@@ -60,4 +60,9 @@ nav = st.navigation([st.Page(home, title="Home", default=True), TRAIN,
 st.set_page_config(page_title="lvm: short-run MCMC + OT", layout="wide")
 if nav.title != "Home":
     warmup.wait(nav.title)  # every other view imports torch: until the warm-up is done, it says so at once
-nav.run()
+    from lvm.turns import TRAIN_TURNS  # imports torch (through lvm), which the warm-up has loaded by now
+
+    with TRAIN_TURNS.yielding():  # training gives this page a core while it is drawn (never waits for one)
+        nav.run()
+else:
+    nav.run()

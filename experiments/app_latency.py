@@ -148,8 +148,10 @@ def report(r: dict, load: tuple) -> str:
              "Start button and the live cloud) is there.", "",
              f"`python -m experiments.app_latency`, one run, {os.cpu_count()} CPUs, load average at the start "
              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), LVM_TRAIN_TURNS "
-             f"{os.environ.get('LVM_TRAIN_TURNS') or 'unset (one training turn per core but one)'}. The app's default "
-             "run (ours with ABP beside it) trains from Start on; the views after Train are timed while it trains.", "",
+             f"{os.environ.get('LVM_TRAIN_TURNS') or 'unset (one training turn per core; a page being drawn takes one back)'}"
+             f", LVM_TRAIN_NICE {os.environ.get('LVM_TRAIN_NICE') or 'unset (10)'}. The app's default run (ours with ABP "
+             "beside it, never ahead of ours) trains from Start on; the views after Train are timed while it trains.",
+             "",
              "| view | page switch (s) | first picture (s) | live (s) |", "|---|---|---|---|"]
     lines += [f"| {v} | {t['switch']:.2f} | {t['picture']:.2f} | {t.get('ready', t['picture']):.2f} |"
               for v, t in r["views"].items()]

@@ -109,6 +109,7 @@ class View:
 
 
 THREAD_NAME = "lvm-session"
+TRAIN_NICE = int(os.environ.get("LVM_TRAIN_NICE", "10"))  # training threads yield the cores to the page and browser
 
 
 def _name_os_thread(name: str) -> None:
@@ -117,6 +118,17 @@ def _name_os_thread(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):  # not Linux: the Python name is enough
         pass
+
+
+def _lower_os_priority(nice: int) -> None:
+    """Give the calling thread `nice` more niceness (Linux: a thread's own priority), so that on a busy machine
+    the page's server thread and the browser come before training; elsewhere nothing happens."""
+    if nice and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except OSError:
+            pass
 
 
 def _thin(items: list, limit: int) -> list:
@@ -334,6 +346,7 @@ class Session:
 
     def _loop(self) -> None:
         _name_os_thread(THREAD_NAME)
+        _lower_os_priority(TRAIN_NICE)
         if self._threads:
             torch.set_num_threads(self._threads)
         while True:

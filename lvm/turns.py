@@ -9,30 +9,48 @@ import threading
 
 class Turns:
     """At most `slots` holders at a time, served first come, first served (a lock is not fair: the thread
-    that releases it usually takes it straight back, and the other sessions would never train)."""
+    that releases it usually takes it straight back, and the other sessions would never train).
+
+    `yielding` lends slots to whoever runs it (a page being drawn) without waiting: while it lasts, no new
+    turn starts beyond slots minus the lenders, one slot at the least; turns in flight run to their end."""
 
     def __init__(self, slots: int):
-        self._cond, self._queue, self._free = threading.Condition(), collections.deque(), slots
+        self._cond, self._queue = threading.Condition(), collections.deque()
+        self._slots, self._held, self._lent = slots, 0, 0
+
+    def _open(self) -> int:
+        return max(1, self._slots - self._lent) - self._held
 
     @contextlib.contextmanager
     def turn(self):
         me = object()
         with self._cond:
             self._queue.append(me)
-            while self._queue[0] is not me or self._free == 0:
+            while self._queue[0] is not me or self._open() <= 0:
                 self._cond.wait()
             self._queue.popleft()
-            self._free -= 1
+            self._held += 1
             self._cond.notify_all()
         try:
             yield
         finally:
             with self._cond:
-                self._free += 1
+                self._held -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def yielding(self):
+        with self._cond:
+            self._lent += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._lent -= 1
                 self._cond.notify_all()
 
 
-# The iterations of all sessions in a process take turns, one per core but one, so that the server keeping
-# the pages alive always has a core and the GIL is not fought over by every open tab ($LVM_TRAIN_TURNS: another
-# number of turns at a time).
-TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or max(1, (os.cpu_count() or 2) - 1)))
+# The iterations of all sessions in a process take turns, one per core, and a page being drawn takes one of
+# them back (app.py), so that switching pages is as quick as with a core kept free while the runs use every
+# core between page switches (results/app_latency.md; $LVM_TRAIN_TURNS: another number of turns at a time).
+TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or os.cpu_count() or 1))

@@ -159,6 +159,25 @@ def test_turns_are_served_first_come_first_served() -> None:
     assert all(x != y for x, y in zip(order[1:5], order[2:6]))  # once both wait, they alternate
 
 
+def test_a_page_being_drawn_takes_a_turn_back_without_waiting_for_one() -> None:
+    turns, started = Turns(2), threading.Event()
+    with turns.turn():                       # one run trains
+        with turns.yielding():               # a page is drawn: returns at once although no slot is free
+            def second() -> None:
+                with turns.turn():
+                    started.set()
+            t = threading.Thread(target=second)
+            t.start()
+            assert not started.wait(0.3)     # the other run waits while the page is drawn ...
+        assert started.wait(2.0)             # ... and starts once it is done
+        t.join()
+    with Turns(1).yielding():                # one slot in all: training keeps it
+        pass
+    one = Turns(1)
+    with one.yielding(), one.turn():
+        pass
+
+
 def test_a_run_keeping_pace_never_gets_ahead_of_its_leader(wait_until) -> None:
     leader, follower = Session(CFG), Session(replace(CFG, method="abp", alpha=0.0))  # ABP is the faster run
     follower.keep_pace(leader)

@@ -22,9 +22,10 @@ d = v.live.shape[1]
 proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
 lim = ui.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
-picked = v.frames[:: max(1, len(v.frames) // 60)]  # at most about 60 frames in the animation
+# at most about 30 frames of 400 points: a heavier animation kept the browser busy for seconds after each visit
+picked = v.frames[:: max(1, len(v.frames) // 30)]
 st.subheader("q(z^K) across corrections")
-st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim), key="replay")
+st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim, points=400), key="replay")
 st.caption(f"Frames up to iteration {v.frames[-1].iteration} (reload the page or press R for the newer ones: a "
            "replay that redrew itself while it plays would restart).")
 

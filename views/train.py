@@ -13,6 +13,7 @@ from lvm.session import ON_PRIOR
 
 FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
+STEP_WAIT = 0.4  # seconds Step waits for its iteration before redrawing (a slower one shows at the next redraw)
 
 s = ui.main_session()
 cfg = s.cfg
@@ -56,8 +57,11 @@ if b[1].button("Pause", key="pause"):
     for r in ui.runs():
         r.pause()
 if b[2].button("Step", key="step", help="one iteration: inference, correction when due, learning"):
+    before, t_end = s.view().iteration, time.monotonic() + STEP_WAIT
     for r in ui.runs():
         r.step()
+    while s.view().iteration == before and time.monotonic() < t_end:  # a quick step shows in this very redraw
+        time.sleep(0.02)
 if b[3].button("Reset", key="reset", disabled=new is None):
     try:
         with st.spinner("loading the data"), warnings.catch_warnings(record=True) as caught:
