@@ -193,6 +193,7 @@ class Session:
         self._closed = False                 # set once by `close`: the thread ends and never restarts
         self._run = 0
         self._leader: Session | None = None  # see keep_pace
+        self._readers = 0                    # views waiting in `model` for the iteration in flight to end
         self._build(cfg)
 
     # ---- commands (any thread) ----------------------------------------------------------------
@@ -300,8 +301,15 @@ class Session:
 
     def model(self) -> tuple[TrainConfig, nn.Module, int]:
         """(config, a copy of the generator in eval mode, iteration): safe to use while training goes on."""
-        with self._train_lock:  # on the CPU: the views feed it CPU tensors
-            return self._trainer.cfg, copy.deepcopy(self._trainer.generator).cpu().eval(), self._trainer.iteration
+        with self._lock:
+            self._readers += 1  # the thread starts no iteration until this copy is made (a lock is not fair)
+        try:
+            with self._train_lock:  # on the CPU: the views feed it CPU tensors
+                return self._trainer.cfg, copy.deepcopy(self._trainer.generator).cpu().eval(), self._trainer.iteration
+        finally:
+            with self._lock:
+                self._readers -= 1
+                self._lock.notify_all()
 
     def data(self) -> ImageData:
         return self._trainer.data
@@ -336,7 +344,8 @@ class Session:
     def _next_job(self) -> tuple[bool, TrainConfig]:
         """Block until there is an iteration to run; (False, _) means stop."""
         with self._lock:
-            while not (self._stopping or self._closed) and self._state != "running" and self._pending == 0:
+            while not (self._stopping or self._closed) and (self._readers or self._state != "running"
+                                                             and self._pending == 0):
                 self._lock.wait()
             if self._stopping or self._closed:
                 return False, self._cfg

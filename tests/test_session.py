@@ -159,6 +159,16 @@ def test_turns_are_served_first_come_first_served() -> None:
     assert all(x != y for x, y in zip(order[1:5], order[2:6]))  # once both wait, they alternate
 
 
+def test_a_view_asking_for_the_model_waits_for_one_iteration_at_most(session: Session, wait_until) -> None:
+    session.start()
+    wait_until(lambda: session.view().iteration >= 3)
+    for _ in range(10):  # the thread would otherwise take its lock straight back, iteration after iteration
+        before = session.view().iteration
+        _, generator, it = session.model()
+        assert it - before <= 2 and not generator.training  # the one in flight, and one that began just before
+        time.sleep(0.01)
+
+
 def test_a_page_being_drawn_takes_a_turn_back_without_waiting_for_one() -> None:
     turns, started = Turns(2), threading.Event()
     with turns.turn():                       # one run trains
