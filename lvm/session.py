@@ -18,7 +18,6 @@ count as diverged); the thread lives on.
 from __future__ import annotations
 
 import copy
-import ctypes
 import functools
 import os
 import threading
@@ -36,7 +35,7 @@ from .data import ImageData
 from .langevin import Interrupted
 from .metrics import prior_baseline_ot_cost
 from .trainer import LATENT_FIT_N, DivergedError, Step, Trainer
-from .turns import TRAIN_TURNS
+from .turns import TRAIN_TURNS, as_training_thread
 
 MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
@@ -109,26 +108,6 @@ class View:
 
 
 THREAD_NAME = "lvm-session"
-TRAIN_NICE = int(os.environ.get("LVM_TRAIN_NICE", "10"))  # training threads yield the cores to the page and browser
-
-
-def _name_os_thread(name: str) -> None:
-    """Give the calling thread `name` for the OS too (Linux: top -H, /proc/PID/task/TID/comm)."""
-    try:
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):  # not Linux: the Python name is enough
-        pass
-
-
-def _lower_os_priority(nice: int) -> None:
-    """Give the calling thread `nice` more niceness (Linux: a thread's own priority), so that on a busy machine
-    the page's server thread and the browser come before training; elsewhere nothing happens."""
-    if nice and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-        except OSError:
-            pass
 
 
 def _thin(items: list, limit: int) -> list:
@@ -354,8 +333,7 @@ class Session:
             return True, self._cfg
 
     def _loop(self) -> None:
-        _name_os_thread(THREAD_NAME)
-        _lower_os_priority(TRAIN_NICE)
+        as_training_thread(THREAD_NAME)
         if self._threads:
             torch.set_num_threads(self._threads)
         while True:

@@ -1,10 +1,13 @@
-"""Who trains when: the turns all live sessions of a process take, and one run keeping pace with another."""
+"""Who trains when: the turns the live sessions of a process take, and their threads' name and priority."""
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
 import threading
+
+TRAIN_NICE = int(os.environ.get("LVM_TRAIN_NICE", "10"))  # training threads yield the cores to the page and browser
 
 
 class Turns:
@@ -54,3 +57,19 @@ class Turns:
 # them back (app.py), so that switching pages is as quick as with a core kept free while the runs use every
 # core between page switches (results/app_latency.md; $LVM_TRAIN_TURNS: another number of turns at a time).
 TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or os.cpu_count() or 1))
+
+
+def as_training_thread(name: str, nice: int = TRAIN_NICE) -> None:
+    """Name the calling thread `name` for the OS too (Linux: top -H, /proc/PID/task/TID/comm) and give it `nice`
+    more niceness (a Linux thread's own priority), so that on a busy machine the page's server thread and the
+    browser come before training; elsewhere only the Python name is set."""
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+    if nice and hasattr(os, "setpriority"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except OSError:
+            pass
