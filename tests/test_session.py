@@ -256,3 +256,9 @@ def test_a_session_trains_on_cuda_and_hands_the_views_cpu_tensors(wait_until) ->
         assert not next(gen.parameters()).is_cuda
     finally:
         s.stop()
+
+
+def test_the_latency_script_waits_for_the_demos_first_correction() -> None:
+    from experiments import app_latency  # keeps its own copy of L so as not to load torch in its process
+    from lvm.session import DEMO
+    assert app_latency.DEMO_L == DEMO.ot_every
