@@ -27,11 +27,13 @@ from pathlib import Path
 
 import torch
 
+from lvm.config import TrainConfig
+
 from . import demo_settings as ds
 from ._report import machine, script_command
 
 
-def variants(seed: int) -> list[tuple[str, object]]:
+def variants(seed: int) -> list[tuple[str, TrainConfig]]:
     """(label, config) of demo_settings' choice and its cheaper variants, at `seed`."""
     chosen = replace(ds.candidate(1.0, 4, 20), seed=seed)   # results/demo_settings.md's choice
     small = replace(chosen, model=replace(chosen.model, width=16))
@@ -62,26 +64,28 @@ def main() -> None:
     speed = {label: statistics.fmean(r.ours["it_per_s"] for r in rs) for label, rs in by.items()}
     good = [label for label in labels if meets[label]]
     chosen = max(good, key=lambda lab: (by[lab][0].cfg.alpha == 0.5, speed[lab]), default=None)
+    trained = {ds.run_key(r.cfg): r.ours["seconds"] for r in rows} | {ds.abp_key(r.cfg): r.abp["seconds"] for r in rows}
 
     text = (f"# The teaching demo, fast enough to watch\n\n"
             f"MNIST digits 0 and 1 (the first 2,000 images), d = 2, MLP generator, K = 20, s = 0.1, batch size 128, "
             f"fast OT solver; ours and ABP (alpha 0) from the same seed, {a.iterations} iterations each, seeds "
             f"{', '.join(map(str, seeds))}, one torch thread per process, {a.jobs} processes at a time. Machine: "
             f"{machine()}; load average {load0:.2f} at the start ({started}); this invocation took "
-            f"{(time.perf_counter() - t0) / 60:.0f} min. Command: `{script_command()}`.\n\n"
+            f"{(time.perf_counter() - t0) / 60:.0f} min (runs read from {a.runs} cost nothing); the runs behind this "
+            f"table trained for {sum(trained.values()) / 60:.0f} min in all. Command: `{script_command()}`.\n\n"
             f"Statistics and bar as in `demo_settings.md`: q x is the model's own q(z^K) (K steps from fresh noise "
             f"on {ds.Q_N} training images) over the prior-vs-prior level; the bar is ours' q x <= {ds.BAR_Q:g}, at "
             f"most {ds.BAR_RATIO:g} of ABP's and falling, after the last iteration. it/s: iterations over the wall "
             f"time of `Trainer.step` with the fits a live run pays, one process per core (no browser).\n\n"
             f"| variant | seeds meeting the bar | ours q x (per seed) | q ours/ABP (per seed) | ours it/s | "
-            f"ABP it/s | OT ms | ours MSE |\n|---|---|---|---|---|---|---|---|\n")
+            f"ABP it/s | OT ms | ours MSE | ABP MSE |\n|---|---|---|---|---|---|---|---|---|\n")
     for label in labels:
         rs = by[label]
         text += (f"| {label}{' **(chosen)**' if label == chosen else ''} | {sum(r.meets for r in rs)} of {len(rs)} | "
                  f"{' / '.join(f'{r.q:.2f}' for r in rs)} | {' / '.join(f'{r.ratio:.2f}' for r in rs)} | "
                  f"{speed[label]:.1f} | {statistics.fmean(r.abp['it_per_s'] for r in rs):.1f} | "
                  f"{statistics.median(r.ours['ot_ms'] for r in rs):.0f} | "
-                 f"{statistics.fmean(r.ours['mse'] for r in rs):.4f} |\n")
+                 f"{statistics.fmean(r.ours['mse'] for r in rs):.4f} | {statistics.fmean(r.abp['mse'] for r in rs):.4f} |\n")
     text += "\n" + (f"Chosen: **{chosen}**, the demo's default (`lvm.session.DEMO`), {speed[chosen]:.1f} iterations/s "
                     f"against {speed[labels[0]]:.1f} for demo_settings' choice." if chosen else
                     "No variant meets the bar on every seed: the demo keeps demo_settings' choice.") + "\n"
