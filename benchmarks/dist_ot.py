@@ -10,8 +10,10 @@ and warm seconds, passes, certified gap and bids; on several ranks also the coll
 warm solve and the bytes this rank put into them, and the time of its block of one full pass
 (an m x n x d float32 product in row blocks, `bench_ot.sgemm_seconds`), and where the warm solve's
 time went: `score` (this rank's full rows: products and list selection), `lists` (that plus the
-all-gather of the lists), `bid` (the compiled bidding, the same on every rank). One thread per
-process unless --threads says otherwise.
+all-gather of the lists), `jacobi` (the Jacobi rounds: each rank's own rows' bids, their all-gather,
+the lists rebuilt after each round) with its rounds and bids, `bid` (the compiled end-game bidding, the
+same on every rank); `cold_spent` the same for the cold solve. One thread per process unless --threads
+says otherwise.
 """
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ from lvm.ot import solve
 def _run(n: int, d: int) -> dict:
     from lvm import auction, auction_dist
 
-    spent = {"score": 0.0, "lists": 0.0, "bid": 0.0, "bids": 0, "rebuilt_in_loop": 0}
+    zero = {"score": 0.0, "lists": 0.0, "jacobi": 0.0, "jacobi_rounds": 0, "jacobi_bids": 0, "bid": 0.0, "bids": 0,
+            "rebuilt_in_loop": 0}
+    spent = dict(zero)
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -55,6 +59,15 @@ def _run(n: int, d: int) -> dict:
         return wrapper
 
     auction_dist._bid = counted(auction_dist._bid)
+    jacobi = timed("jacobi", auction_dist._jacobi)
+
+    def rounds(*args):
+        bids, n = jacobi(*args)
+        spent["jacobi_bids"] += bids
+        spent["jacobi_rounds"] += n
+        return bids, n
+
+    auction_dist._jacobi = rounds
     if not distributed.launched():
         auction._bid = counted(auction._bid)
     src, tgt = problem(n, d, "squashed")
@@ -79,10 +92,10 @@ def _run(n: int, d: int) -> dict:
         out.update(rank=0, world=1)
     t0 = time.perf_counter()
     res = solver(src)
-    out.update(cold_s=time.perf_counter() - t0, cold_passes=res.iterations, cold_gap=res.gap)
+    out.update(cold_s=time.perf_counter() - t0, cold_passes=res.iterations, cold_gap=res.gap, cold_spent=dict(spent))
     src = src + 0.01 * src.std(0) * torch.randn(src.shape, generator=torch.Generator().manual_seed(1))
     calls.clear()
-    spent.update(score=0.0, lists=0.0, bid=0.0, bids=0, rebuilt_in_loop=0)
+    spent.update(zero)
     t0 = time.perf_counter()
     res = solver(src, res.warm_start)
     out.update(warm_s=time.perf_counter() - t0, warm_passes=res.iterations, warm_gap=res.gap,

@@ -87,6 +87,7 @@ class AuctionOutput:
     converged: bool            # everything assigned and rel_gap <= tol
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # wall time per phase (see `auction`)
     lists: CandidateLists | None = None  # the candidate lists at the end, for the next solve on these targets
+    rounds: int = 0            # Jacobi rounds of bidding across ranks (lvm.auction_dist; 0 in one process)
 
 
 @njit(cache=True, nogil=True)

@@ -14,23 +14,31 @@ over the ranks, each scores its share against all targets, and the lists are all
 bytes a row): every rank then holds every list, the prices p (float64), the owner of every target
 and every row's target, identical on every rank.
 
-Bids are made from those lists by the sequential (Gauss-Seidel) rule of `lvm.auction`, the same
-bids in the same order on every rank, so prices and ownership stay identical with no tie to break:
-an unassigned row i bids for its best listed target j1 and raises p_j1 by (v1 - max(v2, bound_i)) + eps,
-v1, v2 its best and second-best values a_ij - p_j; the previous owner becomes unassigned. A row whose
-list cannot prove its best target (v1 < bound_i: prices rose on its listed targets) waits; when no row
-can bid, the waiting rows are rebuilt: a large batch split over the ranks (one all-gather), a small
-one (the end game's single rows) by every rank itself inside the compiled loop of `lvm.auction._bid`
-(the same compiled code on the same data, so every rank computes the same list). Every pair keeps eps-complementary
-slackness, epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the
-certificate D(p) - primal puts the relative gap on the transport cost at most `tol`; every rank
-computes it from the same arrays, so all ranks stop together.
+Bids come in two regimes. While many rows are unassigned (the start of every epsilon phase), each rank
+bids for its own unassigned rows at once, a Jacobi round: row i bids for its best listed target j1 =
+argmax_j (a_ij - p_j) the price p_j1 + (v1 - max(v2, bound_i)) + eps, v1 and v2 its best and second-best
+values. The bids, (row, target, price) records, are all-gathered, and every rank reduces them to the
+best bid per target, ties going to the lowest row (one collective of a few thousand records a round; two
+all-reduces of n-long price and winner arrays made the rounds a third slower here); every rank then
+applies the same winners, so prices, the owner of every target and every row's target stay identical on
+every rank, and each displaced owner is unassigned again. A row whose list cannot prove its best target
+(v1 < bound_i: prices rose on its listed targets) sits the round out, and the rows waiting so are
+rebuilt after it, split over the ranks. Rounds are used where a row's rebuild costs over `JACOBI_ELEMS`
+multiply-adds (n d), since what they save is rebuilds split over the ranks, and last while at least
+`JACOBI_MIN` of the rows are unassigned. After that the end game is a chain of displacements one row
+after another, where a round per displacement would cost a collective's latency each; so the rest of the
+phase bids by the sequential (Gauss-Seidel) rule of `lvm.auction`, the same bids in the same order on
+every rank: waiting rows are rebuilt in a batch split over the ranks (one all-gather), or, a few at a
+time, by every rank itself inside the compiled loop of `lvm.auction._bid` (the same compiled code on the
+same data, so every rank computes the same list). Every pair keeps eps-complementary slackness in both
+regimes, epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the
+certificate D(p) - primal puts the relative gap on the transport cost at most `tol`: each rank sums its
+own rows' share of D(p) and of the primal, and the shares are all-reduced (added in rank order, so every
+rank stops at the same phase).
 
-Why not a Jacobi auction (every rank bids for its own rows, the best bid per target found by an
-all-reduce each round): it is correct, and was built first, but an auction's end game is a chain of
-displacements one row after another, and every displacement that crosses ranks costs one round, a
-collective's latency. Measured on the 2-core machine (two ranks, n = 20,000, d = 64, warm): 25,887
-rounds, 78 s against 5.1 s for one process (benchmarks/distributed.md).
+Why the end game is not Jacobi too: it was built so first, and is correct, but measured on the 2-core
+machine (two ranks, n = 20,000, d = 64, warm) it took 25,887 rounds, 78 s against 5.1 s for one
+process (benchmarks/distributed.md).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ import warnings
 import numpy as np
 import torch
 
-from .auction import COARSE_MIN, AuctionOutput, _bid, _certified_gap, _own_values, coarse_prices
+from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, coarse_prices
 from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates
 from .config import OTConfig
 from .distributed import Comm
@@ -48,6 +56,9 @@ from .ot import OTResult, Progress, WarmStart
 
 
 NO_LIMIT = 2**62  # bids per compiled call: every rank must stop at the same bid, so none is cut short
+JACOBI_MIN = 0.01  # Jacobi rounds while at least this share of the rows is unassigned (benchmarks/distributed.md)
+JACOBI_ELEMS = 2**20  # ... where a row's rebuild costs more multiply-adds than this (n d): what a round saves is
+#                      rebuilds split over the ranks; for cheaper rows its collective and numpy cost more
 
 
 class _Lists(_Candidates):
@@ -73,10 +84,55 @@ class _Lists(_Candidates):
         self.spread += len(rows)
 
 
+def _jacobi(lists: _Lists, p: np.ndarray, p32: np.ndarray, assign: np.ndarray, owner: np.ndarray,
+            fresh: np.ndarray, eps: float, comm: Comm, least: float) -> tuple[int, int]:
+    """Jacobi rounds of bidding while many rows are unassigned (see the module docstring).
+
+    Rounds go on while at least `least` rows are unassigned. Updates p, p32, assign, owner and fresh in
+    place, identically on every rank. Returns (bids, rounds).
+    """
+    lo, hi = comm.bounds(len(p))
+    n = len(p)
+    bids = rounds = 0
+    while len(every := np.flatnonzero(assign < 0)) >= least:
+        free = every[(every >= lo) & (every < hi)]                      # this rank's unassigned rows
+        vals = lists.score[free] - p[lists.idx[free]]                    # (f, k) float64 values of the lists
+        at = np.arange(len(free))
+        best = vals.argmax(1)
+        v1, j1 = vals[at, best], lists.idx[free, best]
+        vals[at, best] = -np.inf
+        v2, bound = vals.max(1), lists.bound[free]
+        proven = (v1 >= bound) | fresh[free]
+        second = np.maximum(v2, bound)
+        second = np.where(second == -np.inf, v1, second)               # a single target in all: nothing to outbid
+        bid = np.where(proven, p[j1] + np.maximum(v1 - second, 0.0) + eps, -np.inf)
+        j1 = np.where(proven, j1, -1)                                  # -1: waits for its list to be rebuilt
+        every_bid = comm.allgather(np.stack([free, j1, bid], 1), "the round's bids")  # (row, target, price)
+        waiting = every_bid[every_bid[:, 1] < 0, 0].astype(np.int64)
+        made = every_bid[every_bid[:, 1] >= 0]
+        made = made[np.lexsort((made[:, 0], -made[:, 2], made[:, 1]))]  # by target, highest price, lowest row
+        top = made[np.r_[True, made[1:, 1] != made[:-1, 1]]] if len(made) else made  # the best bid per target
+        sold, winner = top[:, 1].astype(np.int64), top[:, 0].astype(np.int64)
+        prev = owner[sold]
+        assign[prev[prev >= 0]] = -1
+        owner[sold], assign[winner] = winner, sold
+        p[sold] = top[:, 2]
+        p32[sold] = p[sold]
+        fresh[every] = False  # every rank's bidders; the rows that waited were not fresh (proven otherwise)
+        bids += len(made)
+        rounds += 1
+        if len(waiting):
+            lists.refresh(waiting, p)
+            fresh[waiting] = True
+        if not len(sold) and not len(waiting):                     # cannot happen; never loop for nothing
+            break
+    return bids, rounds
+
+
 def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: float = 1e-4, scaling: float = 5.0,
             k: int = 0, chunk: int = 4096, prices: torch.Tensor | None = None, epsilon: float | None = None,
             assignment: torch.Tensor | None = None, kept: CandidateLists | None = None,
-            max_passes: float = 200.0, coarse: int = COARSE_MIN) -> AuctionOutput:
+            max_passes: float = 200.0, coarse: int = COARSE_MIN, jacobi: bool | None = None) -> AuctionOutput:
     """Maximise sum_i <source_i, target_sigma(i)> over permutations, the sources split across ranks.
 
     Every rank calls this with its own block of sources; the other arguments are the same on every rank.
@@ -86,6 +142,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         target: (n, d) all targets (n = the sum of m over ranks), on the same device as `source`.
         comm: the process group (`lvm.distributed.init`).
         tol, scaling, k, chunk, max_passes, coarse: as in `lvm.auction.auction` (for the global n).
+        jacobi: bid in Jacobi rounds while JACOBI_MIN of the rows or more are unassigned (None: if n d is over
+            JACOBI_ELEMS).
         prices, epsilon, assignment: a warm start (global (n,) prices and assignment), as a previous
             call on the same targets returned them.
         kept: that call's `lists`: with prices, only the lists that cannot prove their best entry after the
@@ -143,18 +201,22 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
     # fewer stale rows than this are rebuilt by every rank in the compiled loop (as lvm.auction does on
     # one core): cheaper than a collective's latency plus a share of the rows
     min_batch = int(min(max(2**24 // (n * d), 1), 256))
-    bids, rebuilt, rel_gap, primal, dual = 0, 0, math.inf, -math.inf, math.inf
+    bids, rebuilt, rounds, rel_gap, primal, dual = 0, 0, 0, math.inf, -math.inf, math.inf
+    fresh = np.zeros(n, dtype=np.bool_)                 # lists rebuilt since their row last bid
+    lo, hi = comm.bounds(n)
     while True:
         # 1. eps-CS at the new epsilon: release the pairs that are not within eps of their best
         own = _own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
         drop = (assign >= 0) & (own < lists.row_max_upper(p) - eps)
         owner[assign[drop]] = -1
         assign[drop] = -1
-        # 2. bid until every row holds a target; large batches of stale lists are rebuilt across the ranks
+        # 2. bid until every row holds a target: Jacobi rounds while many are free, then the end game
+        if comm.world > 1 and (n * d > JACOBI_ELEMS if jacobi is None else jacobi):
+            b, r = _jacobi(lists, p, p32, assign, owner, fresh, eps, comm, max(JACOBI_MIN * n, 2))
+            bids, rounds = bids + b, rounds + r
         free = np.flatnonzero(assign < 0)
         top = len(free)
         stack[:top] = free
-        fresh = np.zeros(n, dtype=np.bool_)
         while top and (lists.spread + rebuilt) / n + work < max_passes:
             top, n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
                                       assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t, NO_LIMIT)
@@ -166,12 +228,16 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
             fresh[rows] = True
             stack[:n_stale] = rows
             top = n_stale
-        # 3. the certificate (weak duality) on the mean squared-distance cost, the same on every rank
+        # 3. the certificate (weak duality) on the mean squared-distance cost: each rank's rows' share, all-reduced
         done = bool((assign >= 0).all())
         if done:
-            primal = float(_own_values(src, tgt, assign).sum())
             for attempt in range(2):
-                dual, rel_gap = _certified_gap(lists, p, primal, norms)
+                mine = [_own_values(src[lo:hi], tgt, assign[lo:hi]).sum(),
+                        np.maximum((lists.score[lo:hi] - p[lists.idx[lo:hi]]).max(1), lists.bound[lo:hi]).sum()]
+                primal, row_max = (float(v) for v in comm.sum(mine, "the certificate"))
+                dual = row_max + float(p.sum())
+                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
+                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
                 unproven = lists.unproven(p)
                 if rel_gap <= tol or attempt or not len(unproven):
                     break
@@ -182,7 +248,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
     dev = source.device
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
                          eps, (lists.spread + rebuilt) / n + work, bids, done and rel_gap <= tol,
-                         lists=CandidateLists(src32, lists.idx, lists.bound))
+                         lists=CandidateLists(src32, lists.idx, lists.bound), rounds=rounds)
 
 
 def solve(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig, comm: Comm, warm: WarmStart | None = None,

@@ -74,15 +74,15 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         for n, d, tol in OT_PROBLEMS:
             src, tgt = _problem(n, d)
             start, stop = comm.bounds(n)
-            found[(n, d)] = auction_dist.auction(src[start:stop], tgt, comm, tol=tol)
+            found[(n, d)] = auction_dist.auction(src[start:stop], tgt, comm, tol=tol, jacobi=True)  # rounds too
         src, tgt = _problem(*WARM[:2])                 # a warm solve after a 1 % drift, from the kept lists
         moved = _drifted(src)
         start, stop = comm.bounds(len(src))
         first = auction_dist.auction(src[start:stop], tgt, comm, tol=WARM[2])
         found[WARM[:2]] = auction_dist.auction(moved[start:stop], tgt, comm, tol=WARM[2], prices=first.prices,
                                                epsilon=first.epsilon, assignment=first.assignment, kept=first.lists)
-        torch.save({f"{n}x{d}": (o.assignment, o.prices, o.primal, o.dual, o.rel_gap, o.converged, o.passes)
-                    for (n, d), o in found.items()}, f"{out}/ot-rank{rank}.pt")
+        torch.save({f"{n}x{d}": (o.assignment, o.prices, o.primal, o.dual, o.rel_gap, o.converged, o.passes,
+                                 o.rounds) for (n, d), o in found.items()}, f"{out}/ot-rank{rank}.pt")
         data = load(MNIST01, "train")
         commands.fit(CFG, data, Path(out, "two"))                                  # 0 -> 12 on 2
         if rank == 0:
@@ -158,9 +158,10 @@ def test_checkpoint_resumes_on_another_number_of_processes(runs: Path, run: str)
 @pytest.mark.parametrize("n,d,tol", OT_PROBLEMS)
 def test_distributed_auction_is_certified_and_matches_one_process(runs: Path, n: int, d: int, tol: float) -> None:
     ranks = [torch.load(runs / f"ot-rank{r}.pt", weights_only=True)[f"{n}x{d}"] for r in (0, 1)]
-    assignment, prices, primal, dual, gap, converged, _ = ranks[0]
+    assignment, prices, primal, dual, gap, converged, _, rounds = ranks[0]
     assert torch.equal(ranks[1][0], assignment) and torch.equal(ranks[1][1], prices)  # identical on every rank
     assert converged and gap <= tol and dual >= primal
+    assert rounds > 0  # a cold start bids in Jacobi rounds (each rank its own rows) before the end game
     assert torch.equal(assignment.sort().values, torch.arange(n))                       # a permutation
     src, tgt = (t.double().numpy() for t in _problem(n, d))
     cost = ((src[:, None] - tgt[None]) ** 2).sum(-1)                                    # (n, n)
@@ -178,7 +179,7 @@ def test_distributed_warm_start_keeps_the_candidate_lists(runs: Path) -> None:
     """After a 1 % drift the kept lists spare most of a pass, and the answer keeps its certificate."""
     n, d, tol = WARM
     ranks = [torch.load(runs / f"ot-rank{r}.pt", weights_only=True)[f"{n}x{d}"] for r in (0, 1)]
-    assignment, prices, primal, dual, gap, converged, passes = ranks[0]
+    assignment, prices, primal, dual, gap, converged, passes, _ = ranks[0]
     assert torch.equal(ranks[1][0], assignment) and torch.equal(ranks[1][1], prices)
     assert converged and gap <= tol and torch.equal(assignment.sort().values, torch.arange(n))
     assert passes < 0.5                                  # a fresh start scores every row once or more
