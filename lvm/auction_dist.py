@@ -92,7 +92,6 @@ def _jacobi(lists: _Lists, p: np.ndarray, p32: np.ndarray, assign: np.ndarray, o
     place, identically on every rank. Returns (bids, rounds).
     """
     lo, hi = comm.bounds(len(p))
-    n = len(p)
     bids = rounds = 0
     while len(every := np.flatnonzero(assign < 0)) >= least:
         free = every[(every >= lo) & (every < hi)]                      # this rank's unassigned rows
