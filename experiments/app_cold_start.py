@@ -1,0 +1,80 @@
+"""The app's first seconds, cold: a fresh server and a fresh Chromium each time, Home, then Train at once.
+
+    python -m experiments.app_cold_start [--starts 5]
+
+Per start: Home's first picture after `goto`, when the last network request of that load finished (which,
+and when it was asked for), the
+browser's long tasks (over 50 ms of script or layout on its main thread, from a PerformanceObserver in
+the page) until Home's picture, then Train's page switch and first picture, clicked as soon as Home's
+picture is there (the server's warm-up is importing torch then). Prints a table (no file); every start is
+one run on this machine, and the load average at the start is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from experiments.app_latency import CHROMIUM, PICTURE, app
+
+LONG_TASKS = ("window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries()) "
+              "window.__lt.push([e.startTime, e.duration]) }).observe({type: 'longtask', buffered: true});")
+
+
+def start() -> dict:
+    """One cold start: a fresh server and browser."""
+    from playwright.sync_api import sync_playwright
+
+    with app() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.add_init_script(LONG_TASKS)
+        asked: dict[str, float] = {}
+        finished: list[tuple[float, float, str]] = []  # (finished, asked, name) of each request
+        page.on("request", lambda r: asked.setdefault(r.url, time.monotonic()))
+        page.on("requestfinished", lambda r: finished.append((time.monotonic(), asked.get(r.url, 0.0),
+                                                               r.url.rsplit("/", 1)[-1][:24])))
+        t0 = time.monotonic()
+        page.goto(url)
+        page.wait_for_selector(PICTURE, timeout=120_000)
+        done, since, name = max(finished)
+        out = {"home": time.monotonic() - t0, "requests done": done - t0, "last request": (name, since - t0),
+               "long tasks": [(s / 1e3, d / 1e3) for s, d in page.evaluate("window.__lt")]}
+        t0 = time.monotonic()
+        page.get_by_role("link", name="Train").first.click()
+        page.get_by_role("heading", name="Train").first.wait_for(timeout=120_000)
+        out["train switch"] = time.monotonic() - t0
+        page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert])", timeout=120_000)
+        out["train picture"] = time.monotonic() - t0
+        browser.close()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--starts", type=int, default=5)
+    a = p.parse_args()
+    load = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}\n")
+    print("| start | Home's first picture (s) | its requests done (s) | the last of them: asked at (s) "
+          "| long tasks before it: start+duration (s) | Train: switch (s) | Train: first picture (s) |\n"
+          "|---|---|---|---|---|---|---|")
+    runs = []
+    for i in range(a.starts):
+        r = start()
+        runs.append(r)
+        tasks = ", ".join(f"{s:.2f}+{d:.2f}" for s, d in r["long tasks"] if s < r["home"])
+        name, since = r["last request"]
+        print(f"| {i + 1} | {r['home']:.2f} | {r['requests done']:.2f} | {name}: {since:.2f} | {tasks} "
+              f"| {r['train switch']:.2f} "
+              f"| {r['train picture']:.2f} |", flush=True)
+        time.sleep(2)
+    print("\n| | median | worst |\n|---|---|---|")
+    for key in ("home", "train switch", "train picture"):
+        v = [r[key] for r in runs]
+        print(f"| {key} | {statistics.median(v):.2f} | {max(v):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
