@@ -162,10 +162,14 @@ def _certified_gap(lists: _Candidates, p: np.ndarray, primal: float, norms: floa
 
     Weak duality: D(p) >= the optimum, so cost - lower, lower = norms - 2 D(p) / n, bounds the excess cost.
     """
-    n = len(p)
     dual = float(lists.row_max_upper(p).sum() + p.sum())
+    return dual, _relative_gap(primal, dual, norms, len(p))
+
+
+def _relative_gap(primal: float, dual: float, norms: float, n: int) -> float:
+    """The certified relative gap on the mean squared-distance cost of a full assignment worth `primal`."""
     cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-    return dual, (max(cost - lower, 0.0) / lower if lower > 0 else math.inf)
+    return max(cost - lower, 0.0) / lower if lower > 0 else math.inf
 
 
 def _ctransform(src: torch.Tensor, tgt: torch.Tensor, value: torch.Tensor, rows: int) -> torch.Tensor:

@@ -48,7 +48,7 @@ import warnings
 import numpy as np
 import torch
 
-from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, coarse_prices
+from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, _relative_gap, coarse_prices
 from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates
 from .config import OTConfig
 from .distributed import Comm
@@ -231,12 +231,10 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         done = bool((assign >= 0).all())
         if done:
             for attempt in range(2):
-                mine = [_own_values(src[lo:hi], tgt, assign[lo:hi]).sum(),
-                        np.maximum((lists.score[lo:hi] - p[lists.idx[lo:hi]]).max(1), lists.bound[lo:hi]).sum()]
+                mine = [_own_values(src[lo:hi], tgt, assign[lo:hi]).sum(), lists.row_max_upper(p, slice(lo, hi)).sum()]
                 primal, row_max = (float(v) for v in comm.sum(mine, "the certificate"))
                 dual = row_max + float(p.sum())
-                cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
-                rel_gap = max(cost - lower, 0.0) / lower if lower > 0 else math.inf
+                rel_gap = _relative_gap(primal, dual, norms, n)
                 unproven = lists.unproven(p)
                 if rel_gap <= tol or attempt or not len(unproven):
                     break

@@ -251,6 +251,6 @@ class _Candidates:
         """Sources whose list cannot prove its best entry is their row maximum (the bound is higher)."""
         return np.flatnonzero(self.bound > (self.score - p[self.idx]).max(1))
 
-    def row_max_upper(self, p: np.ndarray) -> np.ndarray:
-        """An upper bound on max_j (a_ij - p_j) for every source, exact where the list is fresh."""
-        return np.maximum((self.score - p[self.idx]).max(1), self.bound)
+    def row_max_upper(self, p: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """An upper bound on max_j (a_ij - p_j) for every source (or those of `rows`), exact where the list is fresh."""
+        return np.maximum((self.score[rows] - p[self.idx[rows]]).max(1), self.bound[rows])
