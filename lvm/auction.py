@@ -66,8 +66,8 @@ COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
 COARSE_EPS = 0.03  # the first epsilon, as a share of the median disagreement of the two coarse estimates:
 #                   smaller means fewer lists made stale by large early bids (benchmarks/coarse-eps.md) ...
 COARSE_EPS_LOW_D = (8, 0.3)  # ... except below this d, where near-ties turn a small first epsilon into price wars
-CT_BLOCK_ELEMS = 2**20  # scores per block of a coarse c-transform: 4 MB stays in cache for its argmax (2x faster
-#                        here than BLOCK_ELEMS at m = 7,500 columns)
+CT_BLOCK_ELEMS = 2**19  # scores per block of a coarse c-transform (2 MB): at m = 7,500 sources, blocks of 64 targets
+#                        took 1.0-1.2 s for all 60,000 and blocks of 279 took 2.7-3.2 s here (benchmarks/ot-pass.md)
 BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
 MIN_BATCH_ELEMS = 2**20  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
@@ -172,18 +172,22 @@ def _relative_gap(primal: float, dual: float, norms: float, n: int) -> float:
     return max(cost - lower, 0.0) / lower if lower > 0 else math.inf
 
 
-def _ctransform(src: torch.Tensor, tgt: torch.Tensor, value: torch.Tensor, rows: int) -> torch.Tensor:
-    """max_i (<src_i, tgt_j> - value_i) for every j, in blocks of `rows` targets (float64 result)."""
-    out = torch.empty(len(tgt), dtype=torch.float64)
-    value = value.to(src.device)
-    v32, src_t = value.float(), src.T.contiguous()                  # (m,), (d, m)
-    buf = torch.empty(min(rows, len(tgt)), len(src), device=src.device)  # one block, reused
-    for s in range(0, len(tgt), rows):
-        r = min(rows, len(tgt) - s)
-        torch.addmm(v32, tgt[s:s + r], src_t, beta=-1, out=buf[:r])  # (r, m) float32 scores minus values
-        best = buf[:r].argmax(1)
-        out[s:s + r] = ((tgt[s:s + r].double() * src[best].double()).sum(1) - value[best]).cpu()
-    return out
+def _ctransform(src: torch.Tensor, tgt: torch.Tensor, value: torch.Tensor, cols: int) -> torch.Tensor:
+    """max_i (<src_i, tgt_j> - value_i) for every j, in float32 (as a float64 tensor on the CPU).
+
+    Blocks of `cols` targets: each is one (m, cols) product with -value as its bias, reduced over
+    the sources by a column-wise maximum while it is still in cache. Float32 is enough: these
+    values only start the auction, whose certificate is computed at its own prices.
+    """
+    out = torch.empty(len(tgt), device=src.device)
+    bias = (-value.float()).to(src.device)[:, None]                  # (m, 1)
+    tgt_t = tgt.T.contiguous()                                       # (d, n)
+    buf = torch.empty(len(src), min(cols, len(tgt)), device=src.device)  # one block, reused
+    for s in range(0, len(tgt), cols):
+        c = min(cols, len(tgt) - s)
+        torch.addmm(bias, src, tgt_t[:, s:s + c], out=buf[:, :c])     # (m, c) scores minus values
+        torch.amax(buf[:, :c], 0, out=out[s:s + c])
+    return out.double().cpu()
 
 
 def coarse_prices(source: torch.Tensor, target: torch.Tensor, tol: float, seed: int = 0
@@ -195,14 +199,14 @@ def coarse_prices(source: torch.Tensor, target: torch.Tensor, tol: float, seed: 
     n = len(source)
     m = max(n // COARSE_FRACTION, 2)
     g = torch.Generator().manual_seed(seed)
-    rows = max(1, CT_BLOCK_ELEMS // m)
+    cols = max(1, CT_BLOCK_ELEMS // m)
     estimates, work = [], 0.0
     for _ in range(2):
         si = torch.randperm(n, generator=g)[:m].to(source.device)
         ti = torch.randperm(n, generator=g)[:m].to(source.device)
         sub = auction(source[si], target[ti], tol=tol)
-        u = _ctransform(target[ti], source[si], sub.prices.cpu(), rows)   # each sampled source's value
-        estimates.append(_ctransform(source[si], target, u, rows).numpy())
+        u = _ctransform(target[ti], source[si], sub.prices.cpu(), cols)   # each sampled source's value
+        estimates.append(_ctransform(source[si], target, u, cols).numpy())
         work += sub.passes * (m / n) ** 2 + 2 * m / n
     a, b = estimates
     a, b = a - a.mean(), b - b.mean()
