@@ -69,6 +69,10 @@ COARSE_EPS_LOW_D = (8, 0.3)  # ... except below this d, where near-ties turn a s
 CT_BLOCK_ELEMS = 2**19  # scores per block of a coarse c-transform (2 MB): at m = 7,500 sources, blocks of 64 targets
 #                        took 1.0-1.2 s for all 60,000 and blocks of 279 took 2.7-3.2 s here (benchmarks/ot-pass.md)
 BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
+COLD_LISTS = 2  # a cold start of a large problem lists this many times k targets: its prices move furthest from
+#                where its lists were made (n = 60,000, d = 64: about 2,000 rows rebuilt after its first full pass
+#                instead of about 17,000); the lists it returns for the next warm start are cut back to k
+#                (benchmarks/ot-pass.md)
 MIN_BATCH_ELEMS = 2**20  # stale lists rebuilt in the compiled loop: fewer than this / (n * d) (see auction)
 
 
@@ -227,7 +231,8 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         tol: stop when the certified relative gap on the mean squared-distance cost is <= tol.
         scaling: epsilon is divided by this after each phase.
         k: targets listed per source between full-row rebuilds; 0 picks 32, or 128 once a full row
-            costs over 2**20 multiply-adds (longer lists mean fewer of the costly rebuilds).
+            costs over 2**20 multiply-adds (longer lists mean fewer of the costly rebuilds), and for
+            such a problem's cold start COLD_LISTS times that (its returned lists are cut to k).
         chunk: at most this many full rows per matrix product (also capped by BLOCK_ELEMS).
         prices, epsilon, assignment: a warm start, from a previous call on the same targets.
         lists: that call's `lists`; with prices, the warm start rescores them instead of a full pass.
@@ -240,7 +245,9 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         An AuctionOutput; its assignment is a permutation when `converged`.
     """
     n = len(source)
-    k = k or (128 if n * source.shape[1] > 2**20 else 32)
+    large = n * source.shape[1] > 2**20
+    k_kept = k or (128 if large else 32)
+    k = k or (k_kept * COLD_LISTS if large and prices is None else k_kept)
     src_t, tgt_t = source.float().contiguous(), target.float().contiguous()
     src, tgt = src_t.double().cpu().numpy(), tgt_t.double().cpu().numpy()
     norms = float((src**2).sum(1).mean() + (tgt**2).sum(1).mean())
@@ -329,4 +336,4 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     seconds["other"] = time.perf_counter() - t_start - sum(seconds.values())
     return AuctionOutput(torch.from_numpy(assign).to(dev), torch.from_numpy(p).to(dev), primal, dual, rel_gap,
                          eps, cand.scored / n, bids, done and rel_gap <= tol, seconds,
-                         CandidateLists(src32, cand.idx, cand.bound))
+                         CandidateLists(src32, *cand.cut(k_kept, p)))

@@ -247,6 +247,19 @@ class _Candidates:
         self.scored += self.k * len(src) / self.tgt_t.shape[1]   # n k scores: k / n of a pass
         self.seconds["product"] += time.perf_counter() - t0
 
+    def cut(self, k: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(idx, bound) of each source's k best listed targets at prices p, the bound raised over the rest.
+
+        Valid because every dropped target's value is at most the best dropped one's, and no
+        unlisted target's is above the old bound (prices only rose since the lists were made).
+        """
+        if k >= self.k:
+            return self.idx, self.bound
+        value = self.score - p[self.idx]
+        order = np.argpartition(-value, k, axis=1)    # the k best first, then the best dropped one
+        best_dropped = np.take_along_axis(value, order[:, k:k + 1], 1)[:, 0]
+        return np.take_along_axis(self.idx, order[:, :k], 1), np.maximum(self.bound, best_dropped)
+
     def unproven(self, p: np.ndarray) -> np.ndarray:
         """Sources whose list cannot prove its best entry is their row maximum (the bound is higher)."""
         return np.flatnonzero(self.bound > (self.score - p[self.idx]).max(1))

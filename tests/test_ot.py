@@ -213,6 +213,46 @@ def test_candidate_lists_hold_the_k_best_targets_and_bound_the_rest(n: int, k: i
         assert np.isneginf(cand.bound).all()
 
 
+def test_cut_lists_keep_the_k_best_at_the_new_prices_and_bound_every_other_target() -> None:
+    """Lists made at prices p0, cut from 48 to 16 targets after the prices rose: the 16 best listed ones
+    at the new prices, and a bound over everything else, listed before or not."""
+    from lvm.candidates import _Candidates
+
+    g = torch.Generator().manual_seed(5)
+    src, tgt = torch.randn(64, 8, generator=g), torch.randn(900, 8, generator=g)
+    p0 = torch.rand(900, generator=g, dtype=torch.float64).numpy()
+    cand = _Candidates(src, tgt, 48, chunk=64)
+    cand.refresh(np.arange(64), p0)
+    p1 = p0 + 2 * torch.rand(900, generator=g, dtype=torch.float64).numpy()   # prices only rise
+    idx, bound = cand.cut(16, p1)
+    values = (src.double() @ tgt.double().T).numpy() - p1                  # (64, 900)
+    rows = np.arange(64)[:, None]
+    assert idx.shape == (64, 16) and all(set(idx[i]) <= set(cand.idx[i]) for i in range(64))
+    listed = np.sort(values[rows, cand.idx], axis=1)[:, ::-1]
+    assert np.allclose(np.sort(values[rows, idx], axis=1)[:, ::-1], listed[:, :16], atol=1e-5)
+    others = values.copy()
+    others[rows, idx] = -np.inf
+    assert (bound >= others.max(1) - 1e-5).all()
+    assert (bound > cand.bound).any()   # some rows' best dropped target beats their old bound
+
+
+def test_a_large_cold_start_returns_lists_a_warm_start_reuses() -> None:
+    """Above 2**20 multiply-adds a row, a cold start lists COLD_LISTS times as many targets as a warm one;
+    its lists come back cut to the warm solve's k, and the warm solve after a 1 % drift reuses them."""
+    from lvm.auction import COLD_LISTS
+
+    src, tgt = _problem(4200, 256, seed=9)
+    g = torch.Generator().manual_seed(10)
+    cold = auction(src, tgt, coarse=0)
+    assert cold.converged and cold.lists.idx.shape == (4200, 128) and COLD_LISTS > 1
+    moved = src + 0.01 * src.std() * torch.randn(src.shape, generator=g)
+    warm = auction(moved, tgt, prices=cold.prices, epsilon=cold.epsilon, assignment=cold.assignment,
+                   lists=cold.lists)
+    fresh = auction(moved, tgt, prices=cold.prices, epsilon=cold.epsilon, assignment=cold.assignment)
+    assert warm.converged and _is_permutation(warm.assignment) and warm.rel_gap <= 1e-4
+    assert warm.passes < 0.5 * fresh.passes
+
+
 @pytest.mark.parametrize("d,drift", [(16, 0.01), (16, 1.0), (2, 0.01)])
 def test_warm_start_reuses_the_candidate_lists_and_keeps_the_certified_quality(d: int, drift: float) -> None:
     """A warm solve from the previous solve's lists rescores them instead of a full pass (1 % drift in d = 16);
