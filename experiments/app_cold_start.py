@@ -6,8 +6,9 @@ Per start: Home's first picture after `goto`, when the last network request of t
 and when it was asked for), the
 browser's long tasks (over 50 ms of script or layout on its main thread, from a PerformanceObserver in
 the page) until Home's picture, then Train's page switch and first picture, clicked as soon as Home's
-picture is there (the server's warm-up is importing torch then). Prints a table (no file); every start is
-one run on this machine, and the load average at the start is printed.
+picture is there (the server's warm-up is importing torch then), and when Home's image and its Plotly chart
+each first appeared (on the page's clock, from its navigation start; nan: not before Train was shown). Prints a
+table (no file); every start is one run on this machine, and the load average at the start is printed.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from experiments.app_latency import CHROMIUM, PICTURE, app
 
 LONG_TASKS = ("window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries()) "
               "window.__lt.push([e.startTime, e.duration]) }).observe({type: 'longtask', buffered: true});")
+FIRST = ("window.__first = {}; new MutationObserver(() => { for (const [k, s] of "
+         "[['image', '[data-testid=stImage] img'], ['chart', '.js-plotly-plot .main-svg']]) "
+         "if (!(k in window.__first) && document.querySelector(s)) "
+         "window.__first[k] = performance.now(); }).observe(document, {subtree: true, childList: true});")
 
 
 def start() -> dict:
@@ -30,6 +35,7 @@ def start() -> dict:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.add_init_script(LONG_TASKS)
+        page.add_init_script(FIRST)  # when Home's image and its chart each first appear (page clock)
         asked: dict[str, float] = {}
         finished: list[tuple[float, float, str]] = []  # (finished, asked, name) of each request
         page.on("request", lambda r: asked.setdefault(r.url, time.monotonic()))
@@ -47,6 +53,8 @@ def start() -> dict:
         out["train switch"] = time.monotonic() - t0
         page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert])", timeout=120_000)
         out["train picture"] = time.monotonic() - t0
+        first = page.evaluate("window.__first")
+        out["image"], out["chart"] = (first[k] / 1e3 if k in first else float("nan") for k in ("image", "chart"))
         browser.close()
     return out
 
@@ -58,8 +66,9 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}\n")
     print("| start | Home's first picture (s) | its requests done (s) | the last of them: asked at (s) "
-          "| long tasks before it: start+duration (s) | Train: switch (s) | Train: first picture (s) |\n"
-          "|---|---|---|---|---|---|---|")
+          "| long tasks before it: start+duration (s) | Train: switch (s) | Train: first picture (s) "
+          "| Home's image, on the page clock (s) | Home's chart, on the page clock (s) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     runs = []
     for i in range(a.starts):
         r = start()
@@ -68,10 +77,10 @@ def main() -> None:
         name, since = r["last request"]
         print(f"| {i + 1} | {r['home']:.2f} | {r['requests done']:.2f} | {name}: {since:.2f} | {tasks} "
               f"| {r['train switch']:.2f} "
-              f"| {r['train picture']:.2f} |", flush=True)
+              f"| {r['train picture']:.2f} | {r['image']:.2f} | {r['chart']:.2f} |", flush=True)
         time.sleep(2)
     print("\n| | median | worst |\n|---|---|---|")
-    for key in ("home", "train switch", "train picture"):
+    for key in ("home", "train switch", "train picture", "image", "chart"):
         v = [r[key] for r in runs]
         print(f"| {key} | {statistics.median(v):.2f} | {max(v):.2f} |")
 
