@@ -4,7 +4,6 @@ The landing view reads the demo's small ``preview.npz`` with numpy only: torch i
 imported by the other pages, after the first picture is on screen, and by a warm-up
 thread (``warmup.py``) that a view visited before it ends waits for visibly.
 """
-import numpy as np
 import streamlit as st
 
 import charts
@@ -26,12 +25,10 @@ def home() -> None:
         st.info("pretrained/ holds no demo model yet: run `bash scripts/make_pretrained.sh demo`, or train one "
                 "live on the Train page.")
     else:
-        manifest, z, samples = preview
+        manifest, z, samples, _ = preview
         fit = manifest["metrics"]
-        lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
         left, right = st.columns([3, 2])
-        left.plotly_chart(charts.latent_figure(z, lim, title=manifest["title"], name="persistent chains"),
-                          key="home_cloud")
+        warmup.cloud(left, preview, manifest["title"], "home_cloud")
         q = (f" The model's own q(z^K) (K steps from noise on 2,000 training images): {fit['q_ot_cost']:.3f}, "
              f"{fit['q_ot_cost'] / fit['prior_ot_cost']:.1f}x that level." if "q_ot_cost" in fit else "")
         left.caption(f"The persistent chains after training: OT cost to the prior {fit['latent_ot_cost']:.3f}, "

@@ -50,6 +50,11 @@ def _square(fig: go.Figure, lim: float, height: int = 460, **kw) -> go.Figure:
     return fig
 
 
+def preview_lim(z: np.ndarray) -> float:
+    """The half-width of the pretrained demo's picture: a whole number >= 4 that holds 99.5 % of |z| with room."""
+    return float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
+
+
 def latent_figure(live: np.ndarray, lim: float, ghost: np.ndarray | None = None,
                   prior_xy: np.ndarray | None = None, title: str = "", name: str = "q(z^K) now") -> go.Figure:
     """Latents (m, 2), named `name` in the legend, over the prior's contours (or its projected sample), with an

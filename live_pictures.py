@@ -40,6 +40,18 @@ def _prior(ax, lim: float) -> None:
     ax.grid(color="#eeeeee", lw=0.6)
 
 
+def cloud_png(z: np.ndarray, lim: float, title: str) -> bytes:
+    """One cloud of latents over the prior's labelled circles: the pretrained demo's picture on the landing
+    view, drawn ahead of time (`python -m scripts.make_pretrained preview-png`)."""
+    fig = Figure(figsize=(4.6, 4.8), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.07)
+    ax = fig.subplots()
+    _prior(ax, lim)
+    ax.scatter(z[:, 0], z[:, 1], s=5, c=CLASS[0], alpha=0.7, linewidths=0, zorder=3)
+    ax.set_title(title, fontsize=10, loc="left")
+    return _png(fig)
+
+
 class Clouds:
     """q(z^K) of ours coloured by class, with the last correction (its before-cloud as a ghost and lines from
     each z_hat_i to where Eq. 10 moved it), and ABP's cloud beside it on identical axes.

@@ -6,6 +6,7 @@ landing view (after its picture) or by the first view that needs it; a view visi
 its title, what is being prepared, and the pretrained demo's picture within a second, then continues by itself.
 """
 import hashlib
+import io
 import json
 import os
 import threading
@@ -26,20 +27,38 @@ def pretrained_dir() -> Path:
 
 
 @st.cache_data(show_spinner=False)
-def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
-    """(manifest, latents (m, 2), samples (36, 1, 28, 28) uint8) of pretrained/demo, hash-checked; None if absent."""
+def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | None] | None:
+    """(manifest, latents (m, 2), samples (36, 1, 28, 28) uint8, the latents' picture as PNG or None) of
+    pretrained/demo, hash-checked; None if absent."""
     path = Path(folder) / "demo" / "manifest.json"
     if not path.is_file():
         return None
     manifest = json.loads(path.read_text())
-    entry = manifest["files"].get("preview")
-    if entry is None:
+    if manifest["files"].get("preview") is None:
         return None
-    npz = path.parent / entry["path"]
-    if hashlib.sha256(npz.read_bytes()).hexdigest() != entry["sha256"]:
-        raise ValueError(f"{npz}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh demo")
-    with np.load(npz) as f:
-        return manifest, f["latents"], f["samples"]
+
+    def read(key: str) -> bytes:
+        file = path.parent / manifest["files"][key]["path"]
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != manifest["files"][key]["sha256"]:
+            maker = "preview-png" if key == "preview_png" else "demo"
+            raise ValueError(f"{file}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh {maker}")
+        return data
+
+    with np.load(io.BytesIO(read("preview"))) as f:
+        latents, samples = f["latents"], f["samples"]
+    return manifest, latents, samples, read("preview_png") if "preview_png" in manifest["files"] else None
+
+
+def cloud(where, preview: tuple[dict, np.ndarray, np.ndarray, bytes | None], title: str, key: str) -> None:
+    """The demo's latents in `where`: its ready-made picture (no chart library for the browser to load), or a
+    Plotly chart if the demo has none (made before preview.png existed)."""
+    manifest, z, _, png = preview
+    if png is not None:
+        where.image(png, caption=title if title != manifest["title"] else None)
+    else:
+        where.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title=title, name="persistent chains"),
+                           key=key)
 
 
 _lock = threading.Lock()
@@ -98,10 +117,7 @@ def wait(title: str) -> None:
     except (ValueError, KeyError, OSError):
         preview = None
     if preview is not None:
-        manifest, z, _ = preview
-        lim = float(max(4.0, np.ceil(np.quantile(np.abs(z), 0.995) * 1.1)))
-        figure = charts.latent_figure(z, lim, title="Meanwhile: " + manifest["title"], name="persistent chains")
-        left.plotly_chart(figure, key="wait_cloud")
+        cloud(left, preview, "Meanwhile: " + preview[0]["title"], "wait_cloud")
         left.caption("The pretrained demo model's persistent chains after training, for a first look; the live "
                      "runs start from scratch.")
     st.stop()

@@ -3,12 +3,12 @@
     python -m experiments.app_cold_start [--starts 5]
 
 Per start: Home's first picture after `goto`, when the last network request of that load finished (which,
-and when it was asked for), the
-browser's long tasks (over 50 ms of script or layout on its main thread, from a PerformanceObserver in
-the page) until Home's picture, then Train's page switch and first picture, clicked as soon as Home's
-picture is there (the server's warm-up is importing torch then), and when Home's image and its Plotly chart
-each first appeared (on the page's clock, from its navigation start; nan: not before Train was shown). Prints a
-table (no file); every start is one run on this machine, and the load average at the start is printed.
+and when it was asked for), the browser's long tasks (over 50 ms of script or layout on its main thread, from a
+PerformanceObserver in the page) until Home's picture, then Train's page switch and first picture, clicked as
+soon as Home's picture is there (the server's warm-up is importing torch then), when Home's image and the first
+Plotly chart each first appeared (on the page's clock, from its navigation start; nan: never), then the Anomaly
+view (the first with a Plotly chart since Home draws pictures): its switch and its chart. Prints a table (no
+file); every start is one run on this machine, and the load average at the start is printed.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ FIRST = ("window.__first = {}; new MutationObserver(() => { for (const [k, s] of
          "window.__first[k] = performance.now(); }).observe(document, {subtree: true, childList: true});")
 
 
-def start() -> dict:
-    """One cold start: a fresh server and browser."""
+def start(settle: float = 0.0) -> dict:
+    """One cold start: a fresh server and browser; Anomaly is clicked `settle` s after Train's first picture."""
     from playwright.sync_api import sync_playwright
 
     with app() as url, sync_playwright() as p:
@@ -53,6 +53,13 @@ def start() -> dict:
         out["train switch"] = time.monotonic() - t0
         page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert])", timeout=120_000)
         out["train picture"] = time.monotonic() - t0
+        time.sleep(settle)
+        t0 = time.monotonic()  # then the first view with a Plotly chart: the browser loads the library now
+        page.get_by_role("link", name="Anomaly").first.click()
+        page.get_by_role("heading", name="Anomaly").first.wait_for(timeout=120_000)
+        out["anomaly switch"] = time.monotonic() - t0
+        page.wait_for_selector("[data-testid=stMain] .js-plotly-plot .main-svg", timeout=120_000)
+        out["anomaly chart"] = time.monotonic() - t0
         first = page.evaluate("window.__first")
         out["image"], out["chart"] = (first[k] / 1e3 if k in first else float("nan") for k in ("image", "chart"))
         browser.close()
@@ -62,25 +69,31 @@ def start() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--starts", type=int, default=5)
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="seconds between Train's first picture and the click on Anomaly (e.g. 15: after the "
+                        "server's warm-up, so that Anomaly's chart time is the browser's and the view's own)")
     a = p.parse_args()
     load = os.getloadavg()
-    print(f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}\n")
+    print(f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
+          f"Anomaly clicked {a.settle:g} s after Train's first picture\n")
     print("| start | Home's first picture (s) | its requests done (s) | the last of them: asked at (s) "
           "| long tasks before it: start+duration (s) | Train: switch (s) | Train: first picture (s) "
-          "| Home's image, on the page clock (s) | Home's chart, on the page clock (s) |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+          "| Home's image, on the page clock (s) | the first Plotly chart, on the page clock (s) | Anomaly: switch (s) "
+          "| Anomaly: its chart (s) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     runs = []
     for i in range(a.starts):
-        r = start()
+        r = start(a.settle)
         runs.append(r)
         tasks = ", ".join(f"{s:.2f}+{d:.2f}" for s, d in r["long tasks"] if s < r["home"])
         name, since = r["last request"]
         print(f"| {i + 1} | {r['home']:.2f} | {r['requests done']:.2f} | {name}: {since:.2f} | {tasks} "
               f"| {r['train switch']:.2f} "
-              f"| {r['train picture']:.2f} | {r['image']:.2f} | {r['chart']:.2f} |", flush=True)
+              f"| {r['train picture']:.2f} | {r['image']:.2f} | {r['chart']:.2f} | {r['anomaly switch']:.2f} "
+              f"| {r['anomaly chart']:.2f} |", flush=True)
         time.sleep(2)
     print("\n| | median | worst |\n|---|---|---|")
-    for key in ("home", "train switch", "train picture", "image", "chart"):
+    for key in ("home", "train switch", "train picture", "image", "chart", "anomaly switch", "anomaly chart"):
         v = [r[key] for r in runs]
         print(f"| {key} | {statistics.median(v):.2f} | {max(v):.2f} |")
 

@@ -89,6 +89,27 @@ def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
     return "preview.npz"
 
 
+def write_preview_png(out: Path, title: str) -> str:
+    """preview.png: the landing view's picture of preview.npz's latents. Drawn here, the app shows it as an
+    image: a Plotly chart on the first page costs a fresh browser 1-2 s of script (results/app_cold_start.md)."""
+    import charts
+    import live_pictures
+    with np.load(out / "preview.npz") as f:
+        z = f["latents"]
+    (out / "preview.png").write_bytes(live_pictures.cloud_png(z, charts.preview_lim(z), title))
+    return "preview.png"
+
+
+def preview_png(a: argparse.Namespace) -> None:
+    """preview-png: (re)draw the demo's preview.png from its preview.npz, and list it in its manifest."""
+    out = a.out / "demo"
+    manifest = json.loads((out / "manifest.json").read_text())
+    path = write_preview_png(out, manifest["title"])
+    manifest["files"]["preview_png"] = {"path": path, "sha256": sha256(out / path)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {out / path}", file=sys.stderr)
+
+
 def demo(a: argparse.Namespace) -> None:
     """demo: lvm.session.DEMO, trained from its config file with one torch thread (the checkpoint is reproducible)."""
     out = a.out / "demo"
@@ -101,9 +122,10 @@ def demo(a: argparse.Namespace) -> None:
     result.pop("checkpoint", None)
     if load_config(out / "config.json") != DEMO:
         raise SystemExit(f"{_rel(out / 'config.json')}: train wrote another config than lvm.session.DEMO")
-    _manifest(out, "Teaching demo: MNIST 0 and 1, d = 2", [train, evaluate], result,
+    title = "Teaching demo: MNIST 0 and 1, d = 2"
+    _manifest(out, title, [train, evaluate], result,
               {"checkpoint": "checkpoint.pt", "config": "config.json", "metrics": "metrics.jsonl",
-               "preview": write_preview(out)}, time.perf_counter() - t0)
+               "preview": write_preview(out), "preview_png": write_preview_png(out, title)}, time.perf_counter() - t0)
 
 
 def _slim_checkpoint(src: Path, dst: Path) -> None:
@@ -351,7 +373,8 @@ def classifiers(a: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("which", nargs="*", help="demo, anomaly (Table 2's runs), detectors (the full-data recipe's "
+    p.add_argument("which", nargs="*", help="demo, preview-png (the demo's landing picture, redrawn), "
+                                            "anomaly (Table 2's runs), detectors (the full-data recipe's "
                                             "runs, into the same anomaly-D folders), full-split (the shipped "
                                             "anomaly-D rescored on the whole test split, in place), generators, "
                                             "classifiers (default: all but detectors and full-split)")
@@ -365,13 +388,13 @@ def main() -> None:
     p.add_argument("--pick", default="", help="budget: the run directory (under --runs/anomaly_budget) to ship")
     p.add_argument("--force", action="store_true", help="full-split: rescore a detector already scored so")
     a = p.parse_args()
-    makers = {"demo": demo, "anomaly": anomaly, "detectors": detectors, "generators": generators,
+    makers = {"demo": demo, "preview-png": preview_png, "anomaly": anomaly, "detectors": detectors, "generators": generators,
               "classifiers": classifiers, "full-split": full_split,
               "budget": budget}
     unknown = set(a.which) - set(makers)
     if unknown:
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")
-    for w in a.which or [m for m in makers if m not in ("detectors", "full-split", "budget")]:
+    for w in a.which or [m for m in makers if m not in ("preview-png", "detectors", "full-split", "budget")]:
         makers[w](a)
 
 

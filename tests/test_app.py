@@ -45,10 +45,29 @@ def _session(at: AppTest):
 
 @needs_demo
 def test_home_shows_the_demo_latents_and_samples() -> None:
+    """Both as ready-made pictures (no chart library for a fresh browser to load first)."""
     at = _app()
     assert at.title[0].value.startswith("Short-run MCMC")
-    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
+    assert len(at.get("image")) == 2 and not at.get("plotly_chart")
     assert not at.error
+
+
+@needs_demo
+def test_home_draws_a_chart_for_a_demo_without_its_picture_and_refuses_a_changed_one(monkeypatch, tmp_path) -> None:
+    """A demo made before preview.png existed gets its latents as a Plotly chart; a picture whose bytes differ
+    from the manifest's hash is an error that says what to run, not a stale picture."""
+    shutil.copytree(pretrained.root() / "demo", tmp_path / "demo")
+    manifest_path = tmp_path / "demo" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    monkeypatch.setenv("LVM_PRETRAINED_DIR", str(tmp_path))
+    (tmp_path / "demo" / "preview.png").write_bytes(b"not the picture")
+    at = _app()
+    assert "sha256 differs" in at.error[0].value and "make_pretrained.sh preview-png" in at.error[0].value
+    del manifest["files"]["preview_png"]
+    manifest_path.write_text(json.dumps(manifest))
+    warmup.demo_preview.clear()
+    at = _app()
+    assert not at.error and len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
 
 
 def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -> None:
@@ -68,7 +87,7 @@ def test_a_view_visited_before_the_warm_up_ends_says_so_and_draws_at_once(monkey
     assert not at.exception and at.title[0].value == "Train"
     assert "Preparing the live runs" in at.info[0].value and not at.button  # no controls until the runs exist
     if pretrained.find("demo") is not None:
-        assert len(at.get("plotly_chart")) == 1  # the pretrained demo's latents meanwhile
+        assert len(at.get("image")) == 1  # the pretrained demo's latents meanwhile
     monkeypatch.undo()
     at.run()
     assert not at.exception and at.button(key="start")  # once it is done, the view itself

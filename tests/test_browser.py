@@ -80,7 +80,7 @@ def _go(page: Page, name: str) -> None:
 def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str, shots: Path) -> None:
     t0 = time.monotonic()
     page.goto(app_url)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", state="attached")
+    page.wait_for_selector("[data-testid=stImage] img")  # the demo's latents, then its samples
     first_picture = time.monotonic() - t0
     page.screenshot(path=str(shots / "home.png"), full_page=True)
     print(f"time to first picture: {first_picture:.2f} s")
