@@ -70,6 +70,27 @@ def test_home_draws_a_chart_for_a_demo_without_its_picture_and_refuses_a_changed
     assert not at.error and len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
 
 
+@needs_demo
+def test_make_pretrained_draws_the_landing_picture_and_lists_it_in_the_manifest(tmp_path) -> None:
+    import argparse
+    import hashlib
+
+    from scripts.make_pretrained import preview_png
+
+    demo = tmp_path / "demo"
+    shutil.copytree(pretrained.root() / "demo", demo)
+    manifest = json.loads((demo / "manifest.json").read_text())
+    del manifest["files"]["preview_png"]
+    (demo / "manifest.json").write_text(json.dumps(manifest))
+    (demo / "preview.png").unlink()
+    preview_png(argparse.Namespace(out=tmp_path))
+    entry = json.loads((demo / "manifest.json").read_text())["files"]["preview_png"]
+    png = (demo / entry["path"]).read_bytes()
+    assert hashlib.sha256(png).hexdigest() == entry["sha256"]
+    assert Image.open(io.BytesIO(png)).size == (460, 480)
+    assert warmup.demo_preview(str(tmp_path))[3] == png
+
+
 def test_home_without_pretrained_models_says_what_to_do(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("LVM_PRETRAINED_DIR", str(tmp_path))
     at = _app()
