@@ -28,7 +28,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     import lvm.auction as A
-    from lvm.bench_ot import problem
+    from lvm.bench_ot import drift_and_solve, problem
 
     calls: list[tuple[int, float, int]] = []  # (rows, seconds, sources of the problem)
     refresh = A._Candidates.refresh
@@ -46,12 +46,7 @@ def main() -> None:
     res = None
     print(f"n = {a.n:,}, d = {a.d}, {a.threads} torch thread(s)\n")
     for solve in ("cold", "warm 1", "warm 2"):
-        if res is not None:
-            src = src + 0.01 * src.std(0) * torch.randn(src.shape, generator=g)
-        t0 = time.perf_counter()
-        res = A.auction(src, tgt) if res is None else A.auction(
-            src, tgt, prices=res.prices, epsilon=res.epsilon, assignment=res.assignment, lists=res.lists)
-        total = time.perf_counter() - t0
+        src, res, total = drift_and_solve(src, tgt, res, g)
         rows = np.array([r for r, _, m in calls if m == a.n])
         secs = np.array([s for _, s, m in calls if m == a.n])
         print(f"**{solve}**: {total:.2f} s, {res.passes:.2f} full passes; phases (s): "

@@ -11,7 +11,6 @@ included) depend only on the problem and the code, not on the machine's load; se
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -27,7 +26,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     import lvm.auction as A
-    from lvm.bench_ot import problem
+    from lvm.bench_ot import drift_and_solve, problem
 
     start, tgt = problem(a.n, a.d, "squashed")
     A.auction(start[:64], tgt[:64])  # compile
@@ -40,12 +39,7 @@ def main() -> None:
         g = torch.Generator().manual_seed(a.seed)
         src, res, cells, warm = start, None, [], []
         for i in range(a.warm + 1):
-            if res is not None:
-                src = src + 0.01 * src.std(0) * torch.randn(src.shape, generator=g)
-            t0 = time.perf_counter()
-            res = A.auction(src, tgt) if res is None else A.auction(
-                src, tgt, prices=res.prices, epsilon=res.epsilon, assignment=res.assignment, lists=res.lists)
-            seconds = time.perf_counter() - t0
+            src, res, seconds = drift_and_solve(src, tgt, res, g)
             cells.append(f"{seconds:.1f} ({res.passes:.2f})")
             if i:
                 warm.append((seconds, res.passes))
