@@ -67,7 +67,7 @@ COARSE_EPS = 0.03  # the first epsilon, as a share of the median disagreement of
 #                   smaller means fewer lists made stale by large early bids (benchmarks/coarse-eps.md) ...
 COARSE_EPS_LOW_D = (8, 0.3)  # ... except below this d, where near-ties turn a small first epsilon into price wars
 CT_BLOCK_ELEMS = 2**19  # scores per block of a coarse c-transform (2 MB): at m = 7,500 sources, blocks of 64 targets
-#                        took 1.0-1.2 s for all 60,000 and blocks of 279 took 2.7-3.2 s here (benchmarks/ot-pass.md)
+#                        took 0.76 s for all 60,000 and blocks of 279 took 1.34 s here (benchmarks/ctransform.py)
 BID_ROUND = 1_000_000  # bids per compiled call at most: `interrupt` is asked at least this often
 COLD_LISTS = 2  # a cold start of a large problem lists this many times k targets: its prices move furthest from
 #                where its lists were made (n = 60,000, d = 64: about 2,000 rows rebuilt after its first full pass
