@@ -25,10 +25,14 @@ def home() -> None:
         st.info("pretrained/ holds no demo model yet: run `bash scripts/make_pretrained.sh demo`, or train one "
                 "live on the Train page.")
     else:
-        manifest, z, samples, _ = preview
+        manifest, z, samples, png = preview
         fit = manifest["metrics"]
         left, right = st.columns([3, 2])
-        warmup.cloud(left, preview, manifest["title"], "home_cloud")
+        if png is not None:  # a ready-made picture: a fresh browser loads no chart library before it
+            left.image(png)
+        else:  # a demo made before preview.png existed
+            left.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title=manifest["title"],
+                                                   name="persistent chains"), key="home_cloud")
         q = (f" The model's own q(z^K) (K steps from noise on 2,000 training images): {fit['q_ot_cost']:.3f}, "
              f"{fit['q_ot_cost'] / fit['prior_ot_cost']:.1f}x that level." if "q_ot_cost" in fit else "")
         left.caption(f"The persistent chains after training: OT cost to the prior {fit['latent_ot_cost']:.3f}, "

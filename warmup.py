@@ -50,15 +50,6 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | Non
     return manifest, latents, samples, read("preview_png") if "preview_png" in manifest["files"] else None
 
 
-def cloud(where, preview: tuple[dict, np.ndarray, np.ndarray, bytes | None], title: str, key: str) -> None:
-    """The demo's latents in `where`: its ready-made picture (no chart library for the browser to load), or a
-    Plotly chart if the demo has none (made before preview.png existed)."""
-    manifest, z, _, png = preview
-    if png is not None:
-        where.image(png, caption=title if title != manifest["title"] else None)
-    else:
-        where.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title=title, name="persistent chains"),
-                           key=key)
 
 
 _lock = threading.Lock()
@@ -117,7 +108,11 @@ def wait(title: str) -> None:
     except (ValueError, KeyError, OSError):
         preview = None
     if preview is not None:
-        cloud(left, preview, "Meanwhile: " + preview[0]["title"], "wait_cloud")
+        # a chart here, not Home's picture: waiting is idle time, in which the browser loads the chart library
+        # that the views after this one need (1-2 s of script that would otherwise fall on the first of them)
+        manifest, z, _, _ = preview
+        left.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title="Meanwhile: " + manifest["title"],
+                                               name="persistent chains"), key="wait_cloud")
         left.caption("The pretrained demo model's persistent chains after training, for a first look; the live "
                      "runs start from scratch.")
     st.stop()

@@ -108,7 +108,7 @@ def test_a_view_visited_before_the_warm_up_ends_says_so_and_draws_at_once(monkey
     assert not at.exception and at.title[0].value == "Train"
     assert "Preparing the live runs" in at.info[0].value and not at.button  # no controls until the runs exist
     if pretrained.find("demo") is not None:
-        assert len(at.get("image")) == 1  # the pretrained demo's latents meanwhile
+        assert len(at.get("plotly_chart")) == 1  # the demo's latents meanwhile (the browser loads Plotly then)
     monkeypatch.undo()
     at.run()
     assert not at.exception and at.button(key="start")  # once it is done, the view itself
