@@ -7,8 +7,9 @@ The problem of `benchmarks.ot_pass` (`lvm.bench_ot.problem(n, d, "squashed")`); 
 drift of the sources drawn from `--seed`, and starts from the previous solve's prices, assignment and lists,
 as a training run's corrections do. `--vary NAME=V1,V2,...` sets the integer constant `lvm.auction.NAME` to
 each value in turn, one sequence each (the default compares COLD_LISTS 1, a cold start listing k targets as a
-warm one does, with 2; `--vary COARSE_FRACTION=8,12,16 --warm 0` times cold solves alone). Passes (full rows scored / n, the multiscale start's work
-included) depend only on the problem and the code, not on the machine's load; seconds do.
+warm one does, with 2; `--vary COARSE_FRACTION=8,12,16 --warm 0` times cold solves alone). Passes (full rows
+scored / n, the multiscale start's work included) depend only on the problem and the code, not on the
+machine's load; seconds do.
 """
 from __future__ import annotations
 

@@ -388,9 +388,8 @@ def main() -> None:
     p.add_argument("--pick", default="", help="budget: the run directory (under --runs/anomaly_budget) to ship")
     p.add_argument("--force", action="store_true", help="full-split: rescore a detector already scored so")
     a = p.parse_args()
-    makers = {"demo": demo, "preview-png": preview_png, "anomaly": anomaly, "detectors": detectors, "generators": generators,
-              "classifiers": classifiers, "full-split": full_split,
-              "budget": budget}
+    makers = {"demo": demo, "preview-png": preview_png, "anomaly": anomaly, "detectors": detectors,
+              "generators": generators, "classifiers": classifiers, "full-split": full_split, "budget": budget}
     unknown = set(a.which) - set(makers)
     if unknown:
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")
