@@ -1,6 +1,7 @@
 """The app: ``streamlit run app.py``. Navigation and the landing view (the pretrained teaching demo).
 
-The landing view reads the demo's small ``preview.npz`` with numpy only: torch is
+The landing view reads the demo's small ``preview.npz`` and its ready-made ``preview.png`` (no chart
+library for a fresh browser to load before the first picture) with numpy only: torch is
 imported by the other pages, after the first picture is on screen, and by a warm-up
 thread (``warmup.py``) that a view visited before it ends waits for visibly.
 """

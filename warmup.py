@@ -50,8 +50,6 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | Non
     return manifest, latents, samples, read("preview_png") if "preview_png" in manifest["files"] else None
 
 
-
-
 _lock = threading.Lock()
 _started: tuple[threading.Thread, float] | None = None  # the warm-up thread and when it began: one per server
 
