@@ -1,14 +1,15 @@
-"""The app's first seconds, cold: a fresh server and a fresh Chromium each time, Home, then Train at once.
+"""The app's first seconds, cold: a fresh server and a fresh Chromium each time, Home, then Train.
 
-    python -m experiments.app_cold_start [--starts 5]
+    python -m experiments.app_cold_start [--starts 5] [--linger 0] [--settle 0]
 
 Per start: Home's first picture after `goto`, when the last network request of that load finished (which,
 and when it was asked for), the browser's long tasks (over 50 ms of script or layout on its main thread, from a
 PerformanceObserver in the page) until Home's picture, then Train's page switch and first picture, clicked as
-soon as Home's picture is there (the server's warm-up is importing torch then), when Home's image and the first
-Plotly chart each first appeared (on the page's clock, from its navigation start; nan: never), then the Anomaly
-view (the first with a Plotly chart since Home draws pictures): its switch and its chart. Prints a table (no
-file); every start is one run on this machine, and the load average at the start is printed.
+soon as Home's picture is there (the server's warm-up is importing torch then) or --linger s later, when
+Home's image and the first Plotly chart each first appeared (on the page's clock, from its navigation start;
+nan: never), then the Anomaly view, clicked --settle s after Train's first picture: its switch and its chart
+(the first Plotly chart the browser loads the library for, unless Train's waiting view drew one before).
+Prints a table (no file); every start is one run on this machine, and the load average at the start is printed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import os
 import statistics
 import time
 
-from experiments.app_latency import CHROMIUM, PICTURE, app
+from experiments.app_latency import CHROMIUM, FIRST_PICTURE, PICTURE, app
 
 LONG_TASKS = ("window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries()) "
               "window.__lt.push([e.startTime, e.duration]) }).observe({type: 'longtask', buffered: true});")
@@ -27,8 +28,9 @@ FIRST = ("window.__first = {}; new MutationObserver(() => { for (const [k, s] of
          "window.__first[k] = performance.now(); }).observe(document, {subtree: true, childList: true});")
 
 
-def start(settle: float = 0.0) -> dict:
-    """One cold start: a fresh server and browser; Anomaly is clicked `settle` s after Train's first picture."""
+def start(settle: float = 0.0, linger: float = 0.0) -> dict:
+    """One cold start: a fresh server and browser; Train is clicked `linger` s after Home's first picture,
+    Anomaly `settle` s after Train's."""
     from playwright.sync_api import sync_playwright
 
     with app() as url, sync_playwright() as p:
@@ -47,11 +49,12 @@ def start(settle: float = 0.0) -> dict:
         done, since, name = max(finished)
         out = {"home": time.monotonic() - t0, "requests done": done - t0, "last request": (name, since - t0),
                "long tasks": [(s / 1e3, d / 1e3) for s, d in page.evaluate("window.__lt")]}
+        time.sleep(linger)
         t0 = time.monotonic()
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("heading", name="Train").first.wait_for(timeout=120_000)
         out["train switch"] = time.monotonic() - t0
-        page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert])", timeout=120_000)
+        page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
         out["train picture"] = time.monotonic() - t0
         time.sleep(settle)
         t0 = time.monotonic()  # then the first view with a Plotly chart: the browser loads the library now
@@ -72,10 +75,13 @@ def main() -> None:
     p.add_argument("--settle", type=float, default=0.0,
                    help="seconds between Train's first picture and the click on Anomaly (e.g. 15: after the "
                         "server's warm-up, so that Anomaly's chart time is the browser's and the view's own)")
+    p.add_argument("--linger", type=float, default=0.0,
+                   help="seconds on Home after its first picture before the click on Train (e.g. 15: the warm-up "
+                        "ends on Home, Train shows no waiting view, and the first view with a chart is Anomaly)")
     a = p.parse_args()
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
-          f"Anomaly clicked {a.settle:g} s after Train's first picture\n")
+          f"Train clicked {a.linger:g} s after Home's first picture, Anomaly {a.settle:g} s after Train's\n")
     print("| start | Home's first picture (s) | its requests done (s) | the last of them: asked at (s) "
           "| long tasks before it: start+duration (s) | Train: switch (s) | Train: first picture (s) "
           "| Home's image, on the page clock (s) | the first Plotly chart, on the page clock (s) | Anomaly: switch (s) "
@@ -83,7 +89,7 @@ def main() -> None:
           "|---|---|---|---|---|---|---|---|---|---|---|")
     runs = []
     for i in range(a.starts):
-        r = start(a.settle)
+        r = start(a.settle, a.linger)
         runs.append(r)
         tasks = ", ".join(f"{s:.2f}+{d:.2f}" for s, d in r["long tasks"] if s < r["home"])
         name, since = r["last request"]

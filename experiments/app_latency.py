@@ -2,11 +2,12 @@
 long Start, Pause, Step and a slider take to show their effect; then redraws/s and iterations/s of the Train
 view while ours and ABP train.
 
-    python -m experiments.app_latency [--out results] [--watch 30]
+    python -m experiments.app_latency [--out results] [--watch 30] [--repeats 5]
 
 Starts ``streamlit run app.py`` on a free localhost port (no request leaves the machine) and writes
 results/app_latency.md and the Train view's screenshots (app_train_start.png, app_train_first_correction.png,
-app_train.png) to --out. Every figure is one run on this machine; the load average at the start is recorded.
+app_train.png) to --out. Every figure is one run on this machine; the load average at the start is recorded,
+and so are the server's full garbage collections from Start on (timed inside it by experiments/gc_trace).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import argparse
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -21,22 +23,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+GC_TRACE = Path(__file__).resolve().parent / "gc_trace"  # its sitecustomize times the server's full collections
 CHROMIUM = "/usr/bin/chromium"
 VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
 HEADING = {"Home": "Short-run MCMC inference with OT correction"}  # the others' heading is their name
 PICTURE = "[data-testid=stImage] img, .js-plotly-plot .main-svg"
+# a view's first picture, or its note that it has none yet (Latent & OT before two frames); visible: the notes
+# in a closed expander do not count
+FIRST_PICTURE = f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert]):visible"
+REPEAT_GAP = 8.0  # seconds of training between a Start again and the next Pause
 DEMO_L = 8  # lvm.session.DEMO.ot_every (not imported: torch would load in this process)
 
 
 @contextmanager
-def app():
+def app(gc_log: Path | None = None):
+    """``streamlit run app.py`` on a free localhost port; its URL. `gc_log`: the server appends the start and
+    duration of each of its full garbage collections there (experiments/gc_trace)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if gc_log is not None:
+        env |= {"LVM_GC_LOG": str(gc_log),
+                "PYTHONPATH": os.pathsep.join([str(GC_TRACE)] + [p for p in [env.get("PYTHONPATH")] if p])}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):
             try:
@@ -74,8 +86,13 @@ def _number(page, pattern: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def measure(url: str, watch: float, shots: Path) -> dict:
-    """The timings; screenshots of the Train view at Start, after the first correction and after `watch` s."""
+def _add(out: dict, control: str, seconds: float) -> None:
+    out["controls"].setdefault(control, []).append(seconds)
+
+
+def measure(url: str, watch: float, shots: Path, repeats: int = 1) -> dict:
+    """The timings; screenshots of the Train view at Start, after the first correction and after `watch` s;
+    Pause `repeats` times, with Start again and REPEAT_GAP s of training between."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"views": {}, "controls": {}}
@@ -94,15 +111,14 @@ def measure(url: str, watch: float, shots: Path) -> dict:
             page.get_by_role("link", name=view).first.click()
             page.get_by_role("heading", name=HEADING.get(view, view)).first.wait_for(timeout=120_000)
             switched = time.monotonic() - t0
-            # the first picture, or the view's note that it has none yet (Latent & OT before two frames)
-            page.wait_for_selector(f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert])", timeout=120_000)
+            page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
             out["views"][view] = {"switch": switched, "picture": time.monotonic() - t0}
             if view == "Train":  # Start, then the rest of the views while it trains
                 page.get_by_role("button", name="Start").wait_for(timeout=120_000)  # after the warm-up (warmup.py)
                 out["views"][view]["ready"] = time.monotonic() - t0
-                t0 = time.monotonic()
                 page.get_by_role("button", name="Start").click()
-                out["controls"]["Start (status says training)"] = _until(page, lambda pg: _status(pg)[0] == "training")
+                out["training from"] = time.time()
+                _add(out, "Start (status says training)", _until(page, lambda pg: _status(pg)[0] == "training"))
                 _until(page, lambda pg: _status(pg)[1] >= 1)  # the pictures at Start and after the first correction
                 page.screenshot(path=str(shots / "app_train_start.png"), full_page=True)
                 _until(page, lambda pg: _status(pg)[1] > DEMO_L)  # the first correction is at iteration L
@@ -117,27 +133,40 @@ def measure(url: str, watch: float, shots: Path) -> dict:
         out["rates"] = {"redraws/s": (r1 - r0) / dt, "iterations/s (ours, ABP beside)": (i1 - i0) / dt,
                         "seconds": dt}
         page.screenshot(path=str(shots / "app_train.png"), full_page=True)
-        t0 = time.monotonic()
-        page.get_by_role("button", name="Pause").click()
-        out["controls"]["Pause (status says paused)"] = _until(page, lambda pg: _status(pg)[0] == "paused")
+        for i in range(repeats):  # Pause and Start again while both train: each lands somewhere else in a redraw
+            if i:
+                page.get_by_role("button", name="Start").click()
+                _add(out, "Start again (status says training)", _until(page, lambda pg: _status(pg)[0] == "training"))
+                page.wait_for_timeout(REPEAT_GAP * 1000)
+            page.get_by_role("button", name="Pause").click()
+            _add(out, "Pause (status says paused)", _until(page, lambda pg: _status(pg)[0] == "paused"))
+            page.wait_for_timeout(1000)
         it = _status(page)[1]
-        t0 = time.monotonic()
         page.get_by_role("button", name="Step").click()
-        out["controls"]["Step (iteration + 1 shown)"] = _until(page, lambda pg: _status(pg)[1] > it)
+        _add(out, "Step (iteration + 1 shown)", _until(page, lambda pg: _status(pg)[1] > it))
         slider = page.get_by_role("slider").nth(1)  # K: an <input type=range>; its value shows in the thumb label
         shown = page.locator("[data-testid=stSliderThumbValue]").nth(1)
         page.wait_for_timeout(1500)  # the Step's rerun done
         before = shown.inner_text()
         slider.focus()
-        t0 = time.monotonic()
         page.keyboard.press("ArrowRight")
-        out["controls"]["K slider (value shown)"] = _until(page, lambda pg: shown.inner_text() != before)
-        out["controls"]["K slider (app rerun done)"] = _until(
-            page, lambda pg: not pg.query_selector("[data-testid=stStatusWidget]"), 30) + \
-            out["controls"]["K slider (value shown)"]
+        shown_after = _until(page, lambda pg: shown.inner_text() != before)
+        _add(out, "K slider (value shown)", shown_after)
+        _add(out, "K slider (app rerun done)",
+             _until(page, lambda pg: not pg.query_selector("[data-testid=stStatusWidget]"), 30) + shown_after)
         browser.close()
     out["outside"] = sorted(set(outside))
     return out
+
+
+def _collections(r: dict, gc_log: Path) -> str:
+    """The server's full garbage collections from Start to the end of the run: a line for the report."""
+    pauses = [float(d) for t, d in (line.split() for line in gc_log.read_text().splitlines())
+              if float(t) >= r["training from"]] if gc_log.is_file() else []
+    if not pauses:
+        return "Full garbage collections in the server from Start on: none."
+    return (f"Full garbage collections in the server from Start on (each stops every thread of it): "
+            f"{len(pauses)}, median {statistics.median(pauses):.3f} s, longest {max(pauses):.3f} s.")
 
 
 def report(r: dict, load: tuple) -> str:
@@ -155,11 +184,13 @@ def report(r: dict, load: tuple) -> str:
              "| view | page switch (s) | first picture (s) | live (s) |", "|---|---|---|---|"]
     lines += [f"| {v} | {t['switch']:.2f} | {t['picture']:.2f} | {t.get('ready', t['picture']):.2f} |"
               for v, t in r["views"].items()]
-    lines += ["", "| control | effect shown after (s) |", "|---|---|"]
-    lines += [f"| {c} | {t:.2f} |" for c, t in r["controls"].items()]
+    lines += ["", "| control | effect shown after (s) | times measured | worst (s) |", "|---|---|---|---|"]
+    lines += [f"| {c} | {statistics.median(t):.2f}{' (median)' if len(t) > 1 else ''} | {len(t)} | {max(t):.2f} |"
+              for c, t in r["controls"].items()]
     rt = r["rates"]
     lines += ["", f"Train view while both train, over {rt['seconds']:.0f} s: {rt['redraws/s']:.2f} redraws/s, "
               f"{rt['iterations/s (ours, ABP beside)']:.2f} iterations/s of ours (ABP trains beside it).", "",
+              r["collections"], "",
               f"Requests that left the machine: {r['outside'] or 'none'}.", ""]
     return "\n".join(lines)
 
@@ -168,11 +199,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
+    p.add_argument("--repeats", type=int, default=5, help="times Pause (and Start again) is measured")
     a = p.parse_args()
     load = os.getloadavg()
     a.out.mkdir(parents=True, exist_ok=True)
-    with app() as url:
-        r = measure(url, a.watch, a.out)
+    gc_log = a.out / "app_latency_gc.log"
+    gc_log.unlink(missing_ok=True)
+    with app(gc_log) as url:
+        r = measure(url, a.watch, a.out, a.repeats)
+    r["collections"] = _collections(r, gc_log)
+    gc_log.unlink(missing_ok=True)
     text = report(r, load)
     (a.out / "app_latency.md").write_text(text)
     print(text)
