@@ -90,9 +90,9 @@ def _add(out: dict, control: str, seconds: float) -> None:
     out["controls"].setdefault(control, []).append(seconds)
 
 
-def measure(url: str, watch: float, shots: Path, repeats: int = 1) -> dict:
+def measure(url: str, watch: float, shots: Path, repeats: int = 1, linger: float = 0.0) -> dict:
     """The timings; screenshots of the Train view at Start, after the first correction and after `watch` s;
-    Pause `repeats` times, with Start again and REPEAT_GAP s of training between."""
+    Pause `repeats` times, with Start again and REPEAT_GAP s of training between; `linger` s on Home first."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"views": {}, "controls": {}}
@@ -106,6 +106,7 @@ def measure(url: str, watch: float, shots: Path, repeats: int = 1) -> dict:
         page.goto(url)
         page.wait_for_selector(PICTURE, timeout=120_000)
         out["views"]["Home (first load)"] = {"switch": time.monotonic() - t0, "picture": time.monotonic() - t0}
+        page.wait_for_timeout(linger * 1000)  # e.g. past the warm-up: Train then shows no waiting view
         for view in VIEWS:
             t0 = time.monotonic()
             page.get_by_role("link", name=view).first.click()
@@ -175,7 +176,8 @@ def report(r: dict, load: tuple) -> str:
              "visited before the server's warm-up (torch, the demo's two runs) has ended first shows what is "
              "being prepared and the pretrained demo's latents; 'live' is when its own content (for Train, the "
              "Start button and the live cloud) is there.", "",
-             f"`python -m experiments.app_latency`, one run, {os.cpu_count()} CPUs, load average at the start "
+             f"`python -m experiments.app_latency {r['command']}`, one run, {os.cpu_count()} CPUs, load average at "
+             "the start "
              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), LVM_TRAIN_TURNS "
              f"{os.environ.get('LVM_TRAIN_TURNS') or 'unset (one training turn per core; a page being drawn takes one back)'}"
              f", LVM_TRAIN_NICE {os.environ.get('LVM_TRAIN_NICE') or 'unset (10)'}. The app's default run (ours with ABP "
@@ -200,14 +202,18 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
     p.add_argument("--repeats", type=int, default=5, help="times Pause (and Start again) is measured")
+    p.add_argument("--linger", type=float, default=0.0,
+                   help="seconds on Home before Train (e.g. 20: the warm-up ends there, as when a lecture begins "
+                        "on Home, and the first view with a chart loads the browser's chart library)")
     a = p.parse_args()
     load = os.getloadavg()
     a.out.mkdir(parents=True, exist_ok=True)
     gc_log = a.out / "app_latency_gc.log"
     gc_log.unlink(missing_ok=True)
     with app(gc_log) as url:
-        r = measure(url, a.watch, a.out, a.repeats)
+        r = measure(url, a.watch, a.out, a.repeats, a.linger)
     r["collections"] = _collections(r, gc_log)
+    r["command"] = f"--watch {a.watch:g} --repeats {a.repeats} --linger {a.linger:g}"
     gc_log.unlink(missing_ok=True)
     text = report(r, load)
     (a.out / "app_latency.md").write_text(text)
