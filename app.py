@@ -1,7 +1,7 @@
 """The app: ``streamlit run app.py``. Navigation and the landing view (the pretrained teaching demo).
 
-The landing view reads the demo's small ``preview.npz`` and its ready-made ``preview.png`` (no chart
-library for a fresh browser to load before the first picture) with numpy only: torch is
+The landing view reads the demo's small ``preview.npz`` and its ready-made ``preview.png`` (drawn ahead of
+time: no matplotlib to import before the first picture) with numpy only: torch is
 imported by the other pages, after the first picture is on screen, and by a warm-up
 thread (``warmup.py``) that a view visited before it ends waits for visibly.
 """
@@ -29,11 +29,7 @@ def home() -> None:
         manifest, z, samples, png = preview
         fit = manifest["metrics"]
         left, right = st.columns([3, 2])
-        if png is not None:  # a ready-made picture: a fresh browser loads no chart library before it
-            left.image(png)
-        else:  # a demo made before preview.png existed
-            left.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title=manifest["title"],
-                                                   name="persistent chains"), key="home_cloud")
+        left.image(png if png is not None else warmup.draw_preview(z, manifest["title"]))
         q = (f" The model's own q(z^K) (K steps from noise on 2,000 training images): {fit['q_ot_cost']:.3f}, "
              f"{fit['q_ot_cost'] / fit['prior_ot_cost']:.1f}x that level." if "q_ot_cost" in fit else "")
         left.caption(f"The persistent chains after training: OT cost to the prior {fit['latent_ot_cost']:.3f}, "

@@ -1,9 +1,9 @@
-"""PNG pictures of the live Train view, drawn with matplotlib (no pyplot, so no global figure state).
+"""PNG pictures of latent clouds and fit curves, drawn with matplotlib on the server (no pyplot, so no global
+figure state): the Train view, Latent & OT, the landing view's demo picture.
 
-The Train view redraws twice a second. Streamlit remounts a Plotly chart whose figure changed (its
-element id hashes the spec), which blanks it while plotly.js draws it again; an image whose bytes
-change keeps the old picture until the new one is decoded. So the live view is pictures, cached per
-iteration, and the views that do not animate stay interactive Plotly (charts.py).
+Pictures, not a chart library in the browser: an image whose bytes change keeps the old picture until the new
+one is decoded, so a live view never blanks between redraws, and a fresh browser has no library to evaluate
+(plotly.js held its main thread for 1.5-2.5 s the first time a view drew a chart, and a click then waited).
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from charts import CLASS
 GHOST, ARROW, RUNS = "#b0b0b0", "#303030", {"ours": "#1f77b4", "ABP": "#d62728"}
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     """The figure as PNG, zlib level 1: a few % larger than the default and several times faster to encode."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
-def _prior(ax, lim: float) -> None:
+def prior_axes(ax, lim: float) -> None:
     """The prior N(0, I_2): circles at ||z|| = 1, 2, 3, labelled, on square axes of half-width lim."""
     t = np.linspace(0, 2 * np.pi, 121)
     for r in (1, 2, 3):
@@ -46,10 +46,10 @@ def cloud_png(z: np.ndarray, lim: float, title: str) -> bytes:
     fig = Figure(figsize=(4.6, 4.8), dpi=100)
     fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.07)
     ax = fig.subplots()
-    _prior(ax, lim)
+    prior_axes(ax, lim)
     ax.scatter(z[:, 0], z[:, 1], s=5, c=CLASS[0], alpha=0.7, linewidths=0, zorder=3)
     ax.set_title(title, fontsize=10, loc="left")
-    return _png(fig)
+    return figure_png(fig)
 
 
 class Clouds:
@@ -62,9 +62,9 @@ class Clouds:
     """
 
     def __init__(self, lim: float, classes: tuple[int, ...], with_abp: bool, prior_xy: np.ndarray | None = None,
-                 titles: tuple[str, str] = ("ours", "ABP")):
+                 titles: tuple[str, str] = ("ours", "ABP"), ghost_label: str | None = "before the last correction",
+                 line_label: str | None = "moved by Eq. 10"):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        self.key = (lim, classes, with_abp, None if prior_xy is None else prior_xy.tobytes(), titles)
         panels = 2 if with_abp else 1
         self.fig = Figure(figsize=(4.6 * panels, 5.0), dpi=100)  # fixed margins: a constrained layout is slow
         self.fig.subplots_adjust(left=0.06 * 2 / panels + 0.02, right=0.98, top=0.94, bottom=0.14, wspace=0.18)
@@ -74,7 +74,7 @@ class Clouds:
         colour = {c: CLASS[int(c) % len(CLASS)] for c in classes} if classes else {}
         self.points = []  # per panel: {class: scatter}
         for ax, title in zip(self.axes, titles):
-            _prior(ax, lim)
+            prior_axes(ax, lim)
             if prior_xy is not None:
                 ax.scatter(prior_xy[:, 0], prior_xy[:, 1], s=3, c=GHOST, alpha=0.4, linewidths=0, zorder=1)
             ax.set_title(title, fontsize=10, loc="left")
@@ -82,13 +82,13 @@ class Clouds:
                                               zorder=3, animated=True, label=f"digit {c}" if classes else None)
                                 for c in (classes or (None,))})
         self.ghost = self.axes[0].scatter([], [], s=5, c=GHOST, alpha=0.5, linewidths=0, zorder=2, animated=True,
-                                          label="before the last correction")
+                                          label=ghost_label)  # None: not in the legend
         self.lines = LineCollection([], colors=ARROW, linewidths=0.6, alpha=0.5, zorder=2, animated=True,
-                                    label="moved by Eq. 10")
+                                    label=line_label)
         self.axes[0].add_collection(self.lines)
         self.notes = [ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=8, color="#555555", animated=True)
                       for ax in self.axes]
-        self.fig.legend(*self.axes[0].get_legend_handles_labels(), loc="lower center", ncols=4, fontsize=8,
+        self.fig.legend(*self.axes[0].get_legend_handles_labels(), loc="lower center", ncols=2 * panels, fontsize=8,
                         frameon=False, markerscale=2)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
@@ -149,4 +149,4 @@ def fits_png(runs: dict[str, Sequence[dict]], chain_level: float, q_level: float
     for ax in (top, bottom):
         ax.tick_params(labelsize=8)
         ax.grid(color="#eeeeee", lw=0.6)
-    return _png(fig)
+    return figure_png(fig)

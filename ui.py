@@ -9,7 +9,9 @@ import functools
 import multiprocessing
 import multiprocessing.pool
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import streamlit as st
 import torch
 from torch import nn
 
+import live_pictures
 from lvm import data as datasets, pretrained
 from lvm.checkpoint import CheckpointError
 from lvm.config import (DATA_SETS, METHODS, OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig,
@@ -225,6 +228,35 @@ def axis_limit(key: str, *clouds: np.ndarray, floor: float = 4.0) -> float:
     lim = max(now, st.session_state.get(f"lim:{key}", floor))
     st.session_state[f"lim:{key}"] = float(np.ceil(lim))
     return float(np.ceil(lim))
+
+
+def picture(slot: str, version: tuple, draw: Callable[[], bytes], every: float = 0.0) -> bytes:
+    """The PNG `draw()` makes, kept in this browser session under `slot` and drawn again only when `version`
+    changes (between iterations the same bytes go out), at most once per `every` seconds of the server's clock
+    unless version[0] (the run) changes."""
+    cached = st.session_state.get(f"picture:{slot}")
+    now = time.monotonic()
+    if cached is None or (cached[0] != version and (version[0] != cached[0][0] or now - cached[2] >= every)):
+        cached = (version, draw(), now)
+        st.session_state[f"picture:{slot}"] = cached
+    return cached[1]
+
+
+def clouds(slot: str, lim: float, classes: tuple[int, ...], with_abp: bool, prior: np.ndarray | None = None,
+           **labels: str | None) -> live_pictures.Clouds:
+    """This browser session's `live_pictures.Clouds` under `slot` (a Figure is not thread-safe), made again
+    when what its background shows changes: axes, circles, titles and legend are drawn once per key."""
+    key = (lim, classes, with_abp, None if prior is None else prior.tobytes(), tuple(sorted(labels.items())))
+    got = st.session_state.get(f"clouds:{slot}")
+    if got is None or got[0] != key:
+        got = st.session_state[f"clouds:{slot}"] = (key, live_pictures.Clouds(lim, classes, with_abp, prior, **labels))
+    return got[1]
+
+
+def class_list(labels: np.ndarray) -> tuple[int, ...]:
+    """The classes to colour by (digit labels), or () when there are too many to tell apart."""
+    classes = np.unique(labels)
+    return tuple(int(c) for c in classes) if len(classes) <= 10 else ()
 
 
 def set_projection_method(method: str) -> None:

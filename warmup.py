@@ -51,6 +51,14 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | Non
     return manifest, latents, samples, read("preview_png") if "preview_png" in manifest["files"] else None
 
 
+@st.cache_data(show_spinner=False)
+def draw_preview(z: np.ndarray, title: str) -> bytes:
+    """The demo's picture for a demo made before preview.png existed: drawn now (matplotlib, not torch)."""
+    import live_pictures
+
+    return live_pictures.cloud_png(z, charts.preview_lim(z), title)
+
+
 _lock = threading.Lock()
 _started: tuple[threading.Thread, float] | None = None  # the warm-up thread and when it began: one per server
 
@@ -119,11 +127,8 @@ def wait(title: str) -> None:
     except (ValueError, KeyError, OSError):
         preview = None
     if preview is not None:
-        # a chart here, not Home's picture: waiting is idle time, in which the browser loads the chart library
-        # that the views after this one need (1-2 s of script that would otherwise fall on the first of them)
-        manifest, z, _, _ = preview
-        left.plotly_chart(charts.latent_figure(z, charts.preview_lim(z), title="Meanwhile: " + manifest["title"],
-                                               name="persistent chains"), key="wait_cloud")
-        left.caption("The pretrained demo model's persistent chains after training, for a first look; the live "
-                     "runs start from scratch.")
+        manifest, z, _, png = preview
+        left.image(png if png is not None else draw_preview(z, manifest["title"]))
+        left.caption("Meanwhile: the pretrained demo model's persistent chains after training, for a first look; "
+                     "the live runs start from scratch.")
     st.stop()

@@ -60,17 +60,17 @@ def test_the_warm_up_moves_the_imported_libraries_out_of_full_collections() -> N
 
 @needs_demo
 def test_home_shows_the_demo_latents_and_samples() -> None:
-    """Both as ready-made pictures (no chart library for a fresh browser to load first)."""
+    """Both as ready-made pictures (nothing to draw on the server before them)."""
     at = _app()
     assert at.title[0].value.startswith("Short-run MCMC")
-    assert len(at.get("image")) == 2 and not at.get("plotly_chart")
+    assert len(at.get("image")) == 2 and at.get("image")[0].proto.imgs[0].url  # the cloud, then the samples
     assert not at.error
 
 
 @needs_demo
-def test_home_draws_a_chart_for_a_demo_without_its_picture_and_refuses_a_changed_one(monkeypatch, tmp_path) -> None:
-    """A demo made before preview.png existed gets its latents as a Plotly chart; a picture whose bytes differ
-    from the manifest's hash is an error that says what to run, not a stale picture."""
+def test_home_draws_the_picture_of_a_demo_without_one_and_refuses_a_changed_one(monkeypatch, tmp_path) -> None:
+    """A demo made before preview.png existed gets its latents drawn there and then; a picture whose bytes
+    differ from the manifest's hash is an error that says what to run, not a stale picture."""
     shutil.copytree(pretrained.root() / "demo", tmp_path / "demo")
     manifest_path = tmp_path / "demo" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -82,7 +82,7 @@ def test_home_draws_a_chart_for_a_demo_without_its_picture_and_refuses_a_changed
     manifest_path.write_text(json.dumps(manifest))
     warmup.demo_preview.clear()
     at = _app()
-    assert not at.error and len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
+    assert not at.error and len(at.get("image")) == 2
 
 
 @needs_demo
@@ -123,7 +123,7 @@ def test_a_view_visited_before_the_warm_up_ends_says_so_and_draws_at_once(monkey
     assert not at.exception and at.title[0].value == "Train"
     assert "Preparing the live runs" in at.info[0].value and not at.button  # no controls until the runs exist
     if pretrained.find("demo") is not None:
-        assert len(at.get("plotly_chart")) == 1  # the demo's latents meanwhile (the browser loads Plotly then)
+        assert len(at.get("image")) == 1  # the demo's latents meanwhile
     monkeypatch.undo()
     at.run()
     assert not at.exception and at.button(key="start")  # once it is done, the view itself
@@ -177,14 +177,18 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
     wait_until(lambda: len(s.view().frames) >= 4)
     s.pause()
     at.run()
-    keys = [c.key for c in at.get("plotly_chart")]
-    assert not at.exception and keys[:2] == ["replay", "correction"]  # then "side" when ABP trains beside
+    assert not at.exception and len(at.get("image")) >= 2  # replay, correction (then ABP beside ours, if on)
+    its = [f.iteration for f in s.view().frames]
+    assert at.select_slider(key="replay_it").value == its[-1]  # the replay opens on the newest frame
+    replay = at.get("image")[0].proto.imgs[0].url
+    at.select_slider(key="replay_it").set_value(its[0]).run()
+    assert not at.exception and at.get("image")[0].proto.imgs[0].url != replay  # another frame, another picture
     last = [f.iteration for f in s.view().frames if f.before is not None][-1]
-    assert f"iteration {last}:" in str(at.get("plotly_chart")[1].proto.spec)  # follows the latest correction
+    assert f"iteration {last}:" in " ".join(c.value for c in at.caption)  # follows the latest correction
     at.toggle(key="follow").set_value(False).run()
     first = at.select_slider(key="which").options[0]
     at.select_slider(key="which").set_value(int(first)).run()
-    assert not at.exception and f"iteration {first}:" in str(at.get("plotly_chart")[1].proto.spec)
+    assert not at.exception and f"iteration {first}:" in " ".join(c.value for c in at.caption)
     s.stop()
 
 
@@ -208,7 +212,7 @@ def _png(a: np.ndarray, mode: str = "L") -> bytes:
 @needs_anomaly
 def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
     at = _app("views/anomaly.py")
-    assert len(at.get("plotly_chart")) == 2  # histogram + precision-recall
+    assert len(at.get("image")) == 2  # histogram + precision-recall
     pick = at.selectbox(key="model_anom")
     shipped = [(o, float(o.split("AUPRC ")[1].split()[0])) for o in pick.options]
     assert [a for _, a in shipped] == sorted((a for _, a in shipped), reverse=True)  # best first, and open on it
@@ -231,8 +235,7 @@ def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
     thr = at.slider[0]
     thr.set_value(thr.min).run()
     assert "verdict at this threshold: **anomalous**" in " ".join(m.value for m in at.markdown)
-    hist = at.get("plotly_chart")[0].proto.spec
-    assert '"range"' in hist  # the axis is set from the reference, not stretched by the noise upload
+    assert len(at.get("image")) == 2 + 2 * 3  # and per readable upload: as seen, reconstruction, residual
 
 
 @needs_anomaly

@@ -108,7 +108,9 @@ def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str
                            r" return m && parseInt(m[1]) > n; }", arg=it)
 
     _go(page, "Latent & OT")
-    page.wait_for_selector(".js-plotly-plot")
+    page.get_by_role("heading", name="One correction").wait_for()
+    # the replay, the latest correction and ABP beside ours, each a picture
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img').length >= 3")
     page.screenshot(path=str(shots / "latent_ot.png"), full_page=True)
     _go(page, "Train")
     page.get_by_role("button", name="Pause").click()

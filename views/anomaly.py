@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 import charts
+import score_pictures
 import ui
 from lvm import data as datasets, metrics, pretrained
 from lvm.images import ImageError, dark_on_light, read_image
@@ -163,11 +164,14 @@ for i, f in enumerate(files or []):
                   f"verdict at this threshold: **{'anomalous' if score > thr else 'normal'}**  \n"
                   f"reconstruction {rec_term / score:.0%} of the score, prior {1 - rec_term / score:.0%}")
 
-st.plotly_chart(charts.score_histogram(normal, held, thr, marks), key="hist")
+reference = (hash(normal.tobytes()), None if held is None else hash(held.tobytes()))  # drawn again when it changes
+st.image(ui.picture("hist", (reference, thr, tuple(marks)),
+                    lambda: score_pictures.score_histogram_png(normal, held, thr, marks)), width="stretch")
 if held is not None:
     both = np.concatenate([normal, held])
     y = np.concatenate([np.zeros(len(normal)), np.ones(len(held))])
     precision, recall = metrics.pr_curve(both, y)
-    st.plotly_chart(charts.pr_figure(precision, recall, metrics.auprc(both, y), float(y.mean())), key="pr")
+    st.image(ui.picture("pr", reference, lambda: score_pictures.pr_png(
+        precision, recall, metrics.auprc(both, y), float(y.mean()))), width=520)
     st.caption(f"{entry.title}: {len(both)} test images ({len(held)} of the held-out digit), "
                f"K = {lcfg.steps} test-time Langevin steps, s = {lcfg.step_size}.")

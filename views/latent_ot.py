@@ -2,13 +2,15 @@
 import numpy as np
 import streamlit as st
 
-import charts
 import ui
 
+PLAY_EVERY = 0.4  # seconds per frame while the replay plays
+
 st.title("Latent & OT")
-ui.explain("A frame is kept every L iterations. The replay shows q(z^K) moving across OT corrections on fixed "
-           "axes. One correction: grey is z_hat before it, red is where Eq. 10 put each point, and the green "
-           "lines join a sample of z_hat_i to its assigned prior point T(z_hat_i), the optimum of Eq. 11.",
+ui.explain("A frame is kept every L iterations. The replay shows the persistent chains moving across OT "
+           "corrections on fixed axes, coloured by digit. One correction: grey is z_hat before it, the dots are "
+           "where Eq. 10 put each point, and the lines join a sample of z_hat_i to its assigned prior point "
+           "T(z_hat_i), the optimum of Eq. 11.",
            r"T = \arg\min_{\sigma}\sum_i \lVert \hat z_i - z_{\sigma(i)}\rVert^2,\qquad "
            r"z_i \leftarrow \alpha T(\hat z_i) + (1-\alpha)\hat z_i")
 s = ui.main_session()
@@ -21,16 +23,37 @@ if len(v.frames) < 2:
 d = v.live.shape[1]
 proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
+prior = None if proj is None or proj.exact_prior else proj.transform(np.random.RandomState(0).standard_normal((800, d)))
 lim = ui.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
-# at most about 30 frames of 400 points: a heavier animation kept the browser busy for seconds after each visit
-picked = v.frames[:: max(1, len(v.frames) // 30)]
-st.subheader("q(z^K) across corrections")
-st.plotly_chart(charts.replay_figure([(f.iteration, xy(f.z)) for f in picked], lim, points=400), key="replay")
-st.caption(f"Frames up to iteration {v.frames[-1].iteration} (reload the page or press R for the newer ones: a "
-           "replay that redrew itself while it plays would restart).")
+classes = ui.class_list(v.labels)
+labels = v.labels if classes else None
+shape = (lim, classes, None if prior is None else prior.tobytes())  # what a picture's axes depend on
 
-st.subheader("One correction")
-follow = st.toggle("follow the latest correction", True, key="follow",
+left, right = st.columns(2, gap="large")
+left.subheader("The chains across corrections")
+play = left.toggle("play", False, key="play", help=f"steps through the kept frames, one every {PLAY_EVERY:g} s")
+
+
+@st.fragment(run_every=PLAY_EVERY if play else None)
+def replay() -> None:
+    frames = s.view().frames  # the newer ones too, as the run goes on
+    its = [f.iteration for f in frames]
+    if st.session_state.get("replay_it") not in its:
+        st.session_state["replay_it"] = its[-1]
+    elif play:  # the next frame, round again after the last
+        st.session_state["replay_it"] = its[(its.index(st.session_state["replay_it"]) + 1) % len(its)]
+    it = st.select_slider("frame at iteration", its, key="replay_it")
+    f = frames[its.index(it)]
+    clouds = ui.clouds("replay_clouds", lim, classes, False, prior, titles=("persistent chains", ""),
+                       ghost_label=None, line_label=None)
+    st.image(ui.picture("replay", (v.run, it, shape), lambda: clouds.png(xy(f.z), labels, notes=(
+        f"iteration {it}", ""))), width="stretch")
+
+
+with left:
+    replay()
+right.subheader("One correction")
+follow = right.toggle("follow the latest correction", True, key="follow",
                    help="on: the view below shows each new correction of the live run as it happens")
 
 
@@ -43,16 +66,20 @@ def one_correction() -> None:
     its = [f.iteration for f in corrections]
     if follow:
         it = its[-1]
-        st.caption(f"the latest of {len(its)} corrections kept")
     else:
         it = st.select_slider("correction at iteration", its, its[-1], key="which")
     f = next(c for c in corrections if c.iteration == it)
-    st.plotly_chart(charts.correction_figure(xy(f.before), xy(f.z), xy(f.source), xy(f.target), lim,
-                                             f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
-                                             f"{f.metrics.get('unmatched', 0):.0%} unmatched"), key="correction")
+    title = (f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
+             f"{f.metrics.get('unmatched', 0):.0%} unmatched")
+    clouds = ui.clouds("correction_clouds", lim, classes, False, prior, titles=("one correction", ""),
+                       ghost_label="before: z_hat = z^K", line_label="z_hat -> T(z_hat), its prior point")
+    st.image(ui.picture("correction", (v.run, it, shape), lambda: clouds.png(
+        xy(f.z), labels, before=xy(f.before), arrows=(xy(f.source), xy(f.target)), notes=(title, ""))), width="stretch")
+    st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else ""))
 
 
-one_correction()
+with right:
+    one_correction()
 
 st.subheader("ABP beside ours, same data (paper Fig. 3)")
 abp = ui.sessions().get("abp")
@@ -67,9 +94,12 @@ def compare() -> None:
     a, o = abp.view(), s.view()
     fa, fo = a.frames[-1].metrics.get("q_fit", np.nan), o.frames[-1].metrics.get("q_fit", np.nan)
     both = ui.axis_limit(f"main{v.run}", xy(a.live), xy(o.live))
-    st.plotly_chart(charts.side_by_side([(f"ABP, iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x", xy(a.live)),
-                                         (f"ours, iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x",
-                                          xy(o.live))], both), key="side")
+    clouds = ui.clouds("compare_clouds", both, classes, True, prior,
+                       titles=(f"ours (alpha {o.cfg.alpha:g})", "ABP (alpha 0)"), ghost_label=None, line_label=None)
+    notes = (f"iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x the prior level",
+             f"iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x the prior level")
+    st.image(ui.picture("compare", (v.run, o.iteration, a.iteration, both, shape),
+                        lambda: clouds.png(xy(o.live), labels, xy(a.live), notes=notes)), width="stretch")
 
 
 compare()

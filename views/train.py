@@ -97,17 +97,6 @@ def _fit_text(v, name: str) -> str:
     return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
 
 
-def _picture(slot: str, version: tuple, draw, every: float = 0.0) -> bytes:
-    """The PNG `draw()` makes, redrawn only when `version` changes (between iterations the same bytes go out),
-    and at most once per `every` seconds of the server's clock."""
-    cached = st.session_state.get(slot)
-    now = time.monotonic()
-    if cached is None or (cached[0] != version and (version[0] != cached[0][0] or now - cached[2] >= every)):
-        cached = (version, draw(), now)
-        st.session_state[slot] = cached
-    return cached[1]
-
-
 @st.fragment(run_every=rate)
 def live_view() -> None:
     """Polls the sessions; the training threads never touch Streamlit."""
@@ -143,18 +132,16 @@ def live_view() -> None:
     titles = (f"ours (alpha {v.cfg.alpha:g})", "ABP (alpha 0)" if a is not None else "")
     notes = (f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else ""),
              f"iteration {a.iteration}" if a is not None else "")
-    classes = tuple(int(c) for c in np.unique(v.labels)) if len(np.unique(v.labels)) <= 10 else ()
-    key = (lim, classes, a is not None, None if prior is None else prior.tobytes(), titles)
-    clouds = st.session_state.get("clouds")
-    if clouds is None or clouds.key != key:  # axes, circles and legend drawn once; each redraw blits the points
-        clouds = st.session_state["clouds"] = live_pictures.Clouds(lim, classes, a is not None, prior, titles)
-    version = (v.run, v.iteration, a.iteration if a else -1, key)
-    left.image(_picture("cloud", version, lambda: clouds.png(
+    classes = ui.class_list(v.labels)
+    clouds = ui.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
+    version = (v.run, v.iteration, a.iteration if a else -1, lim, classes, titles,
+               None if prior is None else prior.tobytes())
+    left.image(ui.picture("cloud", version, lambda: clouds.png(
         pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
         width="stretch")
     runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
     fits_version = (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1)
-    right.image(_picture("curves", fits_version, lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
+    right.image(ui.picture("curves", fits_version, lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
                                                                                 ON_PRIOR), every=FITS_EVERY),
                 width="stretch")
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"

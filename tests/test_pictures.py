@@ -1,0 +1,36 @@
+"""The app's matplotlib pictures: they decode, and the Anomaly histogram's axis follows the reference."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+import live_pictures
+import score_pictures
+
+
+def _size(png: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(png)).size
+
+
+def test_the_score_axis_covers_the_reference_and_the_threshold_but_not_an_outlier() -> None:
+    normal = np.random.RandomState(0).normal(100.0, 10.0, 5000)
+    lo, hi = score_pictures.score_range(normal, None, threshold=115.0)
+    assert lo < np.quantile(normal, 0.001) and hi > np.quantile(normal, 0.999) and hi < 160.0
+    lo, hi = score_pictures.score_range(normal, None, threshold=300.0)  # a threshold far out is still on it
+    assert hi > 300.0 > lo
+    png = score_pictures.score_histogram_png(normal, normal + 30.0, 115.0, [("in.png", 120.0), ("far.png", 1e6)])
+    assert _size(png) == (900, 340)  # an upload at 1e6 is drawn at the edge, the axis unchanged
+
+
+def test_the_precision_recall_picture_and_the_clouds_decode() -> None:
+    recall = np.linspace(0, 1, 50)
+    assert _size(score_pictures.pr_png(1 - 0.5 * recall, recall, 0.75, 0.35)) == (500, 360)
+    z = np.random.RandomState(1).standard_normal((300, 2))
+    one = live_pictures.Clouds(4.0, (0, 1), False, titles=("replay", ""), ghost_label=None, line_label=None)
+    labels = np.arange(300) % 2
+    a, b = one.png(z, labels, notes=("iteration 8", "")), one.png(z + 1.0, labels, notes=("iteration 16", ""))
+    assert a != b and _size(a) == _size(b) == (460, 500)  # the same axes, other points
+    two = live_pictures.Clouds(4.0, (), True)
+    assert _size(two.png(z, None, z * 2.0, before=z * 0.5, arrows=(z[:10], z[:10] * 0.5))) == (920, 500)
