@@ -3,7 +3,8 @@ figure state): the Train view, Latent & OT, the landing view's demo picture.
 
 Pictures, not a chart library in the browser: an image whose bytes change keeps the old picture until the new
 one is decoded, so a live view never blanks between redraws, and a fresh browser has no library to evaluate
-(plotly.js held its main thread for 1.5-2.5 s the first time a view drew a chart, and a click then waited).
+(plotly.js held its main thread for 1.4-2 s the first time a view drew a chart, and a click then waited;
+results/app_cold_start.md).
 """
 from __future__ import annotations
 

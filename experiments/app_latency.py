@@ -27,7 +27,7 @@ GC_TRACE = Path(__file__).resolve().parent / "gc_trace"  # its sitecustomize tim
 CHROMIUM = "/usr/bin/chromium"
 VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
 HEADING = {"Home": "Short-run MCMC inference with OT correction"}  # the others' heading is their name
-PICTURE = "[data-testid=stImage] img, .js-plotly-plot .main-svg"
+PICTURE = "[data-testid=stImage] img"
 # a view's first picture, or its note that it has none yet (Latent & OT before two frames); visible: the notes
 # in a closed expander do not count
 FIRST_PICTURE = f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert]):visible"
@@ -92,7 +92,8 @@ def _add(out: dict, control: str, seconds: float) -> None:
 
 def measure(url: str, watch: float, shots: Path, repeats: int = 1, linger: float = 0.0) -> dict:
     """The timings; screenshots of the Train view at Start, after the first correction and after `watch` s;
-    Pause `repeats` times, with Start again and REPEAT_GAP s of training between; `linger` s on Home first."""
+    Pause `repeats` times, with Start again and REPEAT_GAP s of training between, then Step `repeats` times;
+    `linger` s on Home first."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"views": {}, "controls": {}}
@@ -142,9 +143,11 @@ def measure(url: str, watch: float, shots: Path, repeats: int = 1, linger: float
             page.get_by_role("button", name="Pause").click()
             _add(out, "Pause (status says paused)", _until(page, lambda pg: _status(pg)[0] == "paused"))
             page.wait_for_timeout(1000)
-        it = _status(page)[1]
-        page.get_by_role("button", name="Step").click()
-        _add(out, "Step (iteration + 1 shown)", _until(page, lambda pg: _status(pg)[1] > it))
+        for _ in range(repeats):  # every L-th one corrects and measures q(z^K): a longer iteration
+            it = _status(page)[1]
+            page.get_by_role("button", name="Step").click()
+            _add(out, "Step (iteration + 1 shown)", _until(page, lambda pg: _status(pg)[1] > it))
+            page.wait_for_timeout(1000)
         slider = page.get_by_role("slider").nth(1)  # K: an <input type=range>; its value shows in the thumb label
         shown = page.locator("[data-testid=stSliderThumbValue]").nth(1)
         page.wait_for_timeout(1500)  # the Step's rerun done
@@ -201,7 +204,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
-    p.add_argument("--repeats", type=int, default=5, help="times Pause (and Start again) is measured")
+    p.add_argument("--repeats", type=int, default=5, help="times Pause (and Start again) and Step are measured")
     p.add_argument("--linger", type=float, default=0.0,
                    help="seconds on Home before Train (e.g. 20: the warm-up ends there, as when a lecture begins "
                         "on Home, and the first view with a chart loads the browser's chart library)")

@@ -17,11 +17,13 @@ count as diverged); the thread lives on.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -151,6 +153,18 @@ def mean_prior_fit(n: int, d: int, seeds: int = 5) -> float:
     return float(np.mean([prior_baseline_ot_cost(n, d, seed=s) for s in range(seeds)]))
 
 
+_SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every Session of this process, for `_end_all`
+
+
+@atexit.register
+def _end_all() -> None:
+    """At interpreter exit, end every session's thread after its iteration in flight (cut short), so that no
+    training thread is inside torch while the interpreter finalizes: that aborts the process ("terminate called
+    without an active exception", exit code 134), e.g. a test run whose last test left a run training."""
+    for s in list(_SESSIONS):
+        s.stop(timeout=10.0)
+
+
 class Session:
     """A live training run: start / pause / step / reset / stop, live alpha, s, K, bounded history.
 
@@ -174,6 +188,7 @@ class Session:
         self._leader: Session | None = None  # see keep_pace
         self._readers = 0                    # views waiting in `model` for the iteration in flight to end
         self._build(cfg)
+        _SESSIONS.add(self)
 
     # ---- commands (any thread) ----------------------------------------------------------------
     def start(self) -> None:

@@ -1,5 +1,5 @@
 """The package's shape: lvm's modules import each other without a cycle, and the UI's training core
-never imports Streamlit or Plotly."""
+never imports Streamlit or Plotly (which the app no longer uses either)."""
 from __future__ import annotations
 
 import ast

@@ -1,9 +1,12 @@
 """The live training session (lvm.session) on real MNIST digits 0 and 1, with its real thread."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +20,6 @@ from lvm.turns import Turns
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
                   data=DataConfig("mnist", (0, 1), limit=400), model=ModelConfig(2, "mlp"),
                   langevin=LangevinConfig(steps=10), ot=OTConfig(solver="exact"))
-
-
 
 
 @pytest.fixture
@@ -262,3 +263,16 @@ def test_the_latency_script_waits_for_the_demos_first_correction() -> None:
     from experiments import app_latency  # keeps its own copy of L so as not to load torch in its process
     from lvm.session import DEMO
     assert app_latency.DEMO_L == DEMO.ot_every
+
+
+def test_a_process_that_exits_while_a_run_trains_ends_cleanly() -> None:
+    """The interpreter's exit ends the training threads first (an atexit hook): a thread still inside torch while
+    the interpreter finalizes aborts the process with exit code 134 (a test run, or the app's server stopped)."""
+    code = ("import time\nfrom tests.test_session import CFG\nfrom lvm.session import Session\n"
+            "s = Session(CFG)\ns.start()\nt0 = time.monotonic()\n"
+            "while s.view().iteration < 3 and time.monotonic() - t0 < 60:\n    time.sleep(0.05)\n"
+            "print(s.view().state, s.view().iteration >= 3)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["running", "True"]  # it was still training when the script ended

@@ -14,6 +14,8 @@ from lvm.session import ON_PRIOR
 FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
 STEP_WAIT = 0.4  # seconds Step waits for its iteration before redrawing (a slower one shows at the next redraw)
+PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
+#                      a redraw of a paused run costs next to nothing (its pictures are cached)
 
 s = ui.main_session()
 cfg = s.cfg
@@ -97,7 +99,10 @@ def _fit_text(v, name: str) -> str:
     return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
 
 
-@st.fragment(run_every=rate)
+every = rate if s.state == "running" else min(rate, PAUSED_EVERY)
+
+
+@st.fragment(run_every=every)
 def live_view() -> None:
     """Polls the sessions; the training threads never touch Streamlit."""
     v = s.view()
@@ -147,7 +152,7 @@ def live_view() -> None:
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
     right.image(charts.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
                 f"{v.frames[-1].iteration}")
-    st.caption(f"redraw {st.session_state['redraws']} · every {rate} s · {len(v.frames)} frames kept")
+    st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept")
 
 
 live_view()
