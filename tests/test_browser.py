@@ -137,4 +137,6 @@ def test_upload_on_the_anomaly_page_shows_a_score(page: Page, app_url: str, shot
     print("anomaly page:", " ".join(text.split()))
     assert "bar.png" in text and "score" in text and "normal reference" in text and "reconstruction" in text
     page.get_by_text("what the model sees").first.wait_for()
+    # its three pictures, then the histogram with its score and the precision-recall curve
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img').length >= 5")
     page.screenshot(path=str(shots / "anomaly.png"), full_page=True)
