@@ -42,9 +42,11 @@ def home() -> None:
                     "correction moves them onto the prior N(0, I) (grey 1, 2, 3 sigma contours). The honest test is "
                     "the model's own short-run inference q(z^K) from fresh noise (the caption's second figure): if "
                     "it lands near the prior, the generator maps the prior onto the data, so that drawing z from "
-                    "the prior and decoding it gives images like the data (right). The number in the title is the "
-                    "OT cost between the latents and as many prior draws:")
-        st.latex(r"W = \min_{\sigma} \frac{1}{n}\sum_i \lVert \hat z_i - z_{\sigma(i)} \rVert^2")
+                    "the prior and decoding it gives images like the data (right). The caption's figures are the OT "
+                    "cost between two point sets of the same size n, here the chains and as many prior draws:")
+        # plain text, not st.latex (KaTeX) or HTML (rehype-raw): each is a script the browser loads before
+        # Home's first picture (results/app_cold_start.md)
+        st.markdown("W = min over σ of (1/n) Σᵢ ‖ẑᵢ − z_σ(i)‖², σ running over the one-to-one matchings")
     st.page_link(TRAIN, label="Train a model live")
     warmup.start()  # after the landing picture: torch and the demo's runs, in the background
 
