@@ -66,6 +66,7 @@ class Clouds:
                  titles: tuple[str, str] = ("ours", "ABP"), ghost_label: str | None = "before the last correction",
                  line_label: str | None = "moved by Eq. 10"):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        self.key = self.key_of(lim, classes, with_abp, prior_xy, titles, ghost_label, line_label)
         panels = 2 if with_abp else 1
         self.fig = Figure(figsize=(4.6 * panels, 5.0), dpi=100)  # fixed margins: a constrained layout is slow
         self.fig.subplots_adjust(left=0.06 * 2 / panels + 0.02, right=0.98, top=0.94, bottom=0.14, wspace=0.18)
@@ -93,6 +94,11 @@ class Clouds:
                         frameon=False, markerscale=2)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    @staticmethod
+    def key_of(*args) -> tuple:
+        """What the background drawn once shows, from the constructor's arguments (arrays by their bytes)."""
+        return tuple(a.tobytes() if isinstance(a, np.ndarray) else a for a in args)
 
     def png(self, ours: np.ndarray, labels: np.ndarray | None, abp: np.ndarray | None = None,
             before: np.ndarray | None = None, arrows: tuple[np.ndarray, np.ndarray] | None = None,

@@ -243,14 +243,21 @@ def picture(slot: str, version: tuple, draw: Callable[[], bytes], every: float =
 
 
 def clouds(slot: str, lim: float, classes: tuple[int, ...], with_abp: bool, prior: np.ndarray | None = None,
-           **labels: str | None) -> live_pictures.Clouds:
+           titles: tuple[str, str] = ("ours", "ABP"), ghost_label: str | None = "before the last correction",
+           line_label: str | None = "moved by Eq. 10") -> live_pictures.Clouds:
     """This browser session's `live_pictures.Clouds` under `slot` (a Figure is not thread-safe), made again
-    when what its background shows changes: axes, circles, titles and legend are drawn once per key."""
-    key = (lim, classes, with_abp, None if prior is None else prior.tobytes(), tuple(sorted(labels.items())))
+    when what its background shows changes (its `key`, which a picture's version should hold)."""
+    args = (lim, classes, with_abp, prior, titles, ghost_label, line_label)
     got = st.session_state.get(f"clouds:{slot}")
-    if got is None or got[0] != key:
-        got = st.session_state[f"clouds:{slot}"] = (key, live_pictures.Clouds(lim, classes, with_abp, prior, **labels))
-    return got[1]
+    if got is None or got.key != live_pictures.Clouds.key_of(*args):
+        got = st.session_state[f"clouds:{slot}"] = live_pictures.Clouds(*args)
+    return got
+
+
+def projected_prior(proj: Projection) -> np.ndarray | None:
+    """800 fixed prior draws through `proj` for the clouds' background, or None when its first two axes are
+    exactly N(0, I_2) (the circles say it)."""
+    return None if proj.exact_prior else proj.transform(np.random.RandomState(0).standard_normal((800, proj.d)))
 
 
 def class_list(labels: np.ndarray) -> tuple[int, ...]:

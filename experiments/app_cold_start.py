@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 
-from experiments.app_latency import CHROMIUM, FIRST_PICTURE, PICTURE, app
+from experiments.app_latency import CHROMIUM, PICTURE, app, switch
 
 LONG_TASKS = ("window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries()) "
               "window.__lt.push([e.startTime, e.duration]) }).observe({type: 'longtask', buffered: true});")
@@ -50,19 +50,9 @@ def start(settle: float = 0.0, linger: float = 0.0) -> dict:
         out = {"home": time.monotonic() - t0, "requests done": done - t0, "last request": (name, since - t0),
                "long tasks": [(s / 1e3, d / 1e3) for s, d in page.evaluate("window.__lt")]}
         time.sleep(linger)
-        t0 = time.monotonic()
-        page.get_by_role("link", name="Train").first.click()
-        page.get_by_role("heading", name="Train").first.wait_for(timeout=120_000)
-        out["train switch"] = time.monotonic() - t0
-        page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
-        out["train picture"] = time.monotonic() - t0
+        out["train switch"], out["train picture"] = switch(page, "Train")
         time.sleep(settle)
-        t0 = time.monotonic()
-        page.get_by_role("link", name="Anomaly").first.click()
-        page.get_by_role("heading", name="Anomaly").first.wait_for(timeout=120_000)
-        out["anomaly switch"] = time.monotonic() - t0
-        page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
-        out["anomaly picture"] = time.monotonic() - t0
+        out["anomaly switch"], out["anomaly picture"] = switch(page, "Anomaly")
         out["image"] = page.evaluate("window.__first").get("image", float("nan")) / 1e3
         later = [d / 1e3 for s, d in page.evaluate("window.__lt") if s / 1e3 > out["image"]]
         out["longest task after"] = max(later, default=0.0)

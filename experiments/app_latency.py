@@ -86,6 +86,16 @@ def _number(page, pattern: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def switch(page, view: str) -> tuple[float, float]:
+    """Seconds from the click on `view`'s link until its heading, and until its first picture."""
+    t0 = time.monotonic()
+    page.get_by_role("link", name=view).first.click()
+    page.get_by_role("heading", name=HEADING.get(view, view)).first.wait_for(timeout=120_000)
+    switched = time.monotonic() - t0
+    page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
+    return switched, time.monotonic() - t0
+
+
 def _add(out: dict, control: str, seconds: float) -> None:
     out["controls"].setdefault(control, []).append(seconds)
 
@@ -110,11 +120,8 @@ def measure(url: str, watch: float, shots: Path, repeats: int = 1, linger: float
         page.wait_for_timeout(linger * 1000)  # e.g. past the warm-up: Train then shows no waiting view
         for view in VIEWS:
             t0 = time.monotonic()
-            page.get_by_role("link", name=view).first.click()
-            page.get_by_role("heading", name=HEADING.get(view, view)).first.wait_for(timeout=120_000)
-            switched = time.monotonic() - t0
-            page.wait_for_selector(FIRST_PICTURE, timeout=120_000)
-            out["views"][view] = {"switch": switched, "picture": time.monotonic() - t0}
+            switched, picture = switch(page, view)
+            out["views"][view] = {"switch": switched, "picture": picture}
             if view == "Train":  # Start, then the rest of the views while it trains
                 page.get_by_role("button", name="Start").wait_for(timeout=120_000)  # after the warm-up (warmup.py)
                 out["views"][view]["ready"] = time.monotonic() - t0

@@ -23,11 +23,10 @@ if len(v.frames) < 2:
 d = v.live.shape[1]
 proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
-prior = None if proj is None or proj.exact_prior else proj.transform(np.random.RandomState(0).standard_normal((800, d)))
+prior = None if proj is None else ui.projected_prior(proj)
 lim = ui.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
 classes = ui.class_list(v.labels)
 labels = v.labels if classes else None
-shape = (lim, classes, None if prior is None else prior.tobytes())  # what a picture's axes depend on
 
 left, right = st.columns(2, gap="large")
 left.subheader("The chains across corrections")
@@ -46,7 +45,7 @@ def replay() -> None:
     f = frames[its.index(it)]
     clouds = ui.clouds("replay_clouds", lim, classes, False, prior, titles=("persistent chains", ""),
                        ghost_label=None, line_label=None)
-    st.image(ui.picture("replay", (v.run, it, shape), lambda: clouds.png(xy(f.z), labels, notes=(
+    st.image(ui.picture("replay", (v.run, it, clouds.key), lambda: clouds.png(xy(f.z), labels, notes=(
         f"iteration {it}", ""))), width="stretch")
 
 
@@ -73,7 +72,7 @@ def one_correction() -> None:
              f"{f.metrics.get('unmatched', 0):.0%} unmatched")
     clouds = ui.clouds("correction_clouds", lim, classes, False, prior, titles=("one correction", ""),
                        ghost_label="before: z_hat = z^K", line_label="z_hat -> T(z_hat), its prior point")
-    st.image(ui.picture("correction", (v.run, it, shape), lambda: clouds.png(
+    st.image(ui.picture("correction", (v.run, it, clouds.key), lambda: clouds.png(
         xy(f.z), labels, before=xy(f.before), arrows=(xy(f.source), xy(f.target)), notes=(title, ""))), width="stretch")
     st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else ""))
 
@@ -98,7 +97,7 @@ def compare() -> None:
                        titles=(f"ours (alpha {o.cfg.alpha:g})", "ABP (alpha 0)"), ghost_label=None, line_label=None)
     notes = (f"iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x the prior level",
              f"iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x the prior level")
-    st.image(ui.picture("compare", (v.run, o.iteration, a.iteration, both, shape),
+    st.image(ui.picture("compare", (v.run, o.iteration, a.iteration, clouds.key),
                         lambda: clouds.png(xy(o.live), labels, xy(a.live), notes=notes)), width="stretch")
 
 

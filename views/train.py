@@ -2,7 +2,6 @@
 import time
 import warnings
 
-import numpy as np
 import streamlit as st
 
 import charts
@@ -116,7 +115,7 @@ def live_view() -> None:
     elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
         p = ui.projection(f"main{v.run}", proj, v.frames[-1].z)
         xy = p.transform
-        prior = None if p.exact_prior else p.transform(np.random.RandomState(0).standard_normal((800, d)))
+        prior = ui.projected_prior(p)
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)
     lim = ui.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
@@ -139,8 +138,7 @@ def live_view() -> None:
              f"iteration {a.iteration}" if a is not None else "")
     classes = ui.class_list(v.labels)
     clouds = ui.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
-    version = (v.run, v.iteration, a.iteration if a else -1, lim, classes, titles,
-               None if prior is None else prior.tobytes())
+    version = (v.run, v.iteration, a.iteration if a else -1, clouds.key)
     left.image(ui.picture("cloud", version, lambda: clouds.png(
         pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
         width="stretch")
