@@ -3,7 +3,7 @@
     python -m benchmarks.coarse_eps [--sizes 4000,16000] [--dims 2,4,8,16,64] [--shares 0.3,0.1,0.03]
                                     [--sources squashed] [--threads 1]
 
-A cold `lvm.auction.auction` of `lvm.bench_ot.problem(n, d, source)` for each share s: the first epsilon
+A cold `lvm.ot.auction.auction` of `lvm.ot.bench.problem(n, d, source)` for each share s: the first epsilon
 is s times the median disagreement of the two coarse price estimates (`coarse_prices`), in every
 dimension (the solver's own rule, `COARSE_EPS` and `COARSE_EPS_LOW_D`, is the row marked "rule").
 Passes (full rows scored / n) and bids are deterministic on one machine; the seconds are one run.
@@ -17,8 +17,8 @@ import time
 
 import torch
 
-import lvm.auction as A
-from lvm.bench_ot import problem
+import lvm.ot.auction as A
+from lvm.ot.bench import problem
 
 
 def cold(src: torch.Tensor, tgt: torch.Tensor, share: float | None) -> tuple[float, A.AuctionOutput]:

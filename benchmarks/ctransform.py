@@ -2,8 +2,8 @@
 
     python -m benchmarks.ctransform [--n 60000] [--d 64] [--cols 32,64,139,279] [--reps 3] [--threads 1]
 
-`lvm.auction._ctransform` of n / 8 sampled sources (`COARSE_FRACTION`) and random values over all n targets of
-`lvm.bench_ot.problem(n, d, "squashed")`, the second and larger of the two c-transforms of each subsampled
+`lvm.ot.auction._ctransform` of n / 8 sampled sources (`COARSE_FRACTION`) and random values over all n targets of
+`lvm.ot.bench.problem(n, d, "squashed")`, the second and larger of the two c-transforms of each subsampled
 problem, for blocks of each number of targets; `CT_BLOCK_ELEMS` // (n / 8) is the block the solver uses.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    from lvm.auction import COARSE_FRACTION, CT_BLOCK_ELEMS, _ctransform
-    from lvm.bench_ot import problem
+    from lvm.ot.auction import COARSE_FRACTION, CT_BLOCK_ELEMS, _ctransform
+    from lvm.ot.bench import problem
 
     src, tgt = problem(a.n, a.d, "squashed")
     g = torch.Generator().manual_seed(0)

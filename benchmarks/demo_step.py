@@ -2,7 +2,7 @@
 
     python -m benchmarks.demo_step [--iterations 200] [--threads 1] [--limit N]
 
-Runs lvm.session.DEMO (ours) with `Trainer.step` and times each phase by wrapping the functions it
+Runs lvm.presets.DEMO (ours) with `Trainer.step` and times each phase by wrapping the functions it
 calls: Langevin inference (Eq. 7), the chains' fit, the OT correction, learning, the q(z^K) fit, and
 the decoded grid a live session draws every L iterations. The first L iterations are warm-up.
 """
@@ -18,7 +18,8 @@ import torch
 
 from lvm import langevin, trainer as trainer_mod
 from lvm.data import load
-from lvm.session import DEMO, decoded
+from lvm.presets import DEMO
+from lvm.live.session import decoded
 from lvm.trainer import Trainer
 
 

@@ -1,4 +1,4 @@
-"""One OT correction split over N ranks (lvm.auction_dist) or in one process (lvm.auction): JSON lines.
+"""One OT correction split over N ranks (lvm.distributed.auction) or in one process (lvm.ot.auction): JSON lines.
 
     torchrun --standalone --nproc_per_node 2 -m benchmarks.dist_ot --points 60000 --dim 64   # 2 ranks
     python -m benchmarks.dist_ot --points 60000 --dim 64                                      # one process
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lvm import distributed
-from lvm.bench_ot import problem, sgemm_seconds
+from lvm.ot.bench import problem, sgemm_seconds
 from lvm.config import OTConfig
 from lvm.ot import solve
 
@@ -45,7 +45,7 @@ def _run(n: int, d: int) -> dict:
             return result
         return wrapper
 
-    auction._Candidates.refresh = timed("score", auction._Candidates.refresh)
+    auction.TopK.refresh = timed("score", auction.TopK.refresh)
     auction_dist._Lists.refresh = timed("lists", auction_dist._Lists.refresh)
 
     def counted(fn):  # the bidding's time, its bids and the rows it rebuilt one by one inside the compiled loop
@@ -58,7 +58,7 @@ def _run(n: int, d: int) -> dict:
             return top, n_stale, bids, rebuilt
         return wrapper
 
-    auction_dist._bid = counted(auction_dist._bid)
+    auction_dist.bid_rounds = counted(auction_dist.bid_rounds)
     jacobi = timed("jacobi", auction_dist._jacobi)
 
     def rounds(*args):
@@ -69,7 +69,7 @@ def _run(n: int, d: int) -> dict:
 
     auction_dist._jacobi = rounds
     if not distributed.launched():
-        auction._bid = counted(auction._bid)
+        auction.bid_rounds = counted(auction.bid_rounds)
     src, tgt = problem(n, d, "squashed")
     cfg = OTConfig("fast")
     out: dict = {"n": n, "d": d, "threads": torch.get_num_threads()}

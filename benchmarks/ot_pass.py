@@ -2,15 +2,15 @@
 
     python -m benchmarks.ot_pass [--n 60000] [--d 64] [--threads 2] [--baseline DIR]
 
-A cold solve of `lvm.bench_ot.problem(n, d, "squashed")`, then two warm ones, each after a 1 % drift of the
+A cold solve of `lvm.ot.bench.problem(n, d, "squashed")`, then two warm ones, each after a 1 % drift of the
 sources (targets and solver state kept: the second warm solve is the first to find candidate lists made at
 prices near its own, as every later correction of a training run does), with `AuctionOutput.seconds`: the cold start's subsampled problems
 (`coarse`, everything they do), the row-block matrix products, the
 candidate-list selection, the bidding (with the lists it rebuilds itself), the certificate and the rest. The
 reference is one full n x n x d float32 product in row blocks (`bench_ot.sgemm_seconds`), measured in the
 same process. `--baseline DIR` runs the same solves on another checkout's `lvm` (e.g. a `git worktree` of an
-older commit) in a child process, timing its `_Candidates.refresh` (products and selection together) and
-`_bid` by wrapping them.
+older commit) in a child process, timing its `TopK.refresh` (products and selection together) and
+`bid_rounds` by wrapping them.
 """
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ import torch
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
-import lvm.auction as A
+import lvm.ot.auction as A
 spent = {"refresh": 0.0, "bid": 0.0}
 def timed(name, fn):
     def wrapper(*a, **k):
         t0 = time.perf_counter(); out = fn(*a, **k); spent[name] += time.perf_counter() - t0; return out
     return wrapper
-A._Candidates.refresh = timed("refresh", A._Candidates.refresh)
-A._bid = timed("bid", A._bid)
+A.TopK.refresh = timed("refresh", A.TopK.refresh)
+A.bid_rounds = timed("bid", A.bid_rounds)
 n, d = int(sys.argv[1]), int(sys.argv[2])
 g = torch.Generator().manual_seed(0)
 src = torch.tanh(torch.randn(n, d, generator=g) + 1.0); tgt = torch.randn(n, d, generator=g)
@@ -55,8 +55,8 @@ print(json.dumps(out))
 
 
 def _solve(n: int, d: int) -> dict:
-    from lvm.auction import auction
-    from lvm.bench_ot import drift_and_solve, problem
+    from lvm.ot.auction import auction
+    from lvm.ot.bench import drift_and_solve, problem
     src, tgt = problem(n, d, "squashed")
     auction(src[:64], tgt[:64])                                   # compile and load before timing
     g = torch.Generator().manual_seed(1)
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--baseline", default="", help="a checkout whose lvm to time the same way (child process)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    from lvm.bench_ot import problem, sgemm_seconds
+    from lvm.ot.bench import problem, sgemm_seconds
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{a.threads} threads; load average at start {os.getloadavg()[0]:.2f}\n", flush=True)
     src, tgt = problem(a.n, a.d, "squashed")

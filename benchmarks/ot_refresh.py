@@ -2,8 +2,8 @@
 
     python -m benchmarks.ot_refresh [--n 60000] [--d 64] [--threads 1]
 
-The problem and protocol of `benchmarks.ot_pass` (`lvm.bench_ot.problem(n, d, "squashed")`, a cold solve, then
-two warm ones, each after a 1 % drift of the sources). Every call of `_Candidates.refresh` on the full problem
+The problem and protocol of `benchmarks.ot_pass` (`lvm.ot.bench.problem(n, d, "squashed")`, a cold solve, then
+two warm ones, each after a 1 % drift of the sources). Every call of `TopK.refresh` on the full problem
 is timed with the number of rows it rebuilt (products and list selection together): one full pass of every row
 at the start of a cold solve, then the stale rows, in batches whose size the bidding decides. Small batches are
 bound by memory (each row streams all n d targets), large ones by the product. The subsampled problems of the
@@ -27,18 +27,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    import lvm.auction as A
-    from lvm.bench_ot import drift_and_solve, problem
+    import lvm.ot.auction as A
+    from lvm.ot.bench import drift_and_solve, problem
 
     calls: list[tuple[int, float, int]] = []  # (rows, seconds, sources of the problem)
-    refresh = A._Candidates.refresh
+    refresh = A.TopK.refresh
 
     def timed(self, rows, p, p32=None):
         t0 = time.perf_counter()
         refresh(self, rows, p, p32)
         calls.append((len(rows), time.perf_counter() - t0, len(self.src)))
 
-    A._Candidates.refresh = timed
+    A.TopK.refresh = timed
     src, tgt = problem(a.n, a.d, "squashed")
     A.auction(src[:64], tgt[:64])  # compile
     calls.clear()

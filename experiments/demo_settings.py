@@ -1,6 +1,6 @@
 """The teaching demo's default settings, chosen by measurement: ours against ABP from the same seed.
 
-The demo is MNIST digits 0 and 1, d = 2, the MLP generator (`lvm.session.DEMO`). For each candidate
+The demo is MNIST digits 0 and 1, d = 2, the MLP generator (`lvm.presets.DEMO`). For each candidate
 (alpha, L = ot_every, K, s, number of images) this trains ours and ABP (alpha = 0, everything else
 equal, the same seed) for N iterations with `Trainer.step`, one torch thread per process, and keeps
 at every due iteration (every L):
@@ -44,7 +44,7 @@ from lvm.config import OTConfig, TrainConfig, from_dict
 from lvm.data import load
 from lvm.metrics import latent_ot_cost, prior_baseline_ot_cost
 from lvm.models import prior_sample
-from lvm.session import DEMO
+from lvm.presets import DEMO
 from lvm.trainer import LATENT_FIT_N, DivergedError, Trainer
 
 from ._report import machine, script_command

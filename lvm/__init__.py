@@ -5,14 +5,35 @@ Short-Run MCMC Inference with Optimal Transport Correction" (CVPR 2021).
 """
 __version__ = "0.2.0"
 
-from .checkpoint import CheckpointError, load_model
-from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
-from .data import ImageData, MissingDataError, load, meg_split
-from .langevin import energy, infer
-from .models import ConvGenerator, Encoder, MLPGenerator, build_generator, prior_sample
-from .ot import OTResult, WarmStart, correct, solve
-from .trainer import DivergedError, Trainer
-from .trainer_dist import DistributedTrainer
+import importlib
+
+# Public names and the module that defines each: imported on first use (PEP 562), so that `import lvm` (and
+# `lvm.config`, `lvm.presets`) does not import torch. tests/test_package.py checks both.
+_WHERE = {
+    "CheckpointError": "checkpoint", "load_model": "checkpoint",
+    "DataConfig": "config", "LangevinConfig": "config", "ModelConfig": "config", "OTConfig": "config",
+    "TrainConfig": "config",
+    "ImageData": "data", "MissingDataError": "data", "load": "data", "meg_split": "data",
+    "energy": "langevin", "infer": "langevin",
+    "ConvGenerator": "models", "Encoder": "models", "MLPGenerator": "models", "build_generator": "models",
+    "prior_sample": "models",
+    "OTResult": "ot", "WarmStart": "ot", "correct": "ot", "solve": "ot",
+    "DivergedError": "trainer", "Trainer": "trainer",
+    "DistributedTrainer": "distributed.trainer",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_WHERE))
+
 
 __all__ = [
     "CheckpointError", "ConvGenerator", "DataConfig", "DistributedTrainer", "DivergedError", "Encoder", "ImageData",

@@ -271,7 +271,7 @@ def _dispatch(a: argparse.Namespace) -> int:
         return 0
     else:
         if a.what == "ot":
-            from .bench_ot import run
+            from .ot.bench import run
             run([int(s) for s in a.sizes.split(",")], [int(s) for s in a.dims.split(",")], a.runs,
                               Path(a.out), a.paper_passes, a.budget, tuple(a.sources.split(",")),
                               tuple(a.solvers.split(",")))

@@ -23,7 +23,7 @@ from .fileio import atomic_write
 from .images import ImageError, image_paths, read_image_file
 from .models import Encoder, build_generator, n_params, prior_sample
 from .trainer import DivergedError, Step, Trainer
-from .trainer_dist import DistributedTrainer
+from .distributed.trainer import DistributedTrainer
 
 
 def device_of(name: str) -> torch.device:

@@ -104,7 +104,7 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class FastOTConfig:
-    """The certified auction (lvm.auction)."""
+    """The certified auction (lvm.ot.auction)."""
 
     tol: float = 1e-4                   # stop at this certified relative gap on the transport cost
     scaling: float = 5.0                # epsilon is divided by this each phase

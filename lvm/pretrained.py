@@ -18,12 +18,13 @@ from torch import nn
 from .checkpoint import CheckpointError, load_model
 from .config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent / "pretrained"  # overridden by $LVM_PRETRAINED_DIR
+ENV = "LVM_PRETRAINED_DIR"  # where the pretrained models are; a front end sets it to its own copy
 
 
 def root() -> Path:
-    """The folder of pretrained models: $LVM_PRETRAINED_DIR, else pretrained/ in the repository."""
-    return Path(os.environ.get("LVM_PRETRAINED_DIR") or ROOT)
+    """The folder of pretrained models: $LVM_PRETRAINED_DIR, else ./pretrained (the repository's, when the
+    command runs from its root; the app sets the variable to the repository's copy wherever it starts)."""
+    return Path(os.environ.get(ENV) or "pretrained")
 
 
 def sha256(path: str | Path) -> str:

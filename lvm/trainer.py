@@ -9,7 +9,7 @@ correction. alpha = 0 (method "abp") is alternating back-propagation; method
 and, when one was due, the `Correction`); `fit` is that step in a loop with one
 callback. The trainer keeps no UI state and never plots, prints or imports a UI;
 `retune` is the one way to change a run's settings while it goes on. On several processes
-(torchrun), `lvm.trainer_dist.DistributedTrainer` runs this same loop on a shard of the
+(torchrun), `lvm.distributed.trainer.DistributedTrainer` runs this same loop on a shard of the
 population through the hooks marked "(a hook of DistributedTrainer)".
 """
 from __future__ import annotations
@@ -39,6 +39,25 @@ RUNAWAY = 100.0     # mean z_i^2 per dimension (the prior's is 1) beyond which t
 GOOD_EVERY = 5      # iterations between in-memory copies of a finite state (the rollback points)
 GOOD_KEEP = 4       # copies kept: a rollback goes to the newest, a second one further back
 RETUNABLE = ("alpha", "lr", "step_size", "steps", "sigma")  # what `retune` may change while a run goes on
+
+
+def retuned(cfg: TrainConfig, **settings: float) -> TrainConfig:
+    """`cfg` with some of RETUNABLE changed (what `Trainer.retune` applies to a run in flight).
+
+    Raises:
+        ValueError: a setting outside RETUNABLE, or a value the config refuses.
+    """
+    bad = sorted(set(settings) - set(RETUNABLE))
+    if bad:
+        raise ValueError(f"{', '.join(bad)} cannot change during a run (only {', '.join(RETUNABLE)})")
+    lv = {k: settings.pop(k) for k in ("step_size", "steps", "sigma") if k in settings}
+    return replace(cfg, langevin=replace(cfg.langevin, **lv), **settings)
+
+
+def live_settings(cfg: TrainConfig) -> dict[str, float]:
+    """The values of RETUNABLE in `cfg`, by name (what a front end hands to `Trainer.retune`)."""
+    lv = cfg.langevin
+    return {"alpha": cfg.alpha, "lr": cfg.lr, "step_size": lv.step_size, "steps": lv.steps, "sigma": lv.sigma}
 
 
 @dataclass(frozen=True)
@@ -100,7 +119,7 @@ class DivergedError(FloatingPointError):
     """Training produced a NaN or inf; the message says which setting to lower."""
 
 
-def _rng(seed: int, *keys: int) -> torch.Generator:
+def seeded_rng(seed: int, *keys: int) -> torch.Generator:
     """A generator seeded by (seed, keys): runs resume bit-for-bit without storing RNG state."""
     s = seed
     for k in keys:
@@ -121,7 +140,7 @@ class Trainer:
         params = list(self.generator.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
         n, d = len(data), cfg.model.latent_dim
-        self.targets = prior_sample(n, d, _rng(cfg.seed, 1))  # {z_j}: drawn once, kept fixed (Alg. 1 input 5)
+        self.targets = prior_sample(n, d, seeded_rng(cfg.seed, 1))  # {z_j}: drawn once, kept fixed (Alg. 1 input 5)
         self.z = self.targets.clone()                          # chains start at the fixed prior sample
         self.rows = slice(0, n)                                # the population's rows this process holds
         self.iteration = 0
@@ -141,7 +160,7 @@ class Trainer:
     def batch_indices(self, it: int) -> torch.Tensor:
         """Indices of iteration `it`: a fresh permutation per epoch, seeded by (seed, epoch)."""
         epoch, b = divmod(it, self.batches_per_epoch)
-        perm = torch.randperm(len(self.data), generator=_rng(self.cfg.seed, 2, epoch))
+        perm = torch.randperm(len(self.data), generator=seeded_rng(self.cfg.seed, 2, epoch))
         return perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
 
     # ---- one iteration of Alg. 1 ------------------------------------------------------------
@@ -156,7 +175,7 @@ class Trainer:
         t0 = time.perf_counter()
         idx = self.batch_indices(it)
         x = self.data.x[idx].to(self.device)                        # (B, C, H, W)
-        rng = _rng(cfg.seed, 3, it)
+        rng = seeded_rng(cfg.seed, 3, it)
         due = (it + 1) % cfg.ot_every == 0
         correction, chain_fit = None, None
         if cfg.method == "vae":
@@ -204,7 +223,7 @@ class Trainer:
     def q_fit(self, interrupt: ot.Interrupt | None = None) -> float:
         """metrics.q_ot_cost on the fixed q_fit_n training images, with the current generator and K, s, sigma."""
         n = min(self.cfg.q_fit_n, len(self.data))
-        idx = torch.randperm(len(self.data), generator=_rng(self.cfg.seed, 5))[:n]  # the same images every time
+        idx = torch.randperm(len(self.data), generator=seeded_rng(self.cfg.seed, 5))[:n]  # the same images every time
         return q_ot_cost(self.generator, self.data.x[idx].to(self.device), self.cfg.langevin, seed=self.cfg.seed,
                          interrupt=interrupt)
 
@@ -216,11 +235,7 @@ class Trainer:
         Raises:
             ValueError: a setting outside RETUNABLE, or a value the config refuses (the run is unchanged).
         """
-        bad = sorted(set(settings) - set(RETUNABLE))
-        if bad:
-            raise ValueError(f"{', '.join(bad)} cannot change during a run (only {', '.join(RETUNABLE)})")
-        lv = {k: settings.pop(k) for k in ("step_size", "steps", "sigma") if k in settings}
-        self.cfg = replace(self.cfg, langevin=replace(self.cfg.langevin, **lv), **settings)
+        self.cfg = retuned(self.cfg, **settings)
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr
         return self.cfg
@@ -257,7 +272,7 @@ class Trainer:
         """The OT solve of the correction, its answer on the CPU (a hook of DistributedTrainer)."""
         dev = self.device  # scores on the accelerator when there is one; the chains stay in host memory
         res = ot.solve(self.z.to(dev), self.targets.to(dev), self.cfg.ot,
-                       generator=_rng(self.cfg.seed, 4, self.iteration), warm=self._warm_on(dev), progress=progress,
+                       generator=seeded_rng(self.cfg.seed, 4, self.iteration), warm=self._warm_on(dev), progress=progress,
                        interrupt=interrupt)
         if dev.type != "cpu":
             res = replace(res, assignment=res.assignment.cpu(), h=None if res.h is None else res.h.cpu())

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from lvm.auction import auction
+from lvm.ot.auction import auction
 from lvm.config import LangevinConfig, ModelConfig
 from lvm.langevin import infer
 from lvm.models import build_generator
-from lvm.session import DEMO, Session
+from lvm.presets import DEMO
+from lvm.live.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,7 @@ def main() -> None:
     time.sleep(seconds)
     v = s.view()
     s.stop()
-    lines += ["## The app's session thread", "", f"`lvm.session.Session(DEMO)` on {s.device}: {v.iteration} "
+    lines += ["## The app's session thread", "", f"`lvm.live.session.Session(DEMO)` on {s.device}: {v.iteration} "
               f"iterations in {v.seconds:.1f} s of training ({v.iteration / max(v.seconds, 1e-9):.1f} it/s), "
               f"state {v.state}{', ' + v.message if v.message else ''}.", ""]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

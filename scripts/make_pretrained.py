@@ -6,7 +6,7 @@
 
 (the script is ``python -m scripts.make_pretrained`` from the repository root; the shell file runs it so.)
 
-demo: `lvm.session.DEMO`, the app's default run (MNIST digits 0 and 1, d = 2, MLP generator, Fig. 2's
+demo: `lvm.presets.DEMO`, the app's default run (MNIST digits 0 and 1, d = 2, MLP generator, Fig. 2's
     setting), written to pretrained/demo/config.json and trained by ``python -m lvm train --config``.
 The rest packages the experiments' runs, so the shipped models are the ones the tables measure:
 anomaly-D (``detectors``, what ships now): of ``python -m experiments.anomaly_recipe``'s runs for digit D
@@ -42,7 +42,7 @@ from experiments._common import inference_args
 from lvm import checkpoint
 from lvm.config import InferenceConfig, load_config, save_config
 from lvm.pretrained import sha256
-from lvm.session import DEMO
+from lvm.presets import DEMO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,12 +91,12 @@ def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
 
 def write_preview_png(out: Path, title: str) -> str:
     """preview.png: the landing view's picture of preview.npz's latents. Drawn here, the app shows it as an
-    image: a Plotly chart on the first page costs a fresh browser 1-2 s of script (results/app_cold_start.md)."""
+    image: a Plotly chart on the first page costs a fresh browser 1-2 s of script (benchmarks/app/app_cold_start.md)."""
     import charts
     import live_pictures
     with np.load(out / "preview.npz") as f:
         z = f["latents"]
-    (out / "preview.png").write_bytes(live_pictures.cloud_png(z, charts.preview_lim(z), title))
+    (out / "preview.png").write_bytes(cloud_pictures.cloud_png(z, grids.preview_lim(z), title))
     return "preview.png"
 
 
@@ -111,7 +111,7 @@ def preview_png(a: argparse.Namespace) -> None:
 
 
 def demo(a: argparse.Namespace) -> None:
-    """demo: lvm.session.DEMO, trained from its config file with one torch thread (the checkpoint is reproducible)."""
+    """demo: lvm.presets.DEMO, trained from its config file with one torch thread (the checkpoint is reproducible)."""
     out = a.out / "demo"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -121,7 +121,7 @@ def demo(a: argparse.Namespace) -> None:
     result.update({k: v for k, v in ev.items() if k != "checkpoint"})
     result.pop("checkpoint", None)
     if load_config(out / "config.json") != DEMO:
-        raise SystemExit(f"{_rel(out / 'config.json')}: train wrote another config than lvm.session.DEMO")
+        raise SystemExit(f"{_rel(out / 'config.json')}: train wrote another config than lvm.presets.DEMO")
     title = "Teaching demo: MNIST 0 and 1, d = 2"
     _manifest(out, title, [train, evaluate], result,
               {"checkpoint": "checkpoint.pt", "config": "config.json", "metrics": "metrics.jsonl",

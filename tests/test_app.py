@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import warmup
+from ui import warmup
 from lvm import pretrained
+from lvm.presets import DEMO
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 needs_demo = pytest.mark.skipif(pretrained.find("demo") is None, reason="pretrained/demo is missing")
@@ -35,11 +36,9 @@ def _app(page: str | None = None) -> AppTest:
 
 def _session(at: AppTest):
     """The page's training session, reset: AppTest gives every test the same browser-session id."""
-    import ui
-
     s = at.session_state["session"]
     s.stop()
-    s.reset(ui.DEMO)
+    s.reset(DEMO)
     return s
 
 
@@ -160,9 +159,9 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     assert len(at.get("image")) == 3
     at.button(key="step").click().run()  # the controls still act while it fits
     wait_until(lambda: s.view().iteration == it + 1)
-    import ui
+    from ui import projection
 
-    ui.stop_fits()  # UMAP's first compile takes a minute: this test stops at the PCA stand-in
+    projection.stop_fits()  # UMAP's first compile takes a minute: this test stops at the PCA stand-in
     at.number_input(key="limit").set_value(1).run()
     at.multiselect(key="classes").set_value([]).run()
     s.stop()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lvm.bench_ot import run
+from lvm.ot.bench import run
 
 
 def test_bench_writes_the_sgemm_reference_and_the_solvers_against_it(tmp_path: Path) -> None:

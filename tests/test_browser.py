@@ -25,7 +25,7 @@ except ImportError:
 skip_without_browser()
 
 
-# The Train view's live clouds are a PNG picture (live_pictures.py); a new iteration is a new source.
+# The Train view's live clouds are a PNG picture (cloud_pictures.py); a new iteration is a new source.
 CLOUD_SRC = ("() => { const i = document.querySelector('[data-testid=stImage] img, [data-testid=stFullScreenFrame] img');"
              " return i && i.complete && i.naturalWidth ? i.getAttribute('src') : null; }")
 

@@ -1,4 +1,4 @@
-"""Training on several processes (lvm.distributed, lvm.auction_dist, lvm.trainer_dist), on gloo.
+"""Training on several processes (lvm.distributed, lvm.distributed.auction, lvm.distributed.trainer), on gloo.
 
 Real torch.distributed processes: two ranks started by `torch.multiprocessing`, joined by the same
 env:// rendezvous torchrun uses. They are forked where the platform allows (the test process has
@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 from scipy.optimize import linear_sum_assignment
 
 from lvm import distributed
-from lvm.auction import auction
+from lvm.ot.auction import auction
 from lvm.config import DataConfig, FastOTConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.data import ImageData, load
 

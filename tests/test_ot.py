@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from lvm.auction import auction
+from lvm.ot.auction import auction
 from lvm.config import FastOTConfig, OTConfig, PaperOTConfig
 from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
 
@@ -189,14 +189,14 @@ def test_fast_multiscale_cold_start_keeps_the_certified_quality(d: int) -> None:
                                        (1, 1, False)])
 def test_candidate_lists_hold_the_k_best_targets_and_bound_the_rest(n: int, k: int, ties: bool) -> None:
     """The fused selection against a full sort: the k best columns of a_ij - p_j, and the (k+1)-th value."""
-    from lvm.candidates import _Candidates
+    from lvm.ot.candidates import TopK
 
     g = torch.Generator().manual_seed(n + k)
     src, tgt = torch.randn(64, 8, generator=g), torch.randn(n, 8, generator=g)
     if ties:  # whole groups of equal targets: equal values straddle the k-th place
         tgt = tgt[torch.arange(n) % 7]
     p = torch.rand(n, generator=g, dtype=torch.float64).numpy()
-    cand = _Candidates(src, tgt, k, chunk=5)  # blocks of 5 rows, more than one per call
+    cand = TopK(src, tgt, k, chunk=5)  # blocks of 5 rows, more than one per call
     rows = np.arange(64)[::-1].copy()
     cand.refresh(rows, p)
     values = (src.double() @ tgt.double().T).numpy() - p     # (64, n)
@@ -216,12 +216,12 @@ def test_candidate_lists_hold_the_k_best_targets_and_bound_the_rest(n: int, k: i
 def test_cut_lists_keep_the_k_best_at_the_new_prices_and_bound_every_other_target() -> None:
     """Lists made at prices p0, cut from 48 to 16 targets after the prices rose: the 16 best listed ones
     at the new prices, and a bound over everything else, listed before or not."""
-    from lvm.candidates import _Candidates
+    from lvm.ot.candidates import TopK
 
     g = torch.Generator().manual_seed(5)
     src, tgt = torch.randn(64, 8, generator=g), torch.randn(900, 8, generator=g)
     p0 = torch.rand(900, generator=g, dtype=torch.float64).numpy()
-    cand = _Candidates(src, tgt, 48, chunk=64)
+    cand = TopK(src, tgt, 48, chunk=64)
     cand.refresh(np.arange(64), p0)
     p1 = p0 + 2 * torch.rand(900, generator=g, dtype=torch.float64).numpy()   # prices only rise
     idx, bound = cand.cut(16, p1)
@@ -239,7 +239,7 @@ def test_cut_lists_keep_the_k_best_at_the_new_prices_and_bound_every_other_targe
 def test_a_large_cold_start_returns_lists_a_warm_start_reuses() -> None:
     """Above 2**20 multiply-adds a row, a cold start lists COLD_LISTS times as many targets as a warm one;
     its lists come back cut to the warm solve's k, and the warm solve after a 1 % drift reuses them."""
-    from lvm.auction import COLD_LISTS
+    from lvm.ot.auction import COLD_LISTS
 
     src, tgt = _problem(4200, 256, seed=9)
     g = torch.Generator().manual_seed(10)

@@ -1,4 +1,4 @@
-"""The live training session (lvm.session) on real MNIST digits 0 and 1, with its real thread."""
+"""The live training session (lvm.live.session) on real MNIST digits 0 and 1, with its real thread."""
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +14,8 @@ import torch
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.session import PAIRS_N, Session, mean_prior_fit
-from lvm.turns import Turns
+from lvm.live.session import PAIRS_N, Session, mean_prior_fit
+from lvm.live.turns import Turns
 
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
                   data=DataConfig("mnist", (0, 1), limit=400), model=ModelConfig(2, "mlp"),
@@ -228,7 +228,7 @@ def test_pause_cuts_a_long_iteration_short(wait_until) -> None:
 
 
 def test_the_session_device_follows_the_setting_and_refuses_what_is_not_there(monkeypatch) -> None:
-    from lvm.session import DEVICE_ENV, session_device
+    from lvm.live.session import DEVICE_ENV, session_device
     monkeypatch.delenv(DEVICE_ENV, raising=False)
     assert session_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")  # auto
     monkeypatch.setenv(DEVICE_ENV, "cpu")
@@ -261,14 +261,14 @@ def test_a_session_trains_on_cuda_and_hands_the_views_cpu_tensors(wait_until) ->
 
 def test_the_latency_script_waits_for_the_demos_first_correction() -> None:
     from experiments import app_latency  # keeps its own copy of L so as not to load torch in its process
-    from lvm.session import DEMO
+    from lvm.presets import DEMO
     assert app_latency.DEMO_L == DEMO.ot_every
 
 
 def test_a_process_that_exits_while_a_run_trains_ends_cleanly() -> None:
     """The interpreter's exit ends the training threads first (an atexit hook): a thread still inside torch while
     the interpreter finalizes aborts the process with exit code 134 (a test run, or the app's server stopped)."""
-    code = ("import time\nfrom tests.test_session import CFG\nfrom lvm.session import Session\n"
+    code = ("import time\nfrom tests.test_session import CFG\nfrom lvm.live.session import Session\n"
             "s = Session(CFG)\ns.start()\nt0 = time.monotonic()\n"
             "while s.view().iteration < 3 and time.monotonic() - t0 < 60:\n    time.sleep(0.05)\n"
             "print(s.view().state, s.view().iteration >= 3)")

@@ -1,13 +1,13 @@
 """Many browser sessions at once, in Debian's Chromium: each trains, stays responsive, and its threads
-end when its tab closes (after Streamlit's disconnected-session TTL, set short here, and ui.GRACE)."""
+end when its tab closes (after Streamlit's disconnected-session TTL, set short here, and registry.GRACE)."""
 from __future__ import annotations
 
 import os
 import time
 
 from app_server import ARGS, CHROMIUM, MISSING, PlaywrightTimeout, skip_without_browser, streamlit_app, sync_playwright, thread_count
-from lvm.session import THREAD_NAME
-from ui import GRACE
+from lvm.live.session import THREAD_NAME
+from ui.registry import GRACE
 
 skip_without_browser()
 

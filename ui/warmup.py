@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-import charts
+from ui.pictures import grids
 
 POLL = 0.5  # seconds between checks of the warm-up while a view waits for it
 
 
 def pretrained_dir() -> Path:
-    """As ``lvm.pretrained.root()``, without importing lvm (and torch)."""
-    return Path(os.environ.get("LVM_PRETRAINED_DIR") or Path(__file__).resolve().parent / "pretrained")
+    """The app's pretrained models: $LVM_PRETRAINED_DIR, else the repository's pretrained/ (app.py sets the
+    variable to this for ``lvm.pretrained``, which assumes no layout)."""
+    return Path(os.environ.get("LVM_PRETRAINED_DIR") or Path(__file__).resolve().parent.parent / "pretrained")
 
 
 @st.cache_data(show_spinner=False)
@@ -54,9 +55,9 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | Non
 @st.cache_data(show_spinner=False)
 def draw_preview(z: np.ndarray, title: str) -> bytes:
     """The demo's picture for a demo made before preview.png existed: drawn now (matplotlib, not torch)."""
-    import live_pictures
+    from ui.pictures import clouds as cloud_pictures
 
-    return live_pictures.cloud_png(z, charts.preview_lim(z), title)
+    return cloud_pictures.cloud_png(z, grids.preview_lim(z), title)
 
 
 _lock = threading.Lock()
@@ -69,9 +70,9 @@ def _thread() -> tuple[threading.Thread, float]:
     with _lock:
         if _started is None:
             def work() -> None:
-                import ui  # torch and lvm: imported here, never before a view's first picture
+                from ui import registry  # torch and lvm: imported here, never before a view's first picture
                 try:
-                    ui.warm_up()
+                    registry.warm_up()
                 finally:
                     freeze()
             thread = threading.Thread(target=work, name="lvm-warm-up", daemon=True)
@@ -84,7 +85,7 @@ def freeze() -> None:
     """Collect the garbage, then move every object alive (what the server imported: about 417,000) out of the
     garbage collector's reach. Its full collections stop every thread of the server, the page's included, and
     now scan only what was made since: a forced one after the warm-up takes 0.004 s instead of 0.189 s
-    (results/gc_pause.md); while both runs train, a median of 0.11-0.17 s instead of 0.34 s (README)."""
+    (benchmarks/app/gc_pause.md); while both runs train, a median of 0.11-0.17 s instead of 0.34 s (README)."""
     gc.collect()
     gc.freeze()
 

@@ -6,9 +6,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-import charts
-import score_pictures
-import ui
+from ui.pictures import grids
+from ui.pictures import scores as score_pictures
+from ui import models, registry, widgets
+from lvm.checkpoint import CheckpointError
 from lvm import data as datasets, metrics, pretrained
 from lvm.images import ImageError, dark_on_light, read_image
 
@@ -17,7 +18,7 @@ POLARITY = ("auto", "as is", "invert")
 OWN = "your detector"
 
 st.title("Anomaly")
-ui.explain("A detector is a generator trained on normal images only. An image is scored by inferring z with K "
+widgets.explain("A detector is a generator trained on normal images only. An image is scored by inferring z with K "
            "Langevin steps from the prior and evaluating the joint energy: high means the model explains it "
            "poorly. The histogram holds the scores of normal images the model did not train on; your images "
            "are the red lines.",
@@ -40,22 +41,22 @@ def _shipped() -> dict[str, tuple[float, float, str]]:
 
 
 shipped = _shipped()
-main = ui.sessions().get("main")
+main = registry.sessions().get("main")
 live_ok = main is not None and main.cfg.data.name == "folder" and main.view().iteration > 0
 own_dir = st.text_input("Your own detector (optional): the --out folder of `python -m lvm anomaly --data folder "
                         "--root YOUR_NORMAL_IMAGES --out FOLDER`", key="own_dir", placeholder="runs/my-detector").strip()
 own = None
 if own_dir:
     try:
-        own = ui.load_detector(own_dir)
-    except (ValueError, ui.CheckpointError) as e:
+        own = models.load_detector(own_dir)
+    except (ValueError, CheckpointError) as e:
         st.error(str(e))
 labels = {OWN: f"{OWN}: {own_dir} · threshold at {own[2]['false_alarm']:.0%} false alarms"} if own else {}
 labels |= {n: f"{n} · {m} · AUPRC {a:.3f} (chance {c:.3f})" for n, (a, c, m) in shipped.items()}
 if own and st.session_state.get("own_shown") != own_dir:  # a folder just given: show its detector
     st.session_state["model_anom"], st.session_state["own_shown"] = labels[OWN], own_dir
 if live_ok:
-    labels[ui.LIVE] = f"{ui.LIVE} on your folder (iteration {main.view().iteration})"
+    labels[models.LIVE] = f"{models.LIVE} on your folder (iteration {main.view().iteration})"
 if not labels:
     st.info("No detector yet: run `bash scripts/make_pretrained.sh anomaly`, or train on a folder of your normal "
             "images on the Train page (data: folder) and come back.")
@@ -66,9 +67,9 @@ shown = st.selectbox("Detector", list(labels.values()), key="model_anom",
                           "has trained")
 choice = next(n for n, text in labels.items() if text == shown)
 
-if choice == ui.LIVE:
+if choice == models.LIVE:
     cfg, gen, it = main.model()
-    m = ui.Model(f"{ui.LIVE} at iteration {it}", cfg, gen, it)
+    m = models.Model(f"{models.LIVE} at iteration {it}", cfg, gen, it)
     lcfg = replace(cfg.langevin, steps=100)
     key = ("live-ref", main.view().run)
     if st.button("Score the reference images with the model as it is now", key="ref_now") or key not in st.session_state:
@@ -90,18 +91,18 @@ if choice == ui.LIVE:
                    "fifth).")
 elif choice == OWN:
     cfg, gen, ref, version = own
-    m = ui.Model(f"{OWN} in {own_dir} ({version})", cfg, gen, version, own_dir)  # a retrained detector: new scores
+    m = models.Model(f"{OWN} in {own_dir} ({version})", cfg, gen, version, own_dir)  # a retrained detector: new scores
     normal, held = np.asarray(ref["scores"]), None
     lcfg = replace(cfg.langevin, steps=int(ref.get("test_steps", 100)))
     st.caption(f"Reference: {len(normal)} of your normal images held out from training (`lvm anomaly` scored them "
                f"with K = {lcfg.steps}); the threshold starts where {ref['false_alarm']:.0%} of them are flagged.")
 else:
     try:
-        cfg, gen, _ = ui.load_pretrained(choice)
-    except ui.CheckpointError as e:
+        cfg, gen, _ = models.load_pretrained(choice)
+    except CheckpointError as e:
         st.error(str(e))
         st.stop()
-    m = ui.Model(f"pretrained/{choice}", cfg, gen, -1, choice)
+    m = models.Model(f"pretrained/{choice}", cfg, gen, -1, choice)
     entry = pretrained.find(choice)
     ref = entry.arrays("test_scores")
     normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
@@ -130,7 +131,7 @@ files = st.file_uploader("Images to score (PNG or JPEG, any size or mode; phone 
 
 @st.cache_data(show_spinner="inferring z for each image", max_entries=64)
 def _score(data: bytes, name: str, polarity: str, label: str, steps: int,
-           _m: ui.Model) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+           _m: models.Model) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
     """(image as the model sees it, reconstruction, score, its reconstruction term, inverted?)."""
     x = read_image(data, name, _m.cfg.model.image_size, _m.cfg.model.channels)
     flip = dark_on_light(x) if polarity == "auto" else polarity == "invert"
@@ -157,21 +158,21 @@ for i, f in enumerate(files or []):
     pct = float((normal < score).mean() * 100)
     marks.append((f.name, score))
     residual = (x - rec) ** 2 / (2 * lcfg.sigma ** 2)
-    c[0].image(ui.upscale(x), caption="what the model sees" + (" (inverted)" if flipped else ""))
-    c[1].image(ui.upscale(rec), caption="its reconstruction")
-    c[2].image(charts.heat_image(residual.sum(0)), caption="where it differs: per-pixel residual")
+    c[0].image(widgets.upscale(x), caption="what the model sees" + (" (inverted)" if flipped else ""))
+    c[1].image(widgets.upscale(rec), caption="its reconstruction")
+    c[2].image(grids.heat_image(residual.sum(0)), caption="where it differs: per-pixel residual")
     c[3].markdown(f"**{f.name}**  \nscore **{score:.1f}** · higher than {pct:.1f} % of the normal reference  \n"
                   f"verdict at this threshold: **{'anomalous' if score > thr else 'normal'}**  \n"
                   f"reconstruction {rec_term / score:.0%} of the score, prior {1 - rec_term / score:.0%}")
 
 reference = (hash(normal.tobytes()), None if held is None else hash(held.tobytes()))  # drawn again when it changes
-st.image(ui.picture("hist", (reference, thr, tuple(marks)),
+st.image(widgets.picture("hist", (reference, thr, tuple(marks)),
                     lambda: score_pictures.score_histogram_png(normal, held, thr, marks)), width="stretch")
 if held is not None:
     both = np.concatenate([normal, held])
     y = np.concatenate([np.zeros(len(normal)), np.ones(len(held))])
     precision, recall = metrics.pr_curve(both, y)
-    st.image(ui.picture("pr", reference, lambda: score_pictures.pr_png(
+    st.image(widgets.picture("pr", reference, lambda: score_pictures.pr_png(
         precision, recall, metrics.auprc(both, y), float(y.mean()))), width=520)
     st.caption(f"{entry.title}: {len(both)} test images ({len(held)} of the held-out digit), "
                f"K = {lcfg.steps} test-time Langevin steps, s = {lcfg.step_size}.")

@@ -2,18 +2,18 @@
 import numpy as np
 import streamlit as st
 
-import ui
+from ui import projection, registry, widgets
 
 PLAY_EVERY = 0.4  # seconds per frame while the replay plays
 
 st.title("Latent & OT")
-ui.explain("A frame is kept every L iterations. The replay shows the persistent chains moving across OT "
+widgets.explain("A frame is kept every L iterations. The replay shows the persistent chains moving across OT "
            "corrections on fixed axes, coloured by digit. One correction: grey is z_hat before it, the dots are "
            "where Eq. 10 put each point, and the lines join a sample of z_hat_i to its assigned prior point "
            "T(z_hat_i), the optimum of Eq. 11.",
            r"T = \arg\min_{\sigma}\sum_i \lVert \hat z_i - z_{\sigma(i)}\rVert^2,\qquad "
            r"z_i \leftarrow \alpha T(\hat z_i) + (1-\alpha)\hat z_i")
-s = ui.main_session()
+s = registry.main_session()
 v = s.view()
 if len(v.frames) < 2:
     st.info("No frames yet: press Start on the Train page; a frame is kept every L iterations.")
@@ -21,11 +21,11 @@ if len(v.frames) < 2:
     st.stop()
 
 d = v.live.shape[1]
-proj = ui.projection(f"main{v.run}", ui.projection_method(), v.frames[-1].z) if d > 2 else None
+proj = projection.projection(f"main{v.run}", projection.projection_method(), v.frames[-1].z) if d > 2 else None
 xy = (lambda a: a) if proj is None else proj.transform
-prior = None if proj is None else ui.projected_prior(proj)
-lim = ui.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
-classes = ui.class_list(v.labels)
+prior = None if proj is None else projection.projected_prior(proj)
+lim = widgets.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
+classes = widgets.class_list(v.labels)
 labels = v.labels if classes else None
 
 left, right = st.columns(2, gap="large")
@@ -43,9 +43,9 @@ def replay() -> None:
         st.session_state["replay_it"] = its[(its.index(st.session_state["replay_it"]) + 1) % len(its)]
     it = st.select_slider("frame at iteration", its, key="replay_it")
     f = frames[its.index(it)]
-    clouds = ui.clouds("replay_clouds", lim, classes, False, prior, titles=("persistent chains", ""),
+    clouds = widgets.clouds("replay_clouds", lim, classes, False, prior, titles=("persistent chains", ""),
                        ghost_label=None, line_label=None)
-    st.image(ui.picture("replay", (v.run, it, clouds.key), lambda: clouds.png(xy(f.z), labels, notes=(
+    st.image(widgets.picture("replay", (v.run, it, clouds.key), lambda: clouds.png(xy(f.z), labels, notes=(
         f"iteration {it}", ""))), width="stretch")
 
 
@@ -70,9 +70,9 @@ def one_correction() -> None:
     f = next(c for c in corrections if c.iteration == it)
     title = (f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
              f"{f.metrics.get('unmatched', 0):.0%} unmatched")
-    clouds = ui.clouds("correction_clouds", lim, classes, False, prior, titles=("one correction", ""),
+    clouds = widgets.clouds("correction_clouds", lim, classes, False, prior, titles=("one correction", ""),
                        ghost_label="before: z_hat = z^K", line_label="z_hat -> T(z_hat), its prior point")
-    st.image(ui.picture("correction", (v.run, it, clouds.key), lambda: clouds.png(
+    st.image(widgets.picture("correction", (v.run, it, clouds.key), lambda: clouds.png(
         xy(f.z), labels, before=xy(f.before), arrows=(xy(f.source), xy(f.target)), notes=(title, ""))), width="stretch")
     st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else ""))
 
@@ -81,7 +81,7 @@ with right:
     one_correction()
 
 st.subheader("ABP beside ours, same data (paper Fig. 3)")
-abp = ui.sessions().get("abp")
+abp = registry.sessions().get("abp")
 
 
 @st.fragment(run_every=1.0 if abp is not None else None)
@@ -92,12 +92,12 @@ def compare() -> None:
         return
     a, o = abp.view(), s.view()
     fa, fo = a.frames[-1].metrics.get("q_fit", np.nan), o.frames[-1].metrics.get("q_fit", np.nan)
-    both = ui.axis_limit(f"main{v.run}", xy(a.live), xy(o.live))
-    clouds = ui.clouds("compare_clouds", both, classes, True, prior,
+    both = widgets.axis_limit(f"main{v.run}", xy(a.live), xy(o.live))
+    clouds = widgets.clouds("compare_clouds", both, classes, True, prior,
                        titles=(f"ours (alpha {o.cfg.alpha:g})", "ABP (alpha 0)"), ghost_label=None, line_label=None)
     notes = (f"iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x the prior level",
              f"iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x the prior level")
-    st.image(ui.picture("compare", (v.run, o.iteration, a.iteration, clouds.key),
+    st.image(widgets.picture("compare", (v.run, o.iteration, a.iteration, clouds.key),
                         lambda: clouds.png(xy(o.live), labels, xy(a.live), notes=notes)), width="stretch")
 
 

@@ -4,11 +4,11 @@ import warnings
 
 import streamlit as st
 
-import charts
-import live_pictures
-import ui
+from ui.pictures import grids
+from ui.pictures import clouds as cloud_pictures
+from ui import projection, registry, widgets
 from lvm.data import MissingDataError
-from lvm.session import ON_PRIOR
+from lvm.live.session import ON_PRIOR
 
 FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
@@ -16,10 +16,10 @@ STEP_WAIT = 0.4  # seconds Step waits for its iteration before redrawing (a slow
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
 #                      a redraw of a paused run costs next to nothing (its pictures are cached)
 
-s = ui.main_session()
+s = registry.main_session()
 cfg = s.cfg
 st.title("Train")
-ui.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
+widgets.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
            "digit; every L iterations the whole population is matched one-to-one to a fixed prior sample and "
            "moved by Eq. 10: the grey ghost is the cloud just before the last correction, the red lines show where "
            "each point went. Open circles are ABP, trained beside it with alpha = 0 (no correction).\n\n"
@@ -38,7 +38,7 @@ rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.
                             help="each redraw draws two pictures on the server, which the training threads then lack")
 with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled=cfg.method != "ours",
                           help="trains ABP on the same data, seed and settings, drawn on the same axes")
-abp = ui.abp_session(with_abp)
+abp = registry.abp_session(with_abp)
 if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
     cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
     if abp is not None:
@@ -47,19 +47,19 @@ if step_size > STABLE_S:
     st.warning(f"s = {step_size:g} is far above the stable range (about 0.01 to {STABLE_S} here): the chains "
                "overshoot, an iteration can take much longer, and training may diverge (it then rolls back).")
 
-new, proj = ui.run_settings(cfg, alpha, step_size, steps)
-ui.set_projection_method(proj)
+new, proj = widgets.run_settings(cfg, alpha, step_size, steps)
+projection.set_projection_method(proj)
 
 b = st.columns(5)
 if b[0].button("Start", type="primary", key="start"):
-    for r in ui.runs():
+    for r in registry.runs():
         r.start()
 if b[1].button("Pause", key="pause"):
-    for r in ui.runs():
+    for r in registry.runs():
         r.pause()
 if b[2].button("Step", key="step", help="one iteration: inference, correction when due, learning"):
     before, t_end = s.view().iteration, time.monotonic() + STEP_WAIT
-    for r in ui.runs():
+    for r in registry.runs():
         r.step()
     while s.view().iteration == before and time.monotonic() < t_end:  # a quick step shows in this very redraw
         time.sleep(0.02)
@@ -69,7 +69,7 @@ if b[3].button("Reset", key="reset", disabled=new is None):
             warnings.simplefilter("always")
             s.reset(new)
             if abp is not None:
-                abp.reset(ui.abp_config(new))
+                abp.reset(registry.abp_config(new))
         st.session_state["data_warnings"] = sorted({str(w.message) for w in caught})
         st.rerun()  # redraw the settings from the new config: the "changed settings" warning goes
     except (MissingDataError, ValueError, OSError) as e:
@@ -78,7 +78,7 @@ for w in st.session_state.get("data_warnings", []):  # e.g. a folder without a t
     st.warning(w)
 if s.cfg.model.latent_dim > 2 and b[4].button("Refit projection", key="refit",
                                                help="fit the 2-D projection again on the latents as they are now"):
-    ui.forget_projection(f"main{s.view().run}")
+    projection.forget_projection(f"main{s.view().run}")
 
 
 def _rate(records: tuple) -> str:
@@ -113,11 +113,11 @@ def live_view() -> None:
     if d > 2 and len(v.frames) < 2:  # the chains are still the prior noise: nothing to fit on yet
         xy = lambda z: z[:, :2]  # noqa: E731 - the prior's first two coordinates are exactly N(0, I_2)
     elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
-        p = ui.projection(f"main{v.run}", proj, v.frames[-1].z)
+        p = projection.projection(f"main{v.run}", proj, v.frames[-1].z)
         xy = p.transform
-        prior = ui.projected_prior(p)
+        prior = projection.projected_prior(p)
     pts, other = xy(v.live), (xy(a.live) if a is not None else None)
-    lim = ui.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
+    lim = widgets.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
@@ -136,19 +136,19 @@ def live_view() -> None:
     titles = (f"ours (alpha {v.cfg.alpha:g})", "ABP (alpha 0)" if a is not None else "")
     notes = (f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else ""),
              f"iteration {a.iteration}" if a is not None else "")
-    classes = ui.class_list(v.labels)
-    clouds = ui.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
+    classes = widgets.class_list(v.labels)
+    clouds = widgets.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
     version = (v.run, v.iteration, a.iteration if a else -1, clouds.key)
-    left.image(ui.picture("cloud", version, lambda: clouds.png(
+    left.image(widgets.picture("cloud", version, lambda: clouds.png(
         pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
         width="stretch")
     runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
     fits_version = (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1)
-    right.image(ui.picture("curves", fits_version, lambda: live_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
+    right.image(widgets.picture("curves", fits_version, lambda: cloud_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
                                                                                 ON_PRIOR), every=FITS_EVERY),
                 width="stretch")
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
-    right.image(charts.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
+    right.image(grids.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
                 f"{v.frames[-1].iteration}")
     st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept")
 

@@ -1,6 +1,6 @@
 """The app's first seconds, cold: a fresh server and a fresh Chromium each time, Home, then Train.
 
-    python -m experiments.app_cold_start [--starts 5] [--linger 0] [--settle 0]
+    python -m benchmarks.app.app_cold_start [--starts 5] [--linger 0] [--settle 0]
 
 Per start: Home's first picture after `goto`, when the last network request of that load finished (which,
 and when it was asked for), the browser's long tasks (over 50 ms of script or layout on its main thread, from a
@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 
-from experiments.app_latency import CHROMIUM, PICTURE, app, switch
+from benchmarks.app.app_latency import CHROMIUM, PICTURE, app, switch
 
 LONG_TASKS = ("window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries()) "
               "window.__lt.push([e.startTime, e.duration]) }).observe({type: 'longtask', buffered: true});")

@@ -2,12 +2,12 @@
 long Start, Pause, Step and a slider take to show their effect; then redraws/s and iterations/s of the Train
 view while ours and ABP train.
 
-    python -m experiments.app_latency [--out results] [--watch 30] [--repeats 5]
+    python -m benchmarks.app.app_latency [--out results] [--watch 30] [--repeats 5]
 
 Starts ``streamlit run app.py`` on a free localhost port (no request leaves the machine) and writes
-results/app_latency.md and the Train view's screenshots (app_train_start.png, app_train_first_correction.png,
+benchmarks/app/app_latency.md and the Train view's screenshots (app_train_start.png, app_train_first_correction.png,
 app_train.png) to --out. Every figure is one run on this machine; the load average at the start is recorded,
-and so are the server's full garbage collections from Start on (timed inside it by experiments/gc_trace).
+and so are the server's full garbage collections from Start on (timed inside it by benchmarks/app/gc_trace).
 """
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ PICTURE = "[data-testid=stImage] img"
 # in a closed expander do not count
 FIRST_PICTURE = f"[data-testid=stMain] :is({PICTURE}, [data-testid=stAlert]):visible"
 REPEAT_GAP = 8.0  # seconds of training between a Start again and the next Pause
-DEMO_L = 8  # lvm.session.DEMO.ot_every (not imported: torch would load in this process)
+DEMO_L = 8  # lvm.presets.DEMO.ot_every (not imported: torch would load in this process)
 
 
 @contextmanager
 def app(gc_log: Path | None = None):
     """``streamlit run app.py`` on a free localhost port; its URL. `gc_log`: the server appends the start and
-    duration of each of its full garbage collections there (experiments/gc_trace)."""
+    duration of each of its full garbage collections there (benchmarks/app/gc_trace)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -186,7 +186,7 @@ def report(r: dict, load: tuple) -> str:
              "visited before the server's warm-up (torch, the demo's two runs) has ended first shows what is "
              "being prepared and the pretrained demo's latents; 'live' is when its own content (for Train, the "
              "Start button and the live cloud) is there.", "",
-             f"`python -m experiments.app_latency {r['command']}`, one run, {os.cpu_count()} CPUs, load average at "
+             f"`python -m benchmarks.app.app_latency {r['command']}`, one run, {os.cpu_count()} CPUs, load average at "
              "the start "
              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), LVM_TRAIN_TURNS "
              f"{os.environ.get('LVM_TRAIN_TURNS') or 'unset (one training turn per core; a page being drawn takes one back)'}"

@@ -1,10 +1,10 @@
 """Full garbage collections in the app's server process: how long each one stops every thread (the page's
 and both training runs'), with and without the warm-up's `gc.freeze()` (`warmup.freeze`).
 
-    python -m experiments.gc_pause [--seconds 60] [--out results/gc_pause.md]
+    python -m benchmarks.app.gc_pause [--seconds 60] [--out benchmarks/app/gc_pause.md]
 
 Each mode runs in a process of its own, as a server does: it imports streamlit and the app's modules, runs
-the warm-up (`ui.warm_up`: torch, lvm, the demo's data) and, in the "frozen" mode, `warmup.freeze()` after
+the warm-up (`registry.warm_up`: torch, lvm, the demo's data) and, in the "frozen" mode, `warmup.freeze()` after
 it; then ours and ABP (kept at ours' pace) train the demo's settings side by side for --seconds, as on the
 Train page, while a `gc.callbacks` hook times every full (generation 2) collection. Without a browser the
 garbage is only the runs', fewer objects than a server's page redraws make; a collection's time is mostly
@@ -29,11 +29,12 @@ def child(frozen: bool, seconds: float) -> dict:
     """One server-like process: warm-up, then both runs train while full collections are timed."""
     import streamlit  # noqa: F401 - what a server holds before the warm-up
     import charts  # noqa: F401
-    import ui
-    import warmup
-    from lvm.session import DEMO, Session
+    from ui import registry
+    from ui import warmup
+    from lvm.presets import DEMO
+    from lvm.live.session import Session
 
-    ui.warm_up()
+    registry.warm_up()
     if frozen:
         warmup.freeze()
     tracked = len(gc.get_objects())
@@ -49,7 +50,7 @@ def child(frozen: bool, seconds: float) -> dict:
             pauses.append(time.perf_counter() - started.pop())
 
     ours = Session(DEMO)
-    abp = Session(ui.abp_config(DEMO))
+    abp = Session(registry.abp_config(DEMO))
     abp.keep_pace(ours)
     gc.callbacks.append(hook)
     ours.start()
@@ -70,7 +71,7 @@ def child(frozen: bool, seconds: float) -> dict:
 
 def report(results: dict[str, dict]) -> str:
     load = os.getloadavg()
-    lines = ["# Full garbage collections in the app's server process (`python -m experiments.gc_pause`)", "",
+    lines = ["# Full garbage collections in the app's server process (`python -m benchmarks.app.gc_pause`)", "",
              f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
              "one process per mode: the server's imports and warm-up, then ours and ABP training the demo's "
              "settings side by side. A full collection stops every thread of the process while it runs.", "",
@@ -89,7 +90,7 @@ def report(results: dict[str, dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0, help="training time per mode")
-    p.add_argument("--out", default="results/gc_pause.md")
+    p.add_argument("--out", default="benchmarks/app/gc_pause.md")
     p.add_argument("--child", choices=("plain", "frozen"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -98,7 +99,7 @@ def main() -> None:
     results = {}
     for mode in ("plain", "frozen"):
         print(f"{mode}: warm-up, then {a.seconds:g} s of training ...", flush=True)
-        out = subprocess.run([sys.executable, "-m", "experiments.gc_pause", "--child", mode, "--seconds",
+        out = subprocess.run([sys.executable, "-m", "benchmarks.app.gc_pause", "--child", mode, "--seconds",
                               str(a.seconds)], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                              capture_output=True, text=True, check=True)
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])

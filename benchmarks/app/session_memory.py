@@ -1,10 +1,10 @@
 """Memory of one live training session over time: is its history bounded, as the app needs for an hour?
 
-Runs the app's demo session (`lvm.session.DEMO`: MNIST 0 and 1, d = 2, fast OT solver) in its own
+Runs the app's demo session (`lvm.presets.DEMO`: MNIST 0 and 1, d = 2, fast OT solver) in its own
 thread, as a browser tab does, and samples the process's resident memory, the frames and records it
 keeps. Usage:
 
-    python -m experiments.session_memory [--minutes 60] [--every 30] [--out results/session_memory.md]
+    python -m benchmarks.app.session_memory [--minutes 60] [--every 30] [--out benchmarks/app/session_memory.md]
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from lvm.session import DEMO, MAX_FRAMES, MAX_RECORDS, Session
+from lvm.presets import DEMO
+
+from lvm.live.session import MAX_FRAMES, MAX_RECORDS, Session
 
 
 def rss_mb() -> float:
@@ -31,14 +33,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
-    ap.add_argument("--out", default="results/session_memory.md")
+    ap.add_argument("--out", default="benchmarks/app/session_memory.md")
     a = ap.parse_args()
     d = DEMO.data
     head = (f"# Memory of one live training session\n\n{platform.machine()}, {os.cpu_count()} CPUs, torch "
-            f"{torch.__version__}; the app's demo settings, lvm.session.DEMO ({d.name} digits "
+            f"{torch.__version__}; the app's demo settings, lvm.presets.DEMO ({d.name} digits "
             f"{','.join(map(str, d.classes))}, {d.limit:,} images, d = {DEMO.model.latent_dim}, {DEMO.ot.solver} OT, "
             f"alpha {DEMO.alpha}, L = {DEMO.ot_every}, K = {DEMO.langevin.steps}), one training thread with one "
-            f"torch thread, no browser, seed {DEMO.seed}. Command: `python -m experiments.session_memory "
+            f"torch thread, no browser, seed {DEMO.seed}. Command: `python -m benchmarks.app.session_memory "
             f"--minutes {a.minutes:g} --every {a.every:g}`. History bounds: "
             f"{MAX_FRAMES} frames, {MAX_RECORDS:,} records.\n\n"
             "| wall s | iterations | frames kept | records kept | RSS MB |\n|---|---|---|---|---|\n")

@@ -1,6 +1,6 @@
 """The OT correction across ranks: the auction with its scoring split over ranks, and a certificate.
 
-The problem and its dual are those of `lvm.auction`: match n sources to n targets by
+The problem and its dual are those of `lvm.ot.auction`: match n sources to n targets by
 
     max_sigma  sum_i a_{i sigma(i)},   a_ij = <z_hat_i, z_j>,
     D(p) = sum_i max_j (a_ij - p_j) + sum_j p_j  >=  sum_i a_{i sigma(i)}  for every p and sigma.
@@ -8,7 +8,7 @@ The problem and its dual are those of `lvm.auction`: match n sources to n target
 The sources (the chains) live on the ranks in contiguous blocks (`lvm.distributed.bounds`); the
 targets are global and fixed. A correction first all-gathers the sources (n d float32), so every
 rank holds both point sets. What costs is scoring: a candidate list (a row's k best targets and a
-bound on all the others, `lvm.auction._Candidates`) is rebuilt from a full row of n scores, 2 n d
+bound on all the others, `lvm.ot.auction.TopK`) is rebuilt from a full row of n scores, 2 n d
 flops, and a correction rebuilds every row at least once. So the rows to rebuild are split evenly
 over the ranks, each scores its share against all targets, and the lists are all-gathered (8 k + 8
 bytes a row): every rank then holds every list, the prices p (float64), the owner of every target
@@ -27,9 +27,9 @@ rebuilt after it, split over the ranks. Rounds are used where a row's rebuild co
 multiply-adds (n d), since what they save is rebuilds split over the ranks, and last while at least
 `JACOBI_MIN` of the rows are unassigned. After that the end game is a chain of displacements one row
 after another, where a round per displacement would cost a collective's latency each; so the rest of the
-phase bids by the sequential (Gauss-Seidel) rule of `lvm.auction`, the same bids in the same order on
+phase bids by the sequential (Gauss-Seidel) rule of `lvm.ot.auction`, the same bids in the same order on
 every rank: waiting rows are rebuilt in a batch split over the ranks (one all-gather), or, a few at a
-time, by every rank itself inside the compiled loop of `lvm.auction._bid` (the same compiled code on the
+time, by every rank itself inside the compiled loop of `lvm.ot.auction.bid_rounds` (the same compiled code on the
 same data, so every rank computes the same list). Every pair keeps eps-complementary slackness in both
 regimes, epsilon-scaling divides eps by `scaling` between phases, and the solve stops once the
 certificate D(p) - primal puts the relative gap on the transport cost at most `tol`: each rank sums its
@@ -48,11 +48,11 @@ import warnings
 import numpy as np
 import torch
 
-from .auction import COARSE_MIN, AuctionOutput, _bid, _own_values, _relative_gap, coarse_prices
-from .candidates import BLOCK_ELEMS, CandidateLists, _Candidates
-from .config import OTConfig
-from .distributed import Comm
-from .ot import OTResult, Progress, WarmStart
+from ..ot.auction import COARSE_MIN, AuctionOutput, bid_rounds, own_values, relative_gap, coarse_prices
+from ..ot.candidates import BLOCK_ELEMS, CandidateLists, TopK
+from ..config import OTConfig
+from .comm import Comm
+from ..ot.solve import OTResult, Progress, WarmStart
 
 
 NO_LIMIT = 2**62  # bids per compiled call: every rank must stop at the same bid, so none is cut short
@@ -61,7 +61,7 @@ JACOBI_ELEMS = 2**20  # ... where a row's rebuild costs more multiply-adds than 
 #                      rebuilds split over the ranks; for cheaper rows its collective and numpy cost more
 
 
-class _Lists(_Candidates):
+class _Lists(TopK):
     """Every row's candidate list, identical on every rank; a batch of rows is scored a share per rank."""
 
     def __init__(self, source: torch.Tensor, target: torch.Tensor, k: int, chunk: int, comm: Comm):
@@ -140,13 +140,13 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         source: (m, d) this rank's rows: global rows [start, start + m) with the blocks in rank order.
         target: (n, d) all targets (n = the sum of m over ranks), on the same device as `source`.
         comm: the process group (`lvm.distributed.init`).
-        tol, scaling, k, chunk, max_passes, coarse: as in `lvm.auction.auction` (for the global n).
+        tol, scaling, k, chunk, max_passes, coarse: as in `lvm.ot.auction.auction` (for the global n).
         jacobi: bid in Jacobi rounds while JACOBI_MIN of the rows or more are unassigned (None: if n d is over
             JACOBI_ELEMS).
         prices, epsilon, assignment: a warm start (global (n,) prices and assignment), as a previous
             call on the same targets returned them.
         kept: that call's `lists`: with prices, only the lists that cannot prove their best entry after the
-            drift are rescored (`lvm.candidates.CandidateLists`), the same rows on every rank.
+            drift are rescored (`lvm.ot.candidates.CandidateLists`), the same rows on every rank.
 
     Returns:
         An AuctionOutput, identical on every rank, whose assignment (n,) is global: the target of each
@@ -192,12 +192,12 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
     elif prices is None or assignment is None:
         eps = epsilon
     else:  # warm: start where the drift left the kept pairs, so that about a tenth of them rebid
-        slack = lists.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
+        slack = lists.row_max_upper(p) - (own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     src32, tgt32 = src.astype(np.float32), tgt.astype(np.float32)
     tgt32_t, p32 = np.ascontiguousarray(tgt32.T), p.astype(np.float32)  # p32 follows p: bids update both
-    # fewer stale rows than this are rebuilt by every rank in the compiled loop (as lvm.auction does on
+    # fewer stale rows than this are rebuilt by every rank in the compiled loop (as lvm.ot.auction does on
     # one core): cheaper than a collective's latency plus a share of the rows
     min_batch = int(min(max(2**24 // (n * d), 1), 256))
     bids, rebuilt, rounds, rel_gap, primal, dual = 0, 0, 0, math.inf, -math.inf, math.inf
@@ -205,7 +205,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
     lo, hi = comm.bounds(n)
     while True:
         # 1. eps-CS at the new epsilon: release the pairs that are not within eps of their best
-        own = _own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
+        own = own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
         drop = (assign >= 0) & (own < lists.row_max_upper(p) - eps)
         owner[assign[drop]] = -1
         assign[drop] = -1
@@ -217,7 +217,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         top = len(free)
         stack[:top] = free
         while top and (lists.spread + rebuilt) / n + work < max_passes:
-            top, n_stale, b, r = _bid(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
+            top, n_stale, b, r = bid_rounds(stack, top, lists.idx, lists.score, lists.bound, fresh, p, p32, lists.groups,
                                       assign, owner, eps, stale, min_batch, src32, tgt32, tgt32_t, NO_LIMIT)
             bids, rebuilt = bids + b, rebuilt + r
             if n_stale == 0:
@@ -231,10 +231,10 @@ def auction(source: torch.Tensor, target: torch.Tensor, comm: Comm, *, tol: floa
         done = bool((assign >= 0).all())
         if done:
             for attempt in range(2):
-                mine = [_own_values(src[lo:hi], tgt, assign[lo:hi]).sum(), lists.row_max_upper(p, slice(lo, hi)).sum()]
+                mine = [own_values(src[lo:hi], tgt, assign[lo:hi]).sum(), lists.row_max_upper(p, slice(lo, hi)).sum()]
                 primal, row_max = (float(v) for v in comm.sum(mine, "the certificate"))
                 dual = row_max + float(p.sum())
-                rel_gap = _relative_gap(primal, dual, norms, n)
+                rel_gap = relative_gap(primal, dual, norms, n)
                 unproven = lists.unproven(p)
                 if rel_gap <= tol or attempt or not len(unproven):
                     break

@@ -12,7 +12,7 @@ single-process run up to float rounding. The learning step minimises the global 
 
 each rank differentiating N / B times the sum over its own rows; DDP averages those gradients
 over the N ranks, which gives grad L exactly. The correction solves the whole population's
-assignment with `lvm.auction_dist` (the scoring split over the ranks, the answer the same on
+assignment with `lvm.distributed.auction` (the scoring split over the ranks, the answer the same on
 every rank) and moves each rank's chains by Eq. 10. The parameters, the optimiser and the
 solver's state are therefore the same on every rank; only the images and chains are split.
 
@@ -28,12 +28,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import auction_dist, checkpoint, distributed, ot
-from .config import TrainConfig
-from .data import ImageData
-from .metrics import latent_ot_cost, q_ot_cost
-from .models import prior_sample
-from .trainer import LATENT_FIT_N, Trainer, _rng
+from .. import checkpoint, ot
+from . import auction as auction_dist, comm as distributed
+from ..config import TrainConfig
+from ..data import ImageData
+from ..metrics import latent_ot_cost, q_ot_cost
+from ..models import prior_sample
+from ..trainer import LATENT_FIT_N, Trainer, seeded_rng
 
 
 class DistributedTrainer(Trainer):
@@ -55,7 +56,7 @@ class DistributedTrainer(Trainer):
         self.data = ImageData(data.x[start:stop].clone(), data.y[start:stop].clone())  # drop the rest
         self.z = self.z[start:stop].clone()
         q = min(cfg.q_fit_n, self.n)  # the fixed images of q_fit, kept by the rank that measures it
-        self._q_images = data.x[torch.randperm(self.n, generator=_rng(cfg.seed, 5))[:q]].clone() \
+        self._q_images = data.x[torch.randperm(self.n, generator=seeded_rng(cfg.seed, 5))[:q]].clone() \
             if q and self.comm.rank == 0 else None
         dev = self.device
         self.ddp = DistributedDataParallel(self.generator, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -72,7 +73,7 @@ class DistributedTrainer(Trainer):
     def batch_indices(self, it: int) -> torch.Tensor:
         """This rank's rows (local indices) of iteration `it`'s global batch, in the batch's order."""
         epoch, b = divmod(it, self.batches_per_epoch)
-        perm = torch.randperm(self.n, generator=_rng(self.cfg.seed, 2, epoch))
+        perm = torch.randperm(self.n, generator=seeded_rng(self.cfg.seed, 2, epoch))
         self._batch = perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
         self._mine = torch.nonzero((self._batch >= self.rows.start) & (self._batch < self.rows.stop))[:, 0]
         return self._batch[self._mine] - self.rows.start

@@ -24,108 +24,30 @@ import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import data as datasets
-from .config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
-from .data import ImageData
-from .langevin import Interrupted
-from .metrics import prior_baseline_ot_cost
-from .trainer import LATENT_FIT_N, DivergedError, Step, Trainer
-from .turns import TRAIN_TURNS, as_training_thread
+from .. import data as datasets
+from ..config import TrainConfig
+from ..data import ImageData
+from ..langevin import Interrupted
+from ..metrics import prior_baseline_ot_cost
+from ..trainer import LATENT_FIT_N, RETUNABLE, DivergedError, Step, Trainer, live_settings, retuned
+from .frames import Frame, State, View, decoded, thin, view_size
+from .turns import Turns, as_training_thread, process_turns
 
 MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
 PAIRS_N = 300            # assignment lines kept per correction
 FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer logs it (about 20 ms)
 ON_PRIOR = 1.5           # "q(z^K) is on the prior": the model's own q(z^K) fit <= 1.5 x the prior-vs-prior level
-SAMPLES_SIDE = 6         # the view's decoded grid: SAMPLES_SIDE^2 images, a lattice of z for d = 2, else prior draws
-LIVE = ("alpha", "step_size", "steps")  # what `update` changes while the thread runs (via Trainer.retune)
-
-
-# The teaching demo, the app's default run and the config of pretrained/demo (scripts/make_pretrained.py trains
-# it with `lvm train --config`): MNIST 0 and 1, d = 2 (the paper's Fig. 2), MLP generator. alpha, K, s and the
-# 2,000 images were chosen by `python -m experiments.demo_settings` (results/demo_settings.md: of 16 candidates
-# the only one whose own q(z^K) ended within 5x of the prior level, at most a fifth of ABP's and falling; no
-# alpha 0.5 candidate met that); the hidden width 128 and a correction every 8 iterations by
-# `python -m experiments.demo_speed` (results/demo_speed.md: the only cheaper variant meeting that bar on three
-# seeds, twice the iterations/s). A live session ignores `epochs`: it runs until paused.
-DEMO = TrainConfig(method="ours", alpha=1.0, ot_every=8, epochs=30.0, checkpoint_every=0,
-                   data=DataConfig("mnist", (0, 1), limit=2000), model=ModelConfig(2, "mlp", width=16),
-                   langevin=LangevinConfig(steps=20, step_size=0.1), ot=OTConfig(solver="fast"))
-
-
-def view_size(d: int) -> int:
-    """Latents drawn per frame: 1,000 (SVG points a browser redraws twice a second beside another 1,000)."""
-    return 1000
-
-
-@dataclass(frozen=True)
-class Frame:
-    """q(z^K) at iteration `iteration` (a due iteration, every L), on the fixed view subsample.
-
-    z: (m, d) latents after the iteration. At an OT correction also `before` (m, d),
-    the latents before Eq. 10, and `source`/`target` (p, d): z_hat_i and T(z_hat_i).
-    metrics["chain_fit"] is the exact OT cost between FIT_N persistent chains (before
-    any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2;
-    metrics["q_fit"] the same statistic for the model's own q(z^K) from fresh noise
-    (StepMetrics.q_fit).
-    """
-
-    iteration: int
-    seconds: float
-    z: np.ndarray
-    before: np.ndarray | None = None
-    source: np.ndarray | None = None
-    target: np.ndarray | None = None
-    metrics: dict = field(default_factory=dict)
-    moved: np.ndarray | None = None  # (p, d) where Eq. 10 put each `source` point
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything a redraw needs, copied under the lock."""
-
-    run: int                    # counts resets: frames of one run share a projection and axes
-    state: str                  # idle | running | paused | error
-    message: str                # why the run paused or stopped ("" when nothing to say)
-    cfg: TrainConfig
-    iteration: int
-    epoch: float
-    seconds: float              # training wall time since the first Start (pauses excluded)
-    live: np.ndarray            # (m, d) current latents of the view subsample
-    frames: tuple[Frame, ...]   # one per L iterations, oldest first
-    records: tuple[dict, ...]   # per-iteration metrics, thinned when long
-    prior_fit: float            # mean OT cost between two independent prior samples of FIT_N (chains' level)
-    q_prior_fit: float          # the same for cfg.q_fit_n points (the level of q(z^K)'s fit)
-    seconds_to_prior: float | None  # first time q(z^K)'s fit was within ON_PRIOR x q_prior_fit
-    labels: np.ndarray          # (m,) class of each image of the view subsample (colour by digit)
-    samples: np.ndarray         # (SAMPLES_SIDE^2, C, H, W) what the generator draws, refreshed every L iterations
-    busy: float                 # seconds the iteration in flight has run (0 when none is)
+LIVE = RETUNABLE         # what `update` changes while the thread runs: what Trainer.retune can
 
 
 THREAD_NAME = "lvm-session"
-
-
-def _thin(items: list, limit: int) -> list:
-    return items[::2] if len(items) > limit else items
-
-
-def decoded(generator: nn.Module, d: int, side: int = SAMPLES_SIDE) -> np.ndarray:
-    """What the generator draws, (side^2, C, H, W): g(z) on a lattice of z in [-2.5, 2.5]^2 for d = 2
-    (rows from high z_2 to low, as the Reconstruct view's manifold), else g(z) for fixed prior draws."""
-    if d == 2:
-        g = np.linspace(-2.5, 2.5, side, dtype=np.float32)
-        z = torch.from_numpy(np.stack(np.meshgrid(g, g[::-1]), -1).reshape(-1, 2))
-    else:
-        z = torch.randn(side * side, d, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        return generator(z.to(next(generator.parameters()).device)).cpu().numpy()
 
 
 DEVICE_ENV = "LVM_DEVICE"  # auto (CUDA when present, the default), cpu or cuda[:N]: where the app's sessions train
@@ -172,11 +94,16 @@ class Session:
         cfg: the run's configuration (its ``epochs`` is ignored: the run goes on until paused).
         threads: torch threads for the process while this session trains (0 leaves torch's setting).
         load: data loader, ``lvm.data.load`` by default.
+        device: where it trains (see `session_device`).
+        turns: the turn-taker its iterations go through, shared with the other runs it must not crowd out
+            (default: the process's, `turns.process_turns()`).
     """
 
     def __init__(self, cfg: TrainConfig, threads: int = 1,
-                 load: Callable[[object, str], ImageData] = datasets.load, device: str | None = None):
+                 load: Callable[[object, str], ImageData] = datasets.load, device: str | None = None,
+                 turns: Turns | None = None):
         self._load, self._threads = load, threads
+        self._turns = turns if turns is not None else process_turns()  # whose iterations take turns with ours
         self.device = session_device(device)  # fixed for the session's life: every reset trains there too
         self._lock = threading.Condition()   # guards the fields below and wakes the worker
         self._train_lock = threading.Lock()  # held while the trainer steps or is replaced
@@ -194,26 +121,26 @@ class Session:
     def start(self) -> None:
         """Run iterations back to back until `pause`."""
         with self._lock:
-            if self._state == "error":
+            if self._state == State.ERROR:
                 return
-            self._state, self._message = "running", ""
+            self._state, self._message = State.RUNNING, ""
             self._ensure_thread()
             self._lock.notify_all()
 
     def pause(self) -> None:
         """Stop after the iteration in flight, which is cut short (see `Trainer.step`'s `interrupt`)."""
         with self._lock:
-            if self._state == "running":
-                self._state = "paused"
+            if self._state == State.RUNNING:
+                self._state = State.PAUSED
                 self._interrupt.set()
                 self._lock.notify_all()  # a run keeping pace with this one stops waiting for it
 
     def step(self) -> None:
         """One iteration (inference, correction when due, learning), then paused."""
         with self._lock:
-            if self._state == "error":
+            if self._state == State.ERROR:
                 return
-            self._state, self._pending = "paused", self._pending + 1
+            self._state, self._pending = State.PAUSED, self._pending + 1
             self._ensure_thread()
             self._lock.notify_all()
 
@@ -222,8 +149,21 @@ class Session:
         the two share the cores fairly and are compared after the same work); None: run free."""
         self._leader = leader
 
+    def past_or_idle(self, iteration: int, wait: float = 0.0) -> bool:
+        """True if this run is past `iteration` or not training (nor about to: no Step pending, no iteration in
+        flight); otherwise wait up to `wait` seconds for its next iteration and answer again."""
+        with self._lock:
+            for waited in (False, True):
+                training = self._state == State.RUNNING or self._pending > 0 or self._busy_since is not None
+                if self._iteration > iteration or not training:
+                    return True
+                if not waited and wait > 0:
+                    self._lock.wait(wait)
+            return False
+
     def update(self, **live: float) -> TrainConfig:
-        """Change alpha, step_size (s) or steps (K) from the next iteration on; returns the new config.
+        """Change any of LIVE (alpha, lr, step_size (s), steps (K), sigma) from the next iteration on; returns
+        the new config.
 
         Raises:
             ValueError: a field that needs `reset`, or a value the config refuses.
@@ -232,9 +172,7 @@ class Session:
         if bad:
             raise ValueError(f"{', '.join(bad)} cannot change while training; press Reset to apply")
         with self._lock:
-            cfg = self._cfg
-            lv = {k: v for k, v in live.items() if k in ("step_size", "steps")}
-            self._cfg = replace(cfg, alpha=float(live.get("alpha", cfg.alpha)), langevin=replace(cfg.langevin, **lv))
+            self._cfg = retuned(self._cfg, **live)
             return self._cfg
 
     def reset(self, cfg: TrainConfig | None = None) -> None:
@@ -244,7 +182,7 @@ class Session:
             MissingDataError, ValueError: the data cannot be loaded with `cfg`; the old run is kept.
         """
         with self._lock:
-            self._state = "paused" if self._state == "running" else self._state
+            self._state = State.PAUSED if self._state == State.RUNNING else self._state
             self._pending = 0
             self._interrupt.set()
             cfg = cfg or self._cfg
@@ -259,7 +197,7 @@ class Session:
         with self._lock:
             self._closed = True
             self._interrupt.set()
-            self._state = "paused" if self._state == "running" else self._state
+            self._state = State.PAUSED if self._state == State.RUNNING else self._state
             self._lock.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -267,7 +205,7 @@ class Session:
         with self._lock:
             self._stopping = True
             self._interrupt.set()
-            self._state = "paused" if self._state == "running" else self._state
+            self._state = State.PAUSED if self._state == State.RUNNING else self._state
             self._lock.notify_all()
             thread = self._thread
         if thread is not None:
@@ -282,7 +220,7 @@ class Session:
             return self._cfg
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         with self._lock:
             return self._state
 
@@ -323,7 +261,7 @@ class Session:
             self._trainer, self._cfg, self._idx = trainer, cfg, torch.from_numpy(idx)
             self._run += 1
             self._pairs = torch.from_numpy(np.sort(rng.choice(len(idx), min(len(idx), PAIRS_N), replace=False)))
-            self._state, self._message, self._pending, self._busy_since = "idle", "", 0, None
+            self._state, self._message, self._pending, self._busy_since = State.IDLE, "", 0, None
             self._iteration, self._epoch, self._seconds, self._seconds_to_prior = 0, 0.0, 0.0, None
             self._live = trainer.z[self._idx].numpy().copy()
             self._frames = [Frame(0, 0.0, self._live)]
@@ -338,7 +276,7 @@ class Session:
     def _next_job(self) -> tuple[bool, TrainConfig]:
         """Block until there is an iteration to run; (False, _) means stop."""
         with self._lock:
-            while not (self._stopping or self._closed) and (self._readers or self._state != "running"
+            while not (self._stopping or self._closed) and (self._readers or self._state != State.RUNNING
                                                              and self._pending == 0):
                 self._lock.wait()
             if self._stopping or self._closed:
@@ -357,7 +295,7 @@ class Session:
                 return
             if not self._behind_leader():
                 continue
-            with TRAIN_TURNS.turn(), self._train_lock:
+            with self._turns.turn(), self._train_lock:
                 with self._lock:
                     self._busy_since = time.monotonic()
                 try:
@@ -366,9 +304,9 @@ class Session:
                     it = self._trainer.rollback()
                     with self._lock:
                         self._iteration, self._live = it, self._trainer.z[self._idx].numpy().copy()
-                    self._halt("paused", f"{e}. Rolled back to iteration {it}, the last finite state.")
+                    self._halt(State.PAUSED, f"{e}. Rolled back to iteration {it}, the last finite state.")
                 except (ValueError, RuntimeError, MemoryError) as e:  # e.g. the exact solver's size cap
-                    self._halt("error", f"training stopped: {e}")
+                    self._halt(State.ERROR, f"training stopped: {e}")
                 finally:
                     with self._lock:
                         self._busy_since = None
@@ -378,17 +316,14 @@ class Session:
         reset or closed meanwhile (its iteration is dropped)."""
         leader = self._leader
         while leader is not None and not self._interrupt.is_set():
-            with leader._lock:
-                training = leader._state == "running" or leader._pending > 0 or leader._busy_since is not None
-                if leader._iteration > self._iteration or not training:
-                    return True
-                leader._lock.wait(0.25)
+            if leader.past_or_idle(self._iteration, wait=0.25):
+                return True
         return not self._interrupt.is_set()
 
     def _iterate(self, cfg: TrainConfig) -> None:
         """One trainer step with the latest live settings, then a snapshot (caller holds _train_lock)."""
         tr = self._trainer
-        tr.retune(alpha=cfg.alpha, step_size=cfg.langevin.step_size, steps=cfg.langevin.steps)
+        tr.retune(**live_settings(cfg))
         try:
             step = tr.step(interrupt=self._interrupt.is_set)
         except Interrupted:  # paused during the batch's inference: the iteration did not happen
@@ -405,9 +340,9 @@ class Session:
             self._iteration, self._epoch, self._seconds = tr.iteration, step.metrics.epoch, seconds
             self._lock.notify_all()  # a run keeping pace with this one may go on
             self._live = live
-            self._records = _thin(self._records + [dict(rec, elapsed=seconds, wall=time.monotonic())], MAX_RECORDS)
+            self._records = thin(self._records + [dict(rec, elapsed=seconds, wall=time.monotonic())], MAX_RECORDS)
             if frame is not None:
-                self._frames = _thin(self._frames + [frame], MAX_FRAMES)
+                self._frames = thin(self._frames + [frame], MAX_FRAMES)
                 self._samples = samples
                 q = step.metrics.q_fit
                 if self._seconds_to_prior is None and q is not None and q <= ON_PRIOR * self._q_prior_fit:
@@ -428,6 +363,6 @@ class Session:
         return Frame(tr.iteration, seconds, live, before.numpy().copy(), src.numpy().copy(),
                      tgt.numpy().copy(), keep, moved.copy())
 
-    def _halt(self, state: str, message: str) -> None:
+    def _halt(self, state: State, message: str) -> None:
         with self._lock:
             self._state, self._message, self._pending = state, message, 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import functools
 import os
 import threading
 
-TRAIN_NICE = int(os.environ.get("LVM_TRAIN_NICE", "10"))  # training threads yield the cores to the page and browser
+NICE_ENV, TURNS_ENV = "LVM_TRAIN_NICE", "LVM_TRAIN_TURNS"
+TRAIN_NICE = 10  # default niceness added to training threads: they yield the cores to the page and the browser
 
 
 class Turns:
@@ -53,20 +55,24 @@ class Turns:
                 self._cond.notify_all()
 
 
-# The iterations of all sessions in a process take turns, one per core, and a page being drawn takes one of
-# them back (app.py), so that switching pages is as quick as with a core kept free while the runs use every
-# core between page switches (results/app_latency.md; $LVM_TRAIN_TURNS: another number of turns at a time).
-TRAIN_TURNS = Turns(int(os.environ.get("LVM_TRAIN_TURNS") or os.cpu_count() or 1))
+@functools.cache
+def process_turns() -> Turns:
+    """The turns every live session of this process takes unless it is given its own: one per core (or
+    $LVM_TRAIN_TURNS, read at the first call). A page being drawn takes one back (`Turns.yielding`, app.py), so
+    that switching pages is as quick as with a core kept free while the runs use every core between page
+    switches (docs/decisions.md)."""
+    return Turns(int(os.environ.get(TURNS_ENV) or os.cpu_count() or 1))
 
 
-def as_training_thread(name: str, nice: int = TRAIN_NICE) -> None:
+def as_training_thread(name: str, nice: int | None = None) -> None:
     """Name the calling thread `name` for the OS too (Linux: top -H, /proc/PID/task/TID/comm) and give it `nice`
-    more niceness (a Linux thread's own priority), so that on a busy machine the page's server thread and the
+    more niceness (default $LVM_TRAIN_NICE or TRAIN_NICE; a Linux thread's own priority), so that on a busy machine the page's server thread and the
     browser come before training; elsewhere only the Python name is set."""
     try:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):
         pass
+    nice = int(os.environ.get(NICE_ENV, TRAIN_NICE)) if nice is None else nice
     if nice and hasattr(os, "setpriority"):
         try:
             tid = threading.get_native_id()

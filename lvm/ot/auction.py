@@ -27,7 +27,7 @@ the increment smaller). A list is rebuilt from a full row of scores only when
 that test fails; full rows come in blocks from matrix products (float32
 scores, float64 prices, on the inputs' device), so memory is O(n * k + block).
 On the CPU each block's lists are selected while it is still in cache by
-`lvm.candidates._select_row`: vectorised sweeps (column-wise group maxima, a bisected
+`lvm.ot.candidates.select_row`: vectorised sweeps (column-wise group maxima, a bisected
 threshold, a chunked count) and a quickselect of the ~1.2 k survivors, a
 fraction of the product's own time (benchmarks/ot-pass.md); a GPU uses
 torch.topk. The bids themselves are sequential (Gauss-Seidel) and run
@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .candidates import CandidateLists, _Candidates, _row_scores, _select_row
+from .candidates import CandidateLists, TopK, row_scores, select_row
 
 COARSE_MIN = 4000  # cold starts from this many points on begin from subsampled problems' prices
 COARSE_FRACTION = 8  # the subsamples hold 1 / this of the points
@@ -91,11 +91,11 @@ class AuctionOutput:
     converged: bool            # everything assigned and rel_gap <= tol
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # wall time per phase (see `auction`)
     lists: CandidateLists | None = None  # the candidate lists at the end, for the next solve on these targets
-    rounds: int = 0            # Jacobi rounds of bidding across ranks (lvm.auction_dist; 0 in one process)
+    rounds: int = 0            # Jacobi rounds of bidding across ranks (lvm.distributed.auction; 0 in one process)
 
 
 @njit(cache=True, nogil=True)
-def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt,
+def bid_rounds(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, eps, stale, min_batch, src, tgt,
          tgt_t, max_bids):  # pragma: no cover - compiled
     """Gauss-Seidel bidding from a stack of unassigned sources.
 
@@ -116,8 +116,8 @@ def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, ep
                 break
             for s in range(n_stale):
                 i = stale[s]
-                _row_scores(src[i], tgt, tgt_t, buf)
-                bound[i] = _select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
+                row_scores(src[i], tgt, tgt_t, buf)
+                bound[i] = select_row(buf, p32, p, gm, cj, cv, idx[i], score[i])
                 fresh[i] = True
                 stack[top] = stale[s]
                 top += 1
@@ -153,7 +153,7 @@ def _bid(stack, top, idx, score, bound, fresh, p, p32, groups, assign, owner, ep
     return top, n_stale, bids, rebuilt
 
 
-def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndarray:
+def own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """a_{i sigma(i)} in float64 (0 where unassigned)."""
     out = np.zeros(len(src))
     m = assign >= 0
@@ -161,16 +161,16 @@ def _own_values(src: np.ndarray, tgt: np.ndarray, assign: np.ndarray) -> np.ndar
     return out
 
 
-def _certified_gap(lists: _Candidates, p: np.ndarray, primal: float, norms: float) -> tuple[float, float]:
+def _certified_gap(lists: TopK, p: np.ndarray, primal: float, norms: float) -> tuple[float, float]:
     """(D(p), the certified relative gap on the mean squared-distance cost) of a full assignment worth `primal`.
 
     Weak duality: D(p) >= the optimum, so cost - lower, lower = norms - 2 D(p) / n, bounds the excess cost.
     """
     dual = float(lists.row_max_upper(p).sum() + p.sum())
-    return dual, _relative_gap(primal, dual, norms, len(p))
+    return dual, relative_gap(primal, dual, norms, len(p))
 
 
-def _relative_gap(primal: float, dual: float, norms: float, n: int) -> float:
+def relative_gap(primal: float, dual: float, norms: float, n: int) -> float:
     """The certified relative gap on the mean squared-distance cost of a full assignment worth `primal`."""
     cost, lower = norms - 2 * primal / n, norms - 2 * dual / n
     return max(cost - lower, 0.0) / lower if lower > 0 else math.inf
@@ -265,7 +265,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         owner[assign] = np.arange(n)
     t_coarse = time.perf_counter() - t_start
     p32 = p.astype(np.float32)                          # follows p: bids update both
-    cand = _Candidates(src_t, tgt_t, k, chunk)
+    cand = TopK(src_t, tgt_t, k, chunk)
     cand.scored = work * n
     rows = np.arange(n)
     if prices is not None and lists is not None and lists.idx.shape == cand.idx.shape and lists.source.shape == src.shape:
@@ -278,7 +278,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     elif prices is None or assignment is None:
         eps = epsilon
     else:  # warm: start where the drift left the kept pairs, so that about a tenth of them rebid
-        slack = cand.row_max_upper(p) - (_own_values(src, tgt, assign) - p[assign])
+        slack = cand.row_max_upper(p) - (own_values(src, tgt, assign) - p[assign])
         eps = max(epsilon, float(np.quantile(slack, 0.9)))
     stack, stale = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     fresh = np.zeros(n, dtype=np.bool_)                 # lists rebuilt since their source last bid
@@ -292,7 +292,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
     t_bid = t_cert = 0.0
     while True:
         # 1. eps-CS at the new epsilon: release sources whose pair is not within eps of their best
-        own = _own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
+        own = own_values(src, tgt, assign) - np.where(assign >= 0, p[assign], 0.0)
         drop = (assign >= 0) & (own < cand.row_max_upper(p) - eps)
         owner[assign[drop]] = -1
         assign[drop] = -1
@@ -302,7 +302,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         stack[:top] = free
         while cand.scored / n < max_passes and bids < max_bids and not (interrupt and interrupt()):
             t0 = time.perf_counter()
-            top, n_stale, b, rebuilt = _bid(stack, top, cand.idx, cand.score, cand.bound, fresh, p, p32,
+            top, n_stale, b, rebuilt = bid_rounds(stack, top, cand.idx, cand.score, cand.bound, fresh, p, p32,
                                             cand.groups, assign, owner, eps, stale, min_batch, src32, tgt32,
                                             tgt32_t, min(max_bids - bids, BID_ROUND))
             t_bid += time.perf_counter() - t0
@@ -318,7 +318,7 @@ def auction(source: torch.Tensor, target: torch.Tensor, *, tol: float = 1e-4, sc
         t0 = time.perf_counter()
         done = bool((assign >= 0).all())
         if done:
-            primal = float(_own_values(src, tgt, assign).sum())
+            primal = float(own_values(src, tgt, assign).sum())
             for attempt in range(2):
                 dual, rel_gap = _certified_gap(cand, p, primal, norms)
                 unproven = cand.unproven(p)

@@ -150,7 +150,7 @@ def sgemm_seconds(src: torch.Tensor, tgt: torch.Tensor, rows: int = SGEMM_ROWS) 
 
 def _child(spec: dict) -> dict:
     """Run one cell in a fresh interpreter and read its JSON answer."""
-    code = "import json, sys; from lvm.bench_ot import _run_cell; print(json.dumps(_run_cell(json.loads(sys.argv[1]))))"
+    code = "import json, sys; from lvm.ot.bench import _run_cell; print(json.dumps(_run_cell(json.loads(sys.argv[1]))))"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     p = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
     if p.returncode != 0:

@@ -1,9 +1,9 @@
-"""Candidate lists for the auction (`lvm.auction`): each source's k best targets, made from blocks of scores.
+"""Candidate lists for the auction (`lvm.ot.auction`): each source's k best targets, made from blocks of scores.
 
 A list holds a source's k best targets by a_ij - p_j (raw float32 scores) and
 `bound`, an upper bound on the value of every unlisted target. Full rows of
 scores come in blocks from matrix products on the inputs' device; on the CPU
-each block's lists are selected while it is still in cache by `_select_row`
+each block's lists are selected while it is still in cache by `select_row`
 (vectorised sweeps and a quickselect, benchmarks/ot-pass.md), on a GPU by
 torch.topk. `CandidateLists` carries a solve's lists to the next warm start.
 """
@@ -39,13 +39,13 @@ class CandidateLists:
     bound: np.ndarray   # (n,) float64: an upper bound on a_ij - p_j over its unlisted targets, at the end
 
 
-CHUNK = 64   # columns per count in `_select_row`'s last sweep: most chunks hold no candidate
+CHUNK = 64   # columns per count in `select_row`'s last sweep: most chunks hold no candidate
 BISECT = 16  # halvings of the threshold's bracket: a few percent more candidates than the exact one gives
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # vectorised sums and maxima; inf and nan keep their meaning
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
-def _row_scores(x, tgt, tgt_t, out):  # pragma: no cover - compiled
+def row_scores(x, tgt, tgt_t, out):  # pragma: no cover - compiled
     """out_j = <x, tgt_j> in float32 from tgt (n, d) or its transpose tgt_t (d, n), whichever vectorises better:
     for a small d one sweep over the targets per dimension, for a large d one dot product per target."""
     d, n = tgt_t.shape
@@ -103,7 +103,7 @@ def _kth_largest(v, ix, m, kth):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")  # inlined: a call boundary stops vectorisation
-def _select_row(row, p32, p, gm, cj, cv, idx, score):  # pragma: no cover - compiled
+def select_row(row, p32, p, gm, cj, cv, idx, score):  # pragma: no cover - compiled
     """One source's list from its full row of raw scores: its k best targets by a_ij - p_j.
 
     Three vectorised sweeps instead of a sort. (1) gm_g = max of the values of the
@@ -160,12 +160,12 @@ def _select_row(row, p32, p, gm, cj, cv, idx, score):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True)
 def _select_block(scores, rows, lo, hi, p32, p, groups, idx, score, bound):  # pragma: no cover - compiled
-    """`_select_row` for rows lo..hi-1 of a block of scores (rows[a]: the source of row a)."""
+    """`select_row` for rows lo..hi-1 of a block of scores (rows[a]: the source of row a)."""
     n = scores.shape[1]
     gm, cj, cv = np.empty(groups, dtype=np.float32), np.empty(n, dtype=np.int64), np.empty(n)
     for a in range(lo, hi):
         i = rows[a]
-        bound[i] = _select_row(scores[a], p32, p, gm, cj, cv, idx[i], score[i])
+        bound[i] = select_row(scores[a], p32, p, gm, cj, cv, idx[i], score[i])
 
 
 @functools.cache
@@ -177,7 +177,7 @@ def _pool() -> ThreadPoolExecutor:
 os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
 
 
-class _Candidates:
+class TopK:
     """Each source's k best targets (raw scores) and the bound on all the others (CPU arrays)."""
 
     def __init__(self, source: torch.Tensor, target: torch.Tensor, k: int, chunk: int):
@@ -190,7 +190,7 @@ class _Candidates:
         self.bound = np.full(m, -np.inf)
         self.scored = 0                                          # full rows computed so far
         self.seconds = {"product": 0.0, "select": 0.0}          # wall time of the refreshes' two parts
-        self.groups = min(n, 4 * (self.k + 1))                   # column groups of `_select_row`
+        self.groups = min(n, 4 * (self.k + 1))                   # column groups of `select_row`
         self.buf = torch.empty(min(self.rows, m), n) if source.device.type == "cpu" else None  # one block, reused
 
     def refresh(self, rows: np.ndarray, p: np.ndarray, p32: np.ndarray | None = None) -> None:

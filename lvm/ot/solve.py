@@ -12,7 +12,7 @@ whose dual is the convex energy of Eq. 12
 
 Solvers share one interface, ``solve(source, target, cfg) -> OTResult``:
 ``fast`` (the default) is the auction algorithm with epsilon-scaling of
-``lvm.auction``, coordinate ascent on this same E(h), warm-started across
+``lvm.ot.auction``, coordinate ascent on this same E(h), warm-started across
 corrections, with a certified gap; ``paper`` is Alg. 2 as written (Adam on h,
 betas (0.9, 0.5)) with the stopping rule read as the share of unmatched
 targets <= epsilon (PROTOCOL sec. 4; the L1 mismatch sum_j |#J_j/n - 1/n| is
@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .auction import auction
 from .candidates import BLOCK_ELEMS, CandidateLists
-from .config import OTConfig
+from ..config import OTConfig
 
 Progress = Callable[[int, float], None]  # (pass, unmatched share), called after each full pass
 Interrupt = Callable[[], bool]           # asked between passes: True stops an iterative solver, unconverged
@@ -196,7 +196,7 @@ def solve_exact(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
 def solve_fast(source: torch.Tensor, target: torch.Tensor, cfg: OTConfig,
                generator: torch.Generator | None = None, warm: WarmStart | None = None,
                progress: Progress | None = None, interrupt: Interrupt | None = None) -> OTResult:
-    """The auction algorithm with epsilon-scaling (lvm.auction), certified to cfg.fast.tol.
+    """The auction algorithm with epsilon-scaling (lvm.ot.auction), certified to cfg.fast.tol.
 
     Prices are p = -h, so a warm start from Alg. 2's h works too. Scores are
     computed on the inputs' device in IEEE float32 (TF32 is switched off on CUDA).

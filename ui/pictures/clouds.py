@@ -4,7 +4,7 @@ figure state): the Train view, Latent & OT, the landing view's demo picture.
 Pictures, not a chart library in the browser: an image whose bytes change keeps the old picture until the new
 one is decoded, so a live view never blanks between redraws, and a fresh browser has no library to evaluate
 (plotly.js held its main thread for 1.4-2 s the first time a view drew a chart, and a click then waited;
-results/app_cold_start.md).
+benchmarks/app/app_cold_start.md).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from charts import CLASS
+from ui.pictures.grids import CLASS
 
 GHOST, ARROW, RUNS = "#b0b0b0", "#303030", {"ours": "#1f77b4", "ABP": "#d62728"}
 

@@ -1,5 +1,5 @@
 """Pictures from arrays, no Streamlit: image grids and heat maps as uint8 arrays, PNG bytes, the class colours,
-and the half-width of the demo picture's axes. The clouds and curves are matplotlib pictures (live_pictures.py,
+and the half-width of the demo picture's axes. The clouds and curves are matplotlib pictures (cloud_pictures.py,
 score_pictures.py).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PNG pictures of the Anomaly view, drawn with matplotlib on the server: the histogram of reference scores
 with the threshold and the uploads' scores, and the precision-recall curve (no chart library in the browser;
-see live_pictures.py)."""
+see cloud_pictures.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from charts import CLASS
-from live_pictures import figure_png
+from ui.pictures.grids import CLASS
+from ui.pictures.clouds import figure_png
 
 UPLOAD = "#d62728"
 

@@ -1,4 +1,4 @@
-"""Imported at start-up by a Python whose path begins with this folder (`experiments.app_latency` starts the
+"""Imported at start-up by a Python whose path begins with this folder (`benchmarks.app.app_latency` starts the
 app's server so when asked): appends one line per full (generation 2) garbage collection to $LVM_GC_LOG, its
 start (Unix time) and its duration in seconds. A full collection stops every thread of the process."""
 import gc

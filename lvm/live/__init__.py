@@ -1,0 +1,2 @@
+"""Live training for any front end: one run of Alg. 1 in a background thread (`session`), what it shows a
+front end (`frames`), and the turns the runs of a process take on its cores (`turns`)."""
