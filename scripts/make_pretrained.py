@@ -92,8 +92,8 @@ def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
 def write_preview_png(out: Path, title: str) -> str:
     """preview.png: the landing view's picture of preview.npz's latents. Drawn here, the app shows it as an
     image: a Plotly chart on the first page costs a fresh browser 1-2 s of script (benchmarks/app/app_cold_start.md)."""
-    import charts
-    import live_pictures
+    from ui.pictures import clouds as cloud_pictures, grids
+
     with np.load(out / "preview.npz") as f:
         z = f["latents"]
     (out / "preview.png").write_bytes(cloud_pictures.cloud_png(z, grids.preview_lim(z), title))

@@ -1,6 +1,6 @@
 """Pictures from arrays, no Streamlit: image grids and heat maps as uint8 arrays, PNG bytes, the class colours,
-and the half-width of the demo picture's axes. The clouds and curves are matplotlib pictures (cloud_pictures.py,
-score_pictures.py).
+and the half-width of the demo picture's axes. The clouds and curves are matplotlib pictures (clouds.py,
+scores.py).
 """
 from __future__ import annotations
 
