@@ -82,10 +82,8 @@ def _thread() -> tuple[threading.Thread, float]:
 
 
 def freeze() -> None:
-    """Collect the garbage, then move every object alive (what the server imported: about 417,000) out of the
-    garbage collector's reach. Its full collections stop every thread of the server, the page's included, and
-    now scan only what was made since: a forced one after the warm-up takes 0.004 s instead of 0.189 s
-    (benchmarks/app/gc_pause.md); while both runs train, a median of 0.11-0.17 s instead of 0.34 s (README)."""
+    """Collect the garbage, then move every object alive (what the server imported) out of the collector's
+    reach: its full collections stop every thread of the server (docs/decisions.md, "gc.freeze")."""
     gc.collect()
     gc.freeze()
 

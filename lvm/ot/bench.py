@@ -73,7 +73,7 @@ def _dense(src: torch.Tensor, tgt: torch.Tensor):
     return (s**2).sum(1)[:, None] + (t**2).sum(1)[None, :] - 2 * s @ t.T
 
 
-def _run_cell(spec: dict) -> dict:
+def run_cell(spec: dict) -> dict:
     """One solve (or warm sequence) in this process; returns time, cost, unmatched, gap, passes."""
     from lvm.config import FastOTConfig, OTConfig
     from lvm.ot import solve
@@ -150,7 +150,7 @@ def sgemm_seconds(src: torch.Tensor, tgt: torch.Tensor, rows: int = SGEMM_ROWS) 
 
 def _child(spec: dict) -> dict:
     """Run one cell in a fresh interpreter and read its JSON answer."""
-    code = "import json, sys; from lvm.ot.bench import _run_cell; print(json.dumps(_run_cell(json.loads(sys.argv[1]))))"
+    code = "import json, sys; from lvm.ot.bench import run_cell; print(json.dumps(run_cell(json.loads(sys.argv[1]))))"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     p = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
     if p.returncode != 0:
