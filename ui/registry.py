@@ -95,12 +95,8 @@ def main_session() -> Session:
 
 def warm_up() -> None:
     """Build (and drop) the demo's two sessions once, so that the Train view's first visit finds torch's lazy
-    imports done (the first optimiser imports torch._dynamo: about 3 s) and the demo's data and levels cached;
-    and load the demo's test split, which the Reconstruct view's first visit would otherwise wait for."""
-    from ui.models import test_images  # ui.models imports this module
-
+    imports done (the first optimiser imports torch._dynamo: about 3 s) and the demo's data and levels cached."""
     Session(DEMO, turns=process_turns()), Session(abp_config(DEMO), turns=process_turns())
-    test_images(DEMO.data, 1)
 
 
 def abp_config(cfg: TrainConfig) -> TrainConfig:

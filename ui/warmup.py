@@ -70,9 +70,11 @@ def _thread() -> tuple[threading.Thread, float]:
     with _lock:
         if _started is None:
             def work() -> None:
-                from ui import registry  # torch and lvm: imported here, never before a view's first picture
+                from lvm.presets import DEMO
+                from ui import models, registry  # torch and lvm: imported here, never before a view's first picture
                 try:
                     registry.warm_up()
+                    models.test_images(DEMO.data, 1)  # the Reconstruct view's first visit would wait for it
                 finally:
                     freeze()
             thread = threading.Thread(target=work, name="lvm-warm-up", daemon=True)

@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def child(frozen: bool, seconds: float) -> dict:
     """One server-like process: warm-up, then both runs train while full collections are timed."""
     import streamlit  # noqa: F401 - what a server holds before the warm-up
-    import charts  # noqa: F401
-    from ui import registry
-    from ui import warmup
-    from lvm.presets import DEMO
     from lvm.live.session import Session
+    from lvm.presets import DEMO
+    from ui import models, registry, warmup
+    from ui.pictures import grids  # noqa: F401 - imported by the server's landing view
 
     registry.warm_up()
+    models.test_images(DEMO.data, 1)
     if frozen:
         warmup.freeze()
     tracked = len(gc.get_objects())
