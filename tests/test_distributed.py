@@ -66,7 +66,8 @@ def _spawn(fn, world: int, *args) -> None:
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     """Both ranks: the OT problems, then a 2-process run and two resumes (2 -> 2 and 1 -> 2)."""
-    from lvm import auction_dist, commands
+    from lvm import commands
+    from lvm.distributed import auction as auction_dist
 
     comm = _join(rank, world, port, 120)
     with distributed.naming_the_rank():
@@ -98,7 +99,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def runs(tmp_path_factory, mnist01: ImageData) -> Path:
     """Run directories: `one` (1 process, 0 -> 24, resumed at 12), `two` (2 processes, the same), `one-two`
     (1 process to 12, then 2), `two-one` (2 processes to 12, then 1); the OT answers of both ranks."""
-    from lvm import auction_dist  # noqa: F401 - imported here, so that the forked ranks have it
+    from lvm.distributed import auction  # noqa: F401 - imported here, so that the forked ranks have it
     from lvm.commands import fit
 
     threads = torch.get_num_threads()

@@ -260,7 +260,7 @@ def test_a_session_trains_on_cuda_and_hands_the_views_cpu_tensors(wait_until) ->
 
 
 def test_the_latency_script_waits_for_the_demos_first_correction() -> None:
-    from experiments import app_latency  # keeps its own copy of L so as not to load torch in its process
+    from benchmarks.app import app_latency  # keeps its own copy of L so as not to load torch in its process
     from lvm.presets import DEMO
     assert app_latency.DEMO_L == DEMO.ot_every
 
