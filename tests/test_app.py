@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui import warmup
 from lvm import pretrained
+from lvm.projection import Projection
 from lvm.presets import DEMO
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -162,8 +163,13 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     from ui import projection
 
     projection.stop_fits()  # UMAP's first compile takes a minute: this test stops at the PCA stand-in
-    at.number_input(key="limit").set_value(1).run()
-    at.multiselect(key="classes").set_value([]).run()
+    s.stop()
+    at.number_input(key="limit").set_value(50).run()
+    at.multiselect(key="classes").set_value([]).run()  # none = all ten digits
+    assert any("Reset" in w.value for w in at.warning)
+    at.button(key="reset").click().run()
+    assert not at.exception and s.cfg.data.limit == 50 and s.cfg.data.classes == ()
+    assert len(s.view().labels) == 50 and len(set(s.view().labels.tolist())) >= 8  # the first 50 images, all digits
     s.stop()
 
 
@@ -191,15 +197,62 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
     s.stop()
 
 
+@pytest.fixture
+def media(monkeypatch) -> dict[str, bytes]:
+    """The bytes of every image and download the pages hand Streamlit, by file id (AppTest drops its media store
+    after each run): a subclass of Streamlit's own in-memory store that keeps a copy."""
+    from streamlit.testing.v1 import app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    kept: dict[str, bytes] = {}
+
+    class Keeping(MemoryMediaFileStorage):
+        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None) -> str:
+            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
+            kept[file_id] = self.get_file(file_id).content
+            return file_id
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Keeping)
+    return kept
+
+
+def _download(at: AppTest, media: dict[str, bytes], i: int) -> np.ndarray:
+    """The picture behind the page's i-th download button, as the browser would save it."""
+    url = at.get("download_button")[i].proto.url
+    return np.asarray(Image.open(io.BytesIO(media[Path(url).stem])))
+
+
 @needs_demo
-def test_reconstruct_page_renders_grids_and_downloads() -> None:
+def test_reconstruct_page_renders_grids_and_downloads(media) -> None:
+    from ui.models import test_images
+
     at = _app("views/reconstruct.py")
     at.selectbox(key="model_rec").set_value("demo").run()  # the live run, if any, comes first
     assert len(at.get("image")) == 3 and len(at.get("download_button")) == 3  # test/rec, samples, manifold
-    assert "MSE" in at.subheader[0].value
+    mse_100 = float(at.subheader[0].value.split("MSE ")[1])
+    rec = _download(at, media, 0)
+    assert rec.shape == (3 * (4 * 30 + 2), 3 * (8 * 30 + 2))  # 16 test images, 8 a row: 4 rows (x, g(z_hat)) x 3
+    cfg = pretrained.find("demo").load()[0]
+    x, _ = test_images(cfg.data, 16)
+    tile = rec[3 * 2:3 * 30:3, 3 * 2:3 * 30:3]  # top left, at its scale 3: the first test image
+    assert np.abs(tile.astype(int) - np.round(x[0, 0] * 255)).max() <= 1
     at.slider(key="n_rec").set_value(8)
-    at.slider(key="k_rec").set_value(20).run()
+    at.slider(key="k_rec").set_value(10).run()
     assert not at.exception and len(at.get("image")) == 3
+    assert _download(at, media, 0).shape == (3 * (2 * 30 + 2), 3 * (8 * 30 + 2))  # 8 images: 2 rows
+    mse_10 = float(at.subheader[0].value.split("MSE ")[1])
+    assert mse_10 > 1.1 * mse_100, (mse_10, mse_100)  # fewer Langevin steps fit worse (measured 0.027 at K = 10)
+    man = _download(at, media, 2)
+    assert man.shape == (2 * 28 * 15, 2 * 28 * 15)  # the default grid side 15, at scale 2, no padding
+    at.slider(key="side").set_value(5).run()
+    man = _download(at, media, 2)
+    assert man.shape == (2 * 28 * 5, 2 * 28 * 5)
+    _, gen, _ = pretrained.find("demo").load()
+    import torch
+    with torch.no_grad():
+        corners = gen(torch.tensor([[-2.5, 2.5], [2.5, -2.5]])).numpy()[:, 0]  # top left, bottom right of the grid
+    assert np.abs(man[:56:2, :56:2].astype(int) - np.round(corners[0] * 255)).max() <= 1
+    assert np.abs(man[-56::2, -56::2].astype(int) - np.round(corners[1] * 255)).max() <= 1
 
 
 def _png(a: np.ndarray, mode: str = "L") -> bytes:
@@ -272,3 +325,78 @@ def test_a_detector_at_or_below_chance_is_flagged() -> None:
     pick.set_value(worst).run()
     assert not at.exception
     assert (a <= c) == any("no better than chance" in w.value for w in at.warning)
+
+def _digits_folder(folder: Path, n: int) -> None:
+    """n real MNIST training digits as PNG files in one flat folder (no test split)."""
+    from lvm.config import DataConfig
+    from lvm.data import load
+
+    folder.mkdir(parents=True)
+    for i, d in enumerate(load(DataConfig(limit=n), "train").x[:, 0]):
+        Image.fromarray((d.numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+
+@pytest.mark.slow
+def test_train_page_switches_method_solver_and_data_and_a_failed_reset_keeps_the_run(tmp_path, wait_until) -> None:
+    at = _app("views/train.py")
+    s = _session(at)
+    at.run()
+    at.radio(key="method").set_value("abp").run()
+    at.button(key="reset").click().run()
+    assert s.cfg.method == "abp" and s.cfg.alpha == 0.0
+    assert at.slider(key="alpha").disabled and at.toggle(key="with_abp").disabled  # no correction, no ABP beside
+    assert "abp" not in at.session_state["sessions"]
+    at.radio(key="method").set_value("ours")
+    at.selectbox(key="solver").set_value("exact").run()
+    at.button(key="reset").click().run()
+    assert (s.cfg.method, s.cfg.ot.solver) == ("ours", "exact") and s.cfg.alpha == at.slider(key="alpha").value
+    assert at.session_state["sessions"]["abp"].cfg.ot.solver == "exact"  # ABP beside follows the new settings
+    _digits_folder(tmp_path / "digits", 40)
+    at.selectbox(key="data").set_value("folder")
+    at.text_input(key="root").set_value(str(tmp_path / "digits"))
+    at.number_input(key="limit").set_value(0).run()
+    at.button(key="reset").click().run()
+    assert not at.exception and (s.cfg.data.name, s.cfg.data.root) == ("folder", str(tmp_path / "digits"))
+    assert len(s.view().live) == 40
+    at.button(key="step").click().run()
+    wait_until(lambda: s.view().iteration == 1)
+    at.text_input(key="root").set_value(str(tmp_path / "nowhere")).run()
+    at.button(key="reset").click().run()
+    assert not at.exception and "Cannot start this run" in at.error[0].value and "nowhere" in at.error[0].value
+    assert s.cfg.data.root == str(tmp_path / "digits") and s.view().iteration == 1  # the run goes on as it was
+    s.stop()
+
+
+@pytest.mark.slow
+def test_train_page_abp_off_closes_its_run_and_refit_projection_fits_again(wait_until) -> None:
+    at = _app("views/train.py")
+    s = _session(at)
+    at.run()
+    abp = at.session_state["sessions"]["abp"]
+    at.toggle(key="with_abp").set_value(False).run()
+    assert "abp" not in at.session_state["sessions"]
+    at.button(key="step").click().run()
+    wait_until(lambda: s.view().iteration == 1)
+    assert abp.view().iteration == 0 and abp.state != "running"  # closed: Step no longer reaches it
+    at.number_input(key="d").set_value(3).run()
+    at.button(key="reset").click().run()
+    s.start()
+    wait_until(lambda: len(s.view().frames) >= 2)  # a projection is fitted once the chains carry information
+    s.pause()
+    wait_until(lambda: s.view().state == "paused")
+    at.run()
+    slot = f"proj:main{s.view().run}:pca"
+    first = at.session_state[slot]
+    at.run()
+    assert at.session_state[slot] is first  # fitted once, reused by every redraw
+    s.start()
+    wait_until(lambda: len(s.view().frames) >= 4)
+    s.pause()
+    wait_until(lambda: s.view().state == "paused")
+    at.button(key="refit").click().run()
+    again = at.session_state[slot]
+    assert again is not first and not np.allclose(again.transform(np.eye(3)), first.transform(np.eye(3)))
+    assert np.allclose(np.abs(again.transform(s.view().frames[-1].z[:5])),
+                       np.abs(Projection("pca").fit(s.view().frames[-1].z).transform(s.view().frames[-1].z[:5])),
+                       atol=1e-4)  # fitted on the latents as they are now
+    s.stop()

@@ -247,3 +247,107 @@ def test_anomaly_on_a_flat_folder_of_normal_images_writes_a_reference_that_score
     bad = lvm("anomaly", "--data", "folder", "--root", str(tmp_path / "normal"), "--test-root", str(tmp_path),
               "--out", str(out), "--epochs", "1", "--latent-dim", "2", "--arch", "mlp")
     assert bad.returncode == 2 and "normal/ and anomaly/" in bad.stderr and "Traceback" not in bad.stderr
+
+
+DEMO_CKPT = ROOT / "pretrained" / "demo" / "checkpoint.pt"
+needs_demo = pytest.mark.skipif(not DEMO_CKPT.exists(), reason="pretrained/demo is missing")
+
+
+@pytest.mark.slow
+@needs_demo
+def test_restarts_keep_the_best_chain_and_test_refine_lowers_each_score(tmp_path: Path) -> None:
+    """--restarts R keeps each image's lowest-energy chain of R (a better fit than one chain); --test-refine adds
+    noise-free descent steps, which can only lower each image's energy (its anomaly score)."""
+    args = ["eval", str(DEMO_CKPT), "--json", "--n", "200", "--test-steps", "10"]
+    one, four = _ok(lvm(*args, "--restarts", "1")), _ok(lvm(*args, "--restarts", "4"))
+    assert (one["restarts"], four["restarts"]) == (1, 4)
+    assert four["mse"] < 0.97 * one["mse"], (one["mse"], four["mse"])
+    digits = load_data(DataConfig(classes=(0, 1), limit=4), "test").x[:, 0]
+    for i, d in enumerate(digits):
+        Image.fromarray((d.numpy() * 255).round().astype(np.uint8)).save(tmp_path / f"{i}.png")
+    score = ["score", str(DEMO_CKPT), str(tmp_path), "--json", "--test-steps", "10"]
+    plain = [r["score"] for r in _ok(lvm(*score))["scores"]]
+    refined = [r["score"] for r in _ok(lvm(*score, "--test-refine", "30"))["scores"]]
+    assert len(plain) == 4 and all(r < p for r, p in zip(refined, plain)), (plain, refined)
+
+
+@pytest.mark.slow
+def test_noise_init_and_learn_steps_from_the_command_line(tmp_path: Path) -> None:
+    """--noise-init trains without persistent chains and --learn-steps 2 takes two Adam steps per batch."""
+    out = tmp_path / "run"
+    result = _ok(lvm(*TRAIN, "--epochs", "1", "--noise-init", "--learn-steps", "2", "--out", str(out)))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["persistent"] is False and cfg["learn_steps"] == 2 and result["iterations"] == 3
+    state = load(out / "checkpoint.pt")
+    steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert steps == {6}  # 3 iterations x 2 Adam steps, for every parameter
+
+
+@pytest.mark.slow
+def test_bench_langevin_prints_a_rate_for_every_generator() -> None:
+    from lvm.config import ModelConfig
+    from lvm.models import build_generator, n_params
+
+    proc = subprocess.run([sys.executable, "-m", "lvm", "bench", "langevin", "--batch-size", "4", "--steps", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in proc.stdout.splitlines()
+            if ln.startswith(("| mlp", "| conv"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("mlp", "2", "1x28x28"), ("conv", "16", "1x28x28"),
+                                                  ("conv", "64", "1x28x28"), ("conv", "64", "3x32x32"),
+                                                  ("conv", "64", "3x64x64")]
+    for arch, d, image, params, rate in rows:
+        ch, size, _ = (int(v) for v in image.split("x"))
+        assert int(params.replace(",", "")) == n_params(build_generator(ModelConfig(int(d), arch, size, ch)))
+        assert float(rate.replace(",", "")) > 0
+    assert "batch 4, K = 2" in proc.stdout
+
+
+def _idx_files(raw: Path, arrays: dict[str, np.ndarray]) -> None:
+    """MNIST as torchvision's raw IDX files (what its download leaves), from the cache's arrays."""
+    raw.mkdir(parents=True)
+    for stem, split in (("train", "train"), ("t10k", "test")):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        (raw / f"{stem}-images-idx3-ubyte").write_bytes(
+            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in x.shape) + x.tobytes())
+        (raw / f"{stem}-labels-idx1-ubyte").write_bytes(
+            (0x801).to_bytes(4, "big") + len(y).to_bytes(4, "big") + y.tobytes())
+
+
+@pytest.mark.slow
+def test_fetch_builds_the_mnist_cache_offline_and_then_reads_it(tmp_path: Path) -> None:
+    """`lvm fetch mnist` in an empty data folder with no wheel: torchvision's route finds the raw files in place
+    and the cache is written, the same bytes as the one the tests use; a second fetch only reads it."""
+    from lvm.data import fetch_mnist
+
+    with np.load(fetch_mnist()) as f:
+        good = {k: f[k] for k in f.files}
+    _idx_files(tmp_path / "MNIST" / "raw", good)
+    env = {**os.environ, "LVM_DATA_DIR": str(tmp_path), "LVM_MNIST_WHEEL": str(tmp_path / "no-such.whl")}
+    run = lambda: subprocess.run([sys.executable, "-m", "lvm", "fetch", "mnist"], cwd=ROOT, env=env,  # noqa: E731
+                                 capture_output=True, text=True, timeout=600)
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.strip() == f"mnist: 70000 images ready in {tmp_path}"
+    with np.load(tmp_path / "mnist.npz") as f:
+        assert all(np.array_equal(f[k], good[k]) for k in good)
+    shutil.rmtree(tmp_path / "MNIST")  # nothing to rebuild from: the second fetch must read the cache
+    again = run()
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_classifier_trains_above_chance_and_eval_reads_it(run, tmp_path: Path) -> None:
+    """`lvm classifier` trains on all of MNIST's training split: its test accuracy (chance 0.1) is what the saved
+    file gives, and eval takes the file for FID-C."""
+    from lvm.classifier import accuracy, load_classifier
+
+    clf = tmp_path / "clf.pt"
+    result = _ok(lvm("classifier", "--data", "mnist", "--epochs", "1", "--out", str(clf), "--json", "--threads", "2"))
+    assert result["test_accuracy"] > 0.9  # measured 0.98 after one epoch
+    test = load_data(DataConfig(limit=0), "test")
+    assert accuracy(load_classifier(clf), test.x, test.y) == pytest.approx(result["test_accuracy"], abs=1e-9)
+    out, _ = run
+    fid = _ok(lvm("eval", str(out / "checkpoint.pt"), "--json", "--n", "50", "--test-steps", "5", "--classifier",
+                  str(clf), "--fid-n", "250"))
+    assert fid["fid_c"] > 0

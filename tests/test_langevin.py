@@ -156,3 +156,21 @@ def test_the_mlps_closed_form_gradient_is_autograds() -> None:
     closed = gen.energy_grad(z.detach(), x, SIGMA)
     assert torch.allclose(closed, auto, rtol=1e-9, atol=1e-9)
     assert all(p.grad is None for p in gen.parameters())
+
+
+def test_given_noise_draws_are_the_xi_of_eq7_and_a_wrong_shape_is_refused(model) -> None:
+    """`noise` (K, B, d) replaces the rng's draws: z_{k+1} = z_k - (s^2 / 2) grad E(z_k) + s xi_k, step by step."""
+    gen, x = model
+    cfg = LangevinConfig(steps=4, step_size=0.3, sigma=SIGMA)
+    xb = x.expand(3, -1, -1, -1)
+    z0 = torch.randn(3, D_LATENT, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xi = torch.randn(4, 3, D_LATENT, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    z = z0.clone()
+    for k in range(4):
+        z.requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(gen, z, xb, SIGMA).sum(), z)
+        z = (z - 0.5 * 0.3**2 * grad + 0.3 * xi[k]).detach()
+    assert torch.allclose(infer(gen, xb, z0, cfg, noise=xi), z, atol=1e-12)
+    assert torch.allclose(infer(gen, xb, z0, cfg, noise=xi, rng=torch.Generator().manual_seed(9)), z, atol=1e-12)
+    with pytest.raises(ValueError, match=r"noise must be \(K, B, d\) = \(4, 3, 2\)"):
+        infer(gen, xb, z0, cfg, noise=xi[:3])
