@@ -129,6 +129,7 @@ def test_a_view_visited_before_the_warm_up_ends_says_so_and_draws_at_once(monkey
     assert not at.exception and at.button(key="start")  # once it is done, the view itself
 
 
+@pytest.mark.slow
 def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     at = _app("views/train.py")
     s = _session(at)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lvm.ot.bench import run
 
 
+@pytest.mark.slow
 def test_bench_writes_the_sgemm_reference_and_the_solvers_against_it(tmp_path: Path) -> None:
     out = tmp_path / "ot.md"
     run([300], [8], 1, out, paper_passes=5, budget=0, sources=("squashed",), solvers=("sgemm", "fast", "warm"))

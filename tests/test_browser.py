@@ -17,6 +17,8 @@ from lvm import pretrained
 
 from app_server import ARGS, CHROMIUM, MISSING, skip_without_browser, streamlit_app, sync_playwright
 
+pytestmark = pytest.mark.browser
+
 try:
     from playwright.sync_api import Page, expect
 except ImportError:

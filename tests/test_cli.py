@@ -123,6 +123,7 @@ def test_train_resume_continues_the_iterations(run, tmp_path: Path) -> None:
     assert load(out / "checkpoint.pt")["iteration"] == 6
 
 
+@pytest.mark.slow
 def test_max_seconds_stops_a_long_run_checkpointed_and_resume_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = _ok(lvm(*TRAIN, "--epochs", "1000", "--max-seconds", "0.01", "--out", str(out)))
@@ -132,6 +133,7 @@ def test_max_seconds_stops_a_long_run_checkpointed_and_resume_goes_on(tmp_path: 
     assert again["iterations"] == again["of_iterations"] == 3
 
 
+@pytest.mark.slow
 def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> None:
     out = tmp_path / "anomaly"
     small = ["--n", "300", "--test-steps", "5", "--json"]
@@ -147,6 +149,7 @@ def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> 
         assert metrics.auprc(f["scores"], f["labels"]) == first["auprc"]
 
 
+@pytest.mark.slow
 def test_a_diverging_run_keeps_its_last_finite_state_and_resumes_with_a_lower_setting(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = lvm(*TRAIN, "--epochs", "1", "--step-size", "50", "--out", str(out))
@@ -159,6 +162,7 @@ def test_a_diverging_run_keeps_its_last_finite_state_and_resumes_with_a_lower_se
     assert load(out / "checkpoint.pt")["config"]["langevin"]["step_size"] == 0.1
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [sys.executable, "-m", "lvm", *TRAIN, "--epochs", "30", "--checkpoint-every", "1", "--out", str(out)]
@@ -177,6 +181,7 @@ def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Pa
     assert [json.loads(ln)["iteration"] for ln in log.read_text().splitlines()] == list(range(1, 91))
 
 
+@pytest.mark.slow
 def test_train_config_runs_exactly_the_run_its_config_json_describes(run, tmp_path: Path) -> None:
     """OUT/config.json is asdict(cfg); `train --config` on it gives the same checkpoint, byte for byte."""
     src, _ = run
@@ -224,6 +229,7 @@ def _save_digits(folder: Path, classes: tuple[int, ...], n: int, split: str = "t
         Image.fromarray((d.numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_anomaly_on_a_flat_folder_of_normal_images_writes_a_reference_that_score_reads(tmp_path: Path) -> None:
     _save_digits(tmp_path / "normal", (1,), 60, "train")  # flat: no class subfolders
     _save_digits(tmp_path / "test" / "normal", (1,), 10)

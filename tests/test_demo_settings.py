@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,6 +19,7 @@ def _rows(text: str, section: str) -> list[list[str]]:
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in table[2:]]
 
 
+@pytest.mark.slow
 def test_quick_writes_tables_of_real_numbers(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "experiments.demo_settings", "--quick", "--out", str(tmp_path), "--runs",
            str(tmp_path / "runs")]

@@ -27,6 +27,8 @@ from lvm.ot.auction import auction
 from lvm.config import DataConfig, FastOTConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.data import ImageData, load
 
+pytestmark = pytest.mark.distributed
+
 MNIST01 = DataConfig(name="mnist", classes=(0, 1), limit=400)  # the `mnist01` fixture: 4 batches of 100
 # 12 iterations a half, a correction every 4; a tight tol, so both solvers reach the (unique) optimum
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=4, batch_size=100, epochs=3, seed=0, checkpoint_every=0,

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lvm.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_table2_quick_writes_a_table_of_real_numbers(tmp_path: Path) -> None:
     out, runs = tmp_path / "results", tmp_path / "runs"
     cmd = [sys.executable, "-m", "experiments.table2", "--quick", "--out", str(out), "--runs", str(runs)]

@@ -54,6 +54,7 @@ def model() -> tuple[LinearGenerator, torch.Tensor]:
     return gen, x
 
 
+@pytest.mark.slow
 def test_samples_follow_the_gaussian_posterior(model) -> None:
     gen, x = model
     mu, S, P = _posterior(gen, x[0])

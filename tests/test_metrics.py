@@ -146,6 +146,7 @@ def test_inception_missing_weights_says_where_to_get_them(tmp_path):
         M.inception_features(torch.rand(2, 1, 28, 28), tmp_path / "absent.pth")
 
 
+@pytest.mark.slow
 def test_inception_features_from_a_local_weights_file(tmp_path):
     from torchvision.models import inception_v3
 

@@ -236,6 +236,7 @@ def test_cut_lists_keep_the_k_best_at_the_new_prices_and_bound_every_other_targe
     assert (bound > cand.bound).any()   # some rows' best dropped target beats their old bound
 
 
+@pytest.mark.slow
 def test_a_large_cold_start_returns_lists_a_warm_start_reuses() -> None:
     """Above 2**20 multiply-adds a row, a cold start lists COLD_LISTS times as many targets as a warm one;
     its lists come back cut to the warm solve's k, and the warm solve after a 1 % drift reuses them."""
@@ -253,7 +254,7 @@ def test_a_large_cold_start_returns_lists_a_warm_start_reuses() -> None:
     assert warm.passes < 0.5 * fresh.passes
 
 
-@pytest.mark.parametrize("d,drift", [(16, 0.01), (16, 1.0), (2, 0.01)])
+@pytest.mark.parametrize("d,drift", [(16, 0.01), (16, 1.0), pytest.param(2, 0.01, marks=pytest.mark.slow)])
 def test_warm_start_reuses_the_candidate_lists_and_keeps_the_certified_quality(d: int, drift: float) -> None:
     """A warm solve from the previous solve's lists rescores them instead of a full pass (1 % drift in d = 16);
     a large drift or d = 2's near-ties fall back to fresh lists. Either way: within the certified gap."""

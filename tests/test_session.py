@@ -270,6 +270,7 @@ def test_the_latency_script_waits_for_the_demos_first_correction() -> None:
     assert app_latency.DEMO_L == DEMO.ot_every
 
 
+@pytest.mark.slow
 def test_a_process_that_exits_while_a_run_trains_ends_cleanly() -> None:
     """The interpreter's exit ends the training threads first (an atexit hook): a thread still inside torch while
     the interpreter finalizes aborts the process with exit code 134 (a test run, or the app's server stopped)."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from app_server import ARGS, CHROMIUM, MISSING, PlaywrightTimeout, skip_without_browser, streamlit_app, sync_playwright, thread_count
 from lvm.live.session import THREAD_NAME
 from ui.registry import GRACE
+
+pytestmark = pytest.mark.browser
 
 skip_without_browser()
 

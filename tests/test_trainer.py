@@ -45,6 +45,7 @@ def test_schedule_counts_iterations(mnist01: ImageData) -> None:
     assert torch.equal(torch.sort(seen).values, torch.arange(400))  # one epoch visits every image once
 
 
+@pytest.mark.slow
 def test_training_lowers_the_reconstruction_error(mnist01: ImageData) -> None:
     _, recs = _run(replace(BASE, epochs=3), mnist01)
     first = sum(r.metrics.mse for r in recs[:2]) / 2
@@ -53,6 +54,7 @@ def test_training_lowers_the_reconstruction_error(mnist01: ImageData) -> None:
     assert last < 0.6 * first
 
 
+@pytest.mark.slow
 def test_full_correction_puts_the_population_on_the_prior_sample(mnist01: ImageData) -> None:
     tr, recs = _run(replace(BASE, alpha=1.0), mnist01, steps=3)
     c = recs[-1].correction
@@ -65,6 +67,7 @@ def test_full_correction_puts_the_population_on_the_prior_sample(mnist01: ImageD
     assert latent_ot_cost(tr.z, 400) < 0.5 * latent_ot_cost(before, 400)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_correction_lowers_the_latent_fit_and_beats_abp(mnist01: ImageData, seed: int) -> None:
     cfg = replace(BASE, seed=seed)
@@ -84,6 +87,7 @@ def test_correction_lowers_the_latent_fit_and_beats_abp(mnist01: ImageData, seed
     assert latent_ot_cost(ours.z, 400) < 0.8 * latent_ot_cost(abp.z, 400)
 
 
+@pytest.mark.slow
 @PAPER_OT
 def test_same_config_same_result(mnist01: ImageData) -> None:
     cfg = replace(BASE, ot=OTConfig(solver="paper"))
@@ -96,6 +100,7 @@ def test_same_config_same_result(mnist01: ImageData) -> None:
     assert not torch.equal(a.z, c.z)
 
 
+@pytest.mark.slow
 @PAPER_OT
 @pytest.mark.parametrize("solver", ["paper", "fast"])
 def test_resume_continues_bit_for_bit(mnist01: ImageData, tmp_path, solver: str) -> None:
@@ -147,6 +152,7 @@ def test_retune_changes_only_live_settings_and_keeps_the_config_valid(mnist01: I
     assert tr.cfg is cfg  # a refused retune changes nothing
 
 
+@pytest.mark.slow
 def test_vae_trains_and_lowers_its_loss(mnist01: ImageData) -> None:
     tr, recs = _run(replace(BASE, method="vae", epochs=3), mnist01)
     assert tr.encoder is not None and all(r.correction is None for r in recs)
@@ -163,6 +169,7 @@ def test_divergence_is_reported_with_the_step_size(mnist01: ImageData) -> None:
         tr.step()
 
 
+@pytest.mark.slow
 def test_divergence_rolls_back_to_the_last_finite_state(mnist01: ImageData) -> None:
     tr = Trainer(replace(BASE, epochs=100), mnist01)
     for _ in range(GOOD_EVERY + 2):
@@ -209,6 +216,7 @@ def _after(calls: int):
     return interrupt
 
 
+@pytest.mark.slow
 def test_an_interrupt_during_inference_leaves_the_run_as_it_was(mnist01: ImageData) -> None:
     tr = Trainer(BASE, mnist01)
     tr.step()
@@ -223,6 +231,7 @@ def test_an_interrupt_during_inference_leaves_the_run_as_it_was(mnist01: ImageDa
     assert torch.equal(tr.z, twin.z)
 
 
+@pytest.mark.slow
 def test_an_interrupt_during_the_correction_skips_it_quietly_and_the_iteration_ends(mnist01: ImageData) -> None:
     cfg = replace(BASE, ot_every=1, ot=OTConfig(solver="fast"))
     tr, twin = Trainer(cfg, mnist01), Trainer(replace(cfg, ot_every=1000), mnist01)
@@ -236,6 +245,7 @@ def test_an_interrupt_during_the_correction_skips_it_quietly_and_the_iteration_e
     assert torch.equal(tr.z, twin.z)  # no Eq. 10: the same state as an iteration with no correction due
 
 
+@pytest.mark.slow
 def test_a_second_rollback_goes_further_back(mnist01: ImageData) -> None:
     tr = Trainer(replace(BASE, epochs=100), mnist01)
     for _ in range(3 * GOOD_EVERY + 1):
