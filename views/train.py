@@ -32,6 +32,7 @@ widgets.explain("Each dot is one training image's persistent chain z_i after K L
 
 live = st.columns(5)
 alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha", disabled=cfg.method != "ours")
+alpha = alpha if cfg.method == "ours" else cfg.alpha  # disabled, it may still hold ours' alpha: abp is alpha 0
 step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f", key="s")
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
 rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
