@@ -30,11 +30,11 @@ import torch
 from . import checkpoint, langevin, ot
 from .config import TrainConfig, from_dict
 from .data import ImageData
-from .metrics import latent_ot_cost, q_ot_cost
+from .metrics import QFit, latent_ot_cost, prior_w2sq, q_fit
 from .models import Encoder, build_generator, prior_sample
 from .vae import negative_elbo
 
-LATENT_FIT_N = 500  # subsample for the exact fit statistic of the chains logged at due iterations
+LATENT_FIT_N = 500  # subsample of the chains whose distance to the prior is logged at due iterations
 RUNAWAY = 100.0     # mean z_i^2 per dimension (the prior's is 1) beyond which the latents count as diverged
 GOOD_EVERY = 5      # iterations between in-memory copies of a finite state (the rollback points)
 GOOD_KEEP = 4       # copies kept: a rollback goes to the newest, a second one further back
@@ -64,13 +64,12 @@ def live_settings(cfg: TrainConfig) -> dict[str, float]:
 class StepMetrics:
     """The figures of one iteration.
 
-    chain_fit: on a due iteration (every L), the exact OT cost between LATENT_FIT_N of the
-    persistent chains and as many prior draws, measured before Eq. 10 moves them (None on
-    other iterations).
-    q_fit: on a due iteration, the same statistic for the model's own short-run inference
-    q_theta(z^K): K Langevin steps from fresh noise on a fixed subsample of cfg.q_fit_n
-    training images with the current generator (metrics.q_ot_cost; None for the VAE, whose
-    inference is its encoder, and when q_fit_n is 0).
+    On a due iteration (every L; None on the others): chains_w2sq, the debiased W2^2 (lvm.distance, squared
+    latent units) of LATENT_FIT_N persistent chains (before Eq. 10 moves them) to the prior; q_w2sq, the same
+    for the model's own q_theta(z^K), K Langevin steps from fresh noise on cfg.q_fit_n fixed training images
+    with the current generator (metrics.q_fit; None for the VAE and when q_fit_n is 0), with q_mse and
+    q_prior_mse, the pixel error of g(z^K) and of g(z) for prior draws z (do the inferred z explain x?).
+    chain_fit, q_fit: the old raw OT costs (metrics.latent_ot_cost), kept for old readers; superseded.
     """
 
     iteration: int          # iterations done, this one included
@@ -80,6 +79,10 @@ class StepMetrics:
     seconds: float          # wall time of the iteration
     chain_fit: float | None = None
     q_fit: float | None = None
+    chains_w2sq: float | None = None
+    q_w2sq: float | None = None
+    q_mse: float | None = None
+    q_prior_mse: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class Trainer:
         x = self.data.x[idx].to(self.device)                        # (B, C, H, W)
         rng = seeded_rng(cfg.seed, 3, it)
         due = (it + 1) % cfg.ot_every == 0
-        correction, chain_fit = None, None
+        correction, chains = None, (None, None)
         if cfg.method == "vae":
             loss, mse = self._learn_vae(x, idx, rng)
         else:
@@ -188,20 +191,21 @@ class Trainer:
             # 2. correction of the whole population every L iterations (Alg. 1 lines 8-11); the chains'
             #    fit is measured before Eq. 10 moves them
             if due:
-                chain_fit = self._chain_fit()
+                chains = self._chain_fits()
             if due and cfg.corrects:
                 correction = self.correct(ot_progress, interrupt)
             # 3. learning: L2 Adam steps on theta with the (corrected) pairs (z_i, x_i), Eq. 3-5
             loss, mse = self._learn(x, self.z[idx].to(self.device))
-        q_fit = None
+        q = None
         if due and cfg.method == "vae":  # its population holds the encoder means
-            chain_fit = self._chain_fit()
+            chains = self._chain_fits()
         elif due and cfg.q_fit_n:     # after learning: the generator this iteration leaves behind
             with contextlib.suppress(langevin.Interrupted):
-                q_fit = self.q_fit(interrupt)
+                q = self.q_fit(interrupt)
         self.iteration += 1
+        qs = (None,) * 4 if q is None else (q.ot_cost, q.w2sq, q.mse, q.prior_mse)
         metrics = StepMetrics(self.iteration, self.iteration / self.batches_per_epoch, loss, mse,
-                              time.perf_counter() - t0, chain_fit, q_fit)
+                              time.perf_counter() - t0, chains[0], qs[0], chains[1], *qs[1:])
         self._check_finite(metrics)
         if self.iteration % GOOD_EVERY == 0:
             self.good.append(copy.deepcopy(self.state_dict()))
@@ -216,16 +220,24 @@ class Trainer:
             return self.z[idx], None
         return prior_sample(len(idx), self.cfg.model.latent_dim, rng), None
 
-    def _chain_fit(self) -> float | None:
-        """The chains' exact OT fit to the prior on LATENT_FIT_N of them (a hook of DistributedTrainer)."""
-        return latent_ot_cost(self.z, n=LATENT_FIT_N, seed=self.cfg.seed)
+    def _chain_fits(self) -> tuple[float | None, float | None]:
+        """(raw OT cost, debiased W2^2) of LATENT_FIT_N chains to the prior (None, None off rank 0)."""
+        z = self.population()
+        if z is None:
+            return None, None
+        sub = z[torch.randperm(len(z), generator=seeded_rng(self.cfg.seed, 6))[:LATENT_FIT_N]]
+        return latent_ot_cost(z, n=LATENT_FIT_N, seed=self.cfg.seed), prior_w2sq(sub, seed=self.cfg.seed)
 
-    def q_fit(self, interrupt: ot.Interrupt | None = None) -> float:
-        """metrics.q_ot_cost on the fixed q_fit_n training images, with the current generator and K, s, sigma."""
+    def q_images(self) -> torch.Tensor | None:
+        """The cfg.q_fit_n fixed training images of q(z^K)'s fit (a hook of DistributedTrainer)."""
         n = min(self.cfg.q_fit_n, len(self.data))
-        idx = torch.randperm(len(self.data), generator=seeded_rng(self.cfg.seed, 5))[:n]  # the same images every time
-        return q_ot_cost(self.generator, self.data.x[idx].to(self.device), self.cfg.langevin, seed=self.cfg.seed,
-                         interrupt=interrupt)
+        return self.data.x[torch.randperm(len(self.data), generator=seeded_rng(self.cfg.seed, 5))[:n]]
+
+    def q_fit(self, interrupt: ot.Interrupt | None = None) -> QFit | None:
+        """metrics.q_fit on `q_images` with the current generator and K, s, sigma (None without images)."""
+        if (x := self.q_images()) is None or len(x) < 4:
+            return None
+        return q_fit(self.generator, x.to(self.device), self.cfg.langevin, seed=self.cfg.seed, interrupt=interrupt)
 
     def retune(self, **settings: float) -> TrainConfig:
         """Change alpha, lr, or the Langevin step_size, steps or sigma from the next iteration on.

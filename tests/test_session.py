@@ -14,7 +14,7 @@ import torch
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.live.session import PAIRS_N, Session, mean_prior_fit
+from lvm.live.session import PAIRS_N, RECON_SHARE, Session, mean_prior_fit, on_prior
 from lvm.live.turns import Turns
 
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
@@ -282,3 +282,34 @@ def test_a_process_that_exits_while_a_run_trains_ends_cleanly() -> None:
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["running", "True"]  # it was still training when the script ended
+
+
+def test_on_prior_needs_the_distance_and_the_reconstruction() -> None:
+    assert on_prior(0.01, 0.02, 0.09, level=0.05)
+    assert not on_prior(0.10, 0.02, 0.09, level=0.05)          # q(z^K) far from the prior
+    assert not on_prior(0.01, 0.08, 0.09, level=0.05)          # on it, but its z do not explain their images
+    assert not on_prior(-0.2, 0.08, 0.09, level=float("inf"))  # the distance alone never suffices
+    assert not on_prior(None, None, None, level=0.05)          # not a due iteration
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["untrained", "K = 0"])
+def test_an_untrained_model_and_k0_never_claim_the_prior(what: str, wait_until) -> None:
+    # seed 1: there q(z^K) at K = 0 (the prior noise itself) reads inside the band, so the distance alone would
+    # make the claim; lr 1e-9 keeps the generator at its initialisation while K = 10 Langevin steps still run
+    cfg = replace(CFG, seed=1, ot_every=2, q_fit_n=300)
+    cfg = replace(cfg, lr=1e-9) if what == "untrained" else replace(cfg, langevin=replace(cfg.langevin, steps=0))
+    s = Session(cfg)
+    try:
+        s.start()
+        wait_until(lambda: s.view().iteration >= 6, timeout=120)
+        s.pause()
+        v = s.view()
+    finally:
+        s.stop()
+    due = [f.metrics for f in v.frames[1:] if "q_w2sq" in f.metrics]
+    assert len(due) >= 3 and 0 < v.on_prior_w2sq < 0.1  # the band's edge at n = 300, d = 2: about 0.05
+    assert all(m["q_mse"] > 0.9 * m["q_prior_mse"] > RECON_SHARE * m["q_prior_mse"] for m in due)
+    if what == "K = 0":
+        assert all(m["q_w2sq"] <= v.on_prior_w2sq for m in due)  # what the distance alone would have claimed
+    assert v.seconds_to_prior is None

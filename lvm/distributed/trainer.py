@@ -32,9 +32,8 @@ from .. import checkpoint, ot
 from . import auction as auction_dist, comm as distributed
 from ..config import TrainConfig
 from ..data import ImageData
-from ..metrics import latent_ot_cost, q_ot_cost
 from ..models import prior_sample
-from ..trainer import LATENT_FIT_N, Trainer, seeded_rng
+from ..trainer import Trainer, seeded_rng
 
 
 class DistributedTrainer(Trainer):
@@ -114,16 +113,9 @@ class DistributedTrainer(Trainer):
         """All n chains in global order on rank 0, None on the other ranks (a collective)."""
         return self.comm.gather(self.z, "gathering the chains")
 
-    def _chain_fit(self) -> float | None:
-        z = self.population()
-        return None if z is None else latent_ot_cost(z, n=LATENT_FIT_N, seed=self.cfg.seed)
-
-    def q_fit(self, interrupt: ot.Interrupt | None = None) -> float | None:
-        """Trainer.q_fit on rank 0 (None elsewhere): the same fixed images, the same generator."""
-        if self._q_images is None:
-            return None
-        return q_ot_cost(self.generator, self._q_images.to(self.device), self.cfg.langevin, seed=self.cfg.seed,
-                         interrupt=interrupt)
+    def q_images(self) -> torch.Tensor | None:
+        """The fixed images of q(z^K)'s fit on rank 0 (None elsewhere): Trainer.q_fit measures there only."""
+        return self._q_images
 
     # ---- checkpoints: one file in today's format ---------------------------------------------
     def save(self, path: str | Path) -> Path:

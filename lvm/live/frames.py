@@ -41,10 +41,10 @@ class Frame:
 
     z: (m, d) latents after the iteration. At an OT correction also `before` (m, d),
     the latents before Eq. 10, and `source`/`target` (p, d): z_hat_i and T(z_hat_i).
-    metrics["chain_fit"] is the exact OT cost between FIT_N persistent chains (before
-    any correction) and as many prior draws: (1/n) min_pi sum_i ||z_i - e_pi(i)||^2;
-    metrics["q_fit"] the same statistic for the model's own q(z^K) from fresh noise
-    (StepMetrics.q_fit).
+    metrics["chains_w2sq"] is the debiased W2^2 (lvm.distance, squared latent units) between FIT_N
+    persistent chains (before any correction) and the prior; metrics["q_w2sq"] the same for the model's
+    own q(z^K) from fresh noise, with "q_mse" and "q_prior_mse" (StepMetrics). "chain_fit" and "q_fit"
+    are the old raw OT costs of the same latents, kept for old readers.
     """
 
     iteration: int
@@ -71,12 +71,15 @@ class View:
     live: np.ndarray            # (m, d) current latents of the view subsample
     frames: tuple[Frame, ...]   # one per L iterations, oldest first
     records: tuple[dict, ...]   # per-iteration metrics, thinned when long
-    prior_fit: float            # mean OT cost between two independent prior samples of FIT_N (chains' level)
-    q_prior_fit: float          # the same for cfg.q_fit_n points (the level of q(z^K)'s fit)
-    seconds_to_prior: float | None  # first time q(z^K)'s fit was within ON_PRIOR x q_prior_fit
+    prior_fit: float            # old raw statistic: mean OT cost between two prior samples of FIT_N
+    q_prior_fit: float          # the same for cfg.q_fit_n points (the old level of q_fit)
+    seconds_to_prior: float | None  # first time q(z^K) was on the prior: q_w2sq <= on_prior_w2sq and its z
+                                    # explain their images (lvm.live.session.on_prior)
     labels: np.ndarray          # (m,) class of each image of the view subsample (colour by digit)
     samples: np.ndarray         # (SAMPLES_SIDE^2, C, H, W) what the generator draws, refreshed every L iterations
     busy: float                 # seconds the iteration in flight has run (0 when none is)
+    on_prior_w2sq: float = float("nan")  # q_w2sq under this counts as on the prior: the upper edge of the
+                                         # estimator's band at cfg.q_fit_n and d (lvm.distance.prior_band)
 
 
 def thin(items: list, limit: int) -> list:
