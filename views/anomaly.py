@@ -13,7 +13,7 @@ from ui.pictures import scores as charts
 from ui import models, registry, widgets
 from lvm.checkpoint import CheckpointError
 from lvm import data as datasets, metrics, pretrained
-from lvm.images import MAX_BYTES, SUFFIXES, ImageError, prepare, preprocessing_for
+from lvm.images import MAX_BYTES, ImageError, prepare, preprocessing_for
 from lvm.scoring import percentile, score_images
 
 REFERENCE_N = 300  # a live folder run's reference: this many of the folder's test images, scored on demand
@@ -177,7 +177,7 @@ else:
 
 files = st.file_uploader(f"Images to score: photos or scans of one digit each, or images in the training format "
                          f"(PNG, JPEG and other common formats; up to {MAX_BYTES // 2**20} MB each; phone photos "
-                         f"are read upright; nothing is written to disk)", [s.lstrip(".") for s in SUFFIXES],
+                         f"are read upright; nothing is written to disk)", None,  # any file: lvm.images names what is wrong
                          accept_multiple_files=True, key="upload", max_upload_size=MAX_BYTES // 2**20)
 
 
