@@ -169,3 +169,76 @@ def test_a_detector_at_or_below_chance_is_flagged() -> None:
     pick.set_value(worst).run()
     assert not at.exception
     assert (a <= c) == any("no better than chance" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------- in Chromium: what a practitioner sees
+@pytest.fixture(scope="module")
+def browser_page():
+    from app_server import ARGS, CHROMIUM, skip_without_browser, streamlit_app, sync_playwright
+
+    skip_without_browser()
+    with streamlit_app() as (url, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.get_by_role("link", name="Anomaly").first.click()
+        page.get_by_role("heading", name="Anomaly").first.wait_for()
+        yield page
+        browser.close()
+
+
+def _photos(tmp: Path) -> dict[str, Path]:
+    """Phone-like photos (experiments.photo_evidence.photo) of an MNIST test 7 (normal for anomaly-4), of a 4 (its
+    held-out digit), of a blank page, and scikit-learn's first 8 x 8 digit."""
+    from experiments.photo_evidence import photo
+    from sklearn.datasets import load_digits
+
+    test = datasets.load(DataConfig("mnist"), "test")
+    rs = np.random.RandomState(3)
+    seven, four = (test.x[int(np.flatnonzero(test.y.numpy() == k)[0]), 0].numpy() for k in (7, 4))
+    out = {"normal": tmp / "photo-of-a-7.jpg", "held": tmp / "photo-of-a-4.jpg", "blank": tmp / "blank-page.jpg",
+           "sklearn": tmp / "sklearn-0.png"}
+    out["normal"].write_bytes(photo(seven, rs))
+    out["held"].write_bytes(photo(four, rs))
+    out["blank"].write_bytes(photo(np.zeros((28, 28), np.float32), rs))
+    Image.fromarray((load_digits().images[0] * 255 / 16).astype(np.uint8)).save(out["sklearn"])
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_photos_blank_pages_and_a_batch_in_chromium(browser_page, tmp_path) -> None:
+    page, shots = browser_page, Path(__import__("os").environ.get("LVM_SCREENSHOTS") or tmp_path)
+    files = _photos(tmp_path)
+    page.get_by_text("Trained on MNIST digits 0-3, 5-9 only").first.wait_for()  # anomaly-4, the best, opens
+    upload = page.locator("input[type=file]")
+    for key, expect in (("blank", "nothing to score"), ("normal", "verdict at this threshold"),
+                        ("held", "verdict at this threshold")):
+        upload.set_input_files(str(files[key]))
+        page.get_by_text(expect).first.wait_for()
+        page.wait_for_timeout(1500)  # the charts settle
+        page.screenshot(path=str(shots / f"anomaly-{key}.png"), full_page=True)
+        print(key, " ".join(page.locator("[data-testid=stMainBlockContainer]").inner_text().split())[-700:])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    upload.set_input_files([str(p) for p in files.values()] + [str(tmp_path / "broken.png")])
+    page.get_by_text("5 uploaded").first.wait_for()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(shots / "anomaly-batch.png"), full_page=True)
+    summary = page.get_by_text("5 uploaded").first.inner_text()
+    print("batch:", summary)
+    assert "3 scored" in summary and "2 refused" in summary
+
+    # a click on the precision-recall curve sets the threshold
+    slider = page.get_by_test_id("stSlider").first
+    before = slider.get_by_test_id("stSliderThumbValue").inner_text()
+    curve = page.locator(".js-plotly-plot").nth(1)
+    curve.scroll_into_view_if_needed()
+    points = curve.locator(".scatterlayer .trace").first.locator("path.point")
+    box = points.nth(points.count() // 3).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("(b) => { const t = document.querySelector('[data-testid=stSliderThumbValue]');"
+                           " return t && t.innerText !== b; }", arg=before)
+    after = slider.get_by_test_id("stSliderThumbValue").inner_text()
+    print("threshold", before, "->", after)
+    page.screenshot(path=str(shots / "anomaly-pr-click.png"), full_page=True)

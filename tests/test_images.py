@@ -246,3 +246,15 @@ def test_lvm_score_refuses_a_blank_page_and_scores_a_photo_of_a_digit(tmp_path):
     assert "score" not in rows["blank.png"]
     assert np.isfinite(rows["one.jpg"]["score"]) and rows["one.jpg"]["verdict"] in ("normal", "anomalous")
     assert "empty folder" in rows["empty"]["error"]
+
+
+def test_a_20000_by_20000_png_is_refused_on_its_header_in_bounded_memory():
+    import tracemalloc
+
+    data = _png_header_only(20_000, 20_000)  # 400 million pixels declared: 400 MB as grey, 1.2 GB as RGB
+    tracemalloc.start()
+    with pytest.raises(ImageError, match="pixel limit"):
+        prepare(data, "huge.png", 28, 1, "mnist")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20, peak

@@ -181,37 +181,53 @@ files = st.file_uploader(f"Images to score: photos or scans of one digit each, o
                          accept_multiple_files=True, key="upload", max_upload_size=MAX_BYTES // 2**20)
 
 
-@st.cache_data(show_spinner="inferring z for each image", max_entries=256)
-def _assess(data: bytes, name: str, how: str, label: str, steps: int, _m: models.Model) -> dict:
-    """One upload, prepared and scored in memory: {received, x, rec, score, rec_term, inverted, warning} or
-    {received?, refused} or {error}."""
+@st.cache_data(show_spinner="reading the images", max_entries=512)
+def _prepared(data: bytes, name: str, how: str, size: int, channels: int) -> dict:
+    """One upload, decoded and prepared in memory: {received, size, inverted, warning, x} or {..., refused} or
+    {error}. Any failure is this file's alone: the rest of the batch goes on."""
     try:
-        p = prepare(data, name, _m.cfg.model.image_size, _m.cfg.model.channels, how)
+        p = prepare(data, name, size, channels, how)
     except (ImageError, ValueError) as e:
         return {"error": str(e)}
     except Exception as e:  # noqa: BLE001  an odd file must not stop the batch
         return {"error": f"{name}: could not be read ({type(e).__name__}: {e}); export it again as PNG or JPEG"}
     out = {"received": p.received, "inverted": p.inverted, "warning": p.warning, "size": p.size}
-    if p.refused:
-        return out | {"refused": p.refused}
-    cfg = replace(_m.cfg.langevin, steps=steps)
-    z, e = score_images(_m.generator, p.x[None], cfg)
-    with torch.no_grad():
-        rec = _m.generator(z)
-    rec_term = float((p.x[None] - rec).pow(2).sum() / (2 * cfg.sigma ** 2))
-    return out | {"x": p.x.numpy(), "rec": rec[0].numpy(), "score": float(e[0]), "rec_term": rec_term}
+    return out | ({"refused": p.refused} if p.refused else {"x": p.x.numpy()})
+
+
+def _scored(inputs: list[np.ndarray], m: models.Model, cfg) -> list[dict]:
+    """{score, rec, rec_term} of each prepared input, inferred together in one batch (lvm.scoring.score_images;
+    each image has its own noise stream, so a score does not depend on the batch), kept in this browser
+    session by the image's bytes, the model and K."""
+    done = st.session_state.setdefault("anomaly_scores", {})
+    keys = [(x.tobytes(), m.label, cfg.steps) for x in inputs]
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    if todo:
+        with st.spinner(f"inferring z for {len(todo)} image{'s' if len(todo) > 1 else ''}"):
+            x = torch.from_numpy(np.stack([inputs[i] for i in todo]))
+            z, e = score_images(m.generator, x, cfg)
+            with torch.no_grad():
+                rec = m.generator(z)
+        terms = ((x - rec) ** 2).flatten(1).sum(1) / (2 * cfg.sigma ** 2)
+        if len(done) > 512:  # a long session: forget the oldest
+            done.clear()
+        for j, i in enumerate(todo):
+            done[keys[i]] = {"score": float(e[j]), "rec": rec[j].numpy(), "rec_term": float(terms[j])}
+    return [done[k] for k in keys]
 
 
 ranked = np.sort(normal)
-results = []
-for f in files or []:
-    r = {"name": f.name} | _assess(f.getvalue(), f.name, how, m.label, lcfg.steps, m)
+results = [{"name": f.name} | _prepared(f.getvalue(), f.name, how, cfg.model.image_size, cfg.model.channels)
+           for f in files or []]
+ready = [r for r in results if "x" in r]
+for r, s in zip(ready, _scored([r["x"] for r in ready], m, lcfg) if ready else []):
+    r.update(s)
+for r in results:
     if "score" in r:
         r["percentile"] = percentile(ranked, r["score"])
         r["verdict"] = "anomalous" if r["score"] > thr else "normal"
     else:
         r["verdict"] = "refused" if "refused" in r else "unreadable"
-    results.append(r)
 
 if results:  # -- the batch: counts, reasons, a CSV
     scored = [r for r in results if "score" in r]
