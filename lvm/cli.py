@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .images import PREPROCESS
 from .config import (ARCHS, CHANNELS, DATA_SETS, IMAGE_SIZES, METHODS, OT_SOLVERS, FastOTConfig,
                      InferenceConfig, LangevinConfig, ModelConfig, OTConfig, PaperOTConfig, TrainConfig,
                      from_dict, load_config)
@@ -182,6 +183,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="normal scores to compare with: a reference.json (default: the one beside the checkpoint, "
                         "written by `anomaly --data folder`) or an anomaly --scores-out .npz")
     s.add_argument("--batch-size", type=int, default=256, help="images inferred together")
+    s.add_argument("--preprocess", default="auto", choices=PREPROCESS,
+                   help="how each image is made the model's input. auto (default): as the detector's training "
+                        "images were made (what it records; MNIST detectors: mnist); mnist: find the ink on the "
+                        "paper, fit it into 20 x 20 px, centre it in 28 x 28 by its centre of mass, white on "
+                        "black (photos and scans of digits); center-crop: resize the shorter side and crop the "
+                        "centre (how `anomaly --data folder` reads its training folder); none: squash the image "
+                        "to the model's square as it is (images already in the training format)")
     add_test_flags(s, n=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
@@ -248,7 +256,7 @@ def _dispatch(a: argparse.Namespace) -> int:
                                   out=a.out, seed=seed, scores_out=a.scores_out, device=commands.device_of(a.device))
     elif a.command == "score":
         result = commands.score(a.checkpoint, a.images, inference_from_args(a), seed=a.seed,
-                                reference_path=a.reference, batch_size=a.batch_size)
+                                reference_path=a.reference, batch_size=a.batch_size, preprocess=a.preprocess)
         if a.json:
             print(json.dumps(result))
         else:
@@ -256,14 +264,19 @@ def _dispatch(a: argparse.Namespace) -> int:
             if ref:
                 print(f"reference: {ref['n']} normal held-out scores, threshold {ref['threshold']:.3f} "
                       f"(a {ref['false_alarm']:.0%} false-alarm rate), {ref['file']}")
+            print(f"preprocessing: {result['preprocess']}")
             for r in result["scores"]:
                 if "error" in r:
                     print(f"{'error':>12}  {r['error']}")
+                elif "refused" in r:
+                    print(f"{'refused':>12}  {r['image']}: {r['refused']}")
                 elif ref:
                     print(f"{r['score']:12.3f}  {r['percentile']:5.1f} %  {r['verdict']:9s}  {r['image']}")
                 else:
                     print(f"{r['score']:12.3f}  {r['image']}")
-        return 1 if all("error" in r for r in result["scores"]) else 0
+                if "warning" in r:
+                    print(f"{'warning':>12}  {r['warning']}")
+        return 0 if any("score" in r for r in result["scores"]) else 1
     elif a.command == "classifier":
         result = commands.classifier(a.data, a.out, epochs=a.epochs, seed=a.seed)
     elif a.command == "fetch":

@@ -20,7 +20,7 @@ from . import checkpoint, data as datasets, distributed, metrics
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
 from .config import DataConfig, InferenceConfig, LangevinConfig, ModelConfig, TrainConfig, save_config
 from .fileio import atomic_write
-from .images import ImageError, image_paths, read_image_file
+from .scoring import REFERENCE, check_false_alarm, read_reference, reference, score  # noqa: F401 (`lvm score`, ui)
 from .models import Encoder, build_generator, n_params, prior_sample
 from .trainer import DivergedError, Step, Trainer
 from .distributed.trainer import DistributedTrainer
@@ -226,7 +226,7 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
     """
     if cfg.data.name != "folder":
         raise ValueError("anomaly without --holdout trains on your own normal images: pass --data folder --root DIR")
-    _check_false_alarm(false_alarm)  # before any training
+    check_false_alarm(false_alarm)  # before any training
     test = datasets.normal_anomaly_folder(test_root, cfg.data) if test_root else None  # and a bad test folder
     normal = datasets.load(cfg.data, "train")
     n_held = int(round(HELD_OUT * len(normal)))
@@ -245,7 +245,8 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
                                                     progress=lambda n: bar.update(n - bar.n)).cpu().numpy()
     held = scores_of(normal.subset(perm[:n_held]).x, "held-out normal images")
     ref = reference(held, false_alarm, data=str(cfg.data.root), n_train=len(normal) - n_held, seed=cfg.seed,
-                    test_steps=lcfg.steps, restarts=inference.restarts)
+                    test_steps=lcfg.steps, restarts=inference.restarts,
+                    preprocess="center-crop")  # lvm.data's folder loader: `lvm score` prepares images the same way
     atomic_write(run / REFERENCE, lambda f: f.write(json.dumps(ref, indent=1).encode()))
     result = {"out": str(run), "reference": str(run / REFERENCE), "n_train": ref["n_train"], "n_held_out": n_held,
               "threshold": ref["threshold"], "false_alarm": false_alarm, "test_steps": lcfg.steps}
@@ -257,82 +258,6 @@ def anomaly_folder(cfg: TrainConfig, inference: InferenceConfig, out: str = "", 
                       recall=float(flagged[y == 1].mean()) if (y == 1).any() else float("nan"),
                       test_false_alarm=float(flagged[y == 0].mean()) if (y == 0).any() else float("nan"))
     return result
-
-
-REFERENCE = "reference.json"  # beside a checkpoint: its normal held-out scores and threshold (see `reference`)
-
-
-def _check_false_alarm(false_alarm: float) -> None:
-    if not 0 < false_alarm < 1:
-        raise ValueError(f"the false-alarm rate must be between 0 and 1 (e.g. 0.05); got {false_alarm}")
-
-
-def reference(scores: np.ndarray, false_alarm: float, **info) -> dict:
-    """What `score` compares new images with: the normal held-out scores and the threshold that flags
-    `false_alarm` of them (the (1 - false_alarm) quantile)."""
-    _check_false_alarm(false_alarm)
-    if len(scores) == 0:
-        raise ValueError("no normal held-out images to set a threshold on")
-    return {"false_alarm": false_alarm, "threshold": float(np.quantile(scores, 1 - false_alarm)),
-            "n": len(scores), "scores": [float(v) for v in scores], **info}
-
-
-def read_reference(path: str | Path) -> dict:
-    """A reference.json, or an anomaly scores .npz (its normal images, label 0, at a 5 % false-alarm rate)."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            normal = f["scores"][f["labels"] == 0]
-        return reference(normal, 0.05, source=str(path))
-    ref = json.loads(path.read_text())
-    missing = {"scores", "threshold", "false_alarm"} - set(ref)
-    if missing:
-        raise ValueError(f"{path} is not a reference file (no {', '.join(sorted(missing))})")
-    return ref
-
-
-def score(path: str, images: list[str], inference: InferenceConfig, seed: int = 0, reference_path: str = "",
-          batch_size: int = 256) -> dict:
-    """-log p(x, z) of each image file (folders and globs expanded), batched, a progress bar on stderr.
-
-    Each image has its own noise stream (metrics.image_seeds), so its score does not depend on the other
-    files of the call. With a reference (`reference_path`, else reference.json beside the checkpoint) each
-    score also gets its percentile among the normal held-out scores and a verdict at the reference's
-    threshold. A file that cannot be read gets an "error" instead of a "score".
-    """
-    cfg, gen, _ = checkpoint.load_model(path)
-    lcfg = inference.langevin(cfg.langevin)
-    ref_file = Path(reference_path) if reference_path else Path(path).parent / REFERENCE
-    ref = read_reference(ref_file) if reference_path or ref_file.is_file() else None
-    rows, xs, ok = [], [], []
-    for image in image_paths(images):
-        try:
-            xs.append(read_image_file(image, cfg.model.image_size, cfg.model.channels))
-            ok.append(len(rows))
-            rows.append({"image": image})
-        except ImageError as e:
-            rows.append({"image": image, "error": str(e)})
-    if xs:
-        with tqdm(total=len(xs), desc="scoring", unit="image", dynamic_ncols=True) as bar:
-            done = [0]
-
-            def progress(n: int) -> None:
-                bar.update(n - done[0])
-                done[0] = n
-            scores = metrics.anomaly_scores_per_image(gen, torch.stack(xs), lcfg, seed=seed, batch_size=batch_size,
-                                                      restarts=inference.restarts, refine=inference.refine,
-                                                      progress=progress)
-        normal = np.sort(np.asarray(ref["scores"])) if ref else None
-        for i, v in zip(ok, scores.tolist()):
-            rows[i]["score"] = v
-            if ref:
-                rows[i]["percentile"] = 100.0 * np.searchsorted(normal, v, side="right") / len(normal)
-                rows[i]["verdict"] = "anomalous" if v > ref["threshold"] else "normal"
-    out = {"checkpoint": str(path), "test_steps": lcfg.steps, "scores": rows}
-    if ref:
-        out["reference"] = {"file": str(ref_file), "threshold": ref["threshold"], "false_alarm": ref["false_alarm"],
-                            "n": len(ref["scores"])}
-    return out
 
 
 def classifier(data: str, out: str, epochs: int = 3, seed: int = 0) -> dict:

@@ -11,7 +11,6 @@ import shutil
 import weakref
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -23,7 +22,6 @@ from lvm.presets import DEMO
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 needs_demo = pytest.mark.skipif(pretrained.find("demo") is None, reason="pretrained/demo is missing")
-needs_anomaly = pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason="pretrained/anomaly-4 is missing")
 
 
 def _app(page: str | None = None) -> AppTest:
@@ -261,77 +259,6 @@ def test_reconstruct_page_renders_grids_and_downloads(media) -> None:
     assert np.abs(man[-56::2, -56::2].astype(int) - np.round(corners[1] * 255)).max() <= 1
 
 
-def _png(a: np.ndarray, mode: str = "L") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a, mode).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@needs_anomaly
-def test_anomaly_page_scores_uploads_and_rejects_bad_files() -> None:
-    at = _app("views/anomaly.py")
-    assert len(at.get("image")) == 2  # histogram + precision-recall
-    pick = at.selectbox(key="model_anom")
-    shipped = [(o, float(o.split("AUPRC ")[1].split()[0])) for o in pick.options]
-    assert [a for _, a in shipped] == sorted((a for _, a in shipped), reverse=True)  # best first, and open on it
-    assert pick.value == pick.options[0] and "chance" in pick.options[0]
-    assert all(any(f" · {m} · " in o for m in ("ABP", "VAE", "ours")) for o in pick.options)  # which method it is
-    assert "recall" in " ".join(m.value for m in at.markdown) and not at.warning  # the best is above chance
-    big = (np.random.RandomState(0).rand(300, 200, 3) * 255).astype(np.uint8)  # RGB, any size
-    paper = np.full((64, 64), 250, np.uint8)
-    paper[16:48, 30:34] = 10  # a dark stroke on light paper: inverted by the auto polarity
-    at.file_uploader(key="upload").set_value([("noise.png", _png(big, "RGB"), "image/png"),
-                                              ("broken.png", b"not an image", "image/png"),
-                                              ("paper.png", _png(paper, "L"), "image/png")]).run()
-    assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith("broken.png")
-    texts = " ".join(m.value for m in at.markdown)
-    assert "noise.png" in texts and "score" in texts and "verdict" in texts and "reconstruction" in texts
-    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
-    assert captions.count("what the model sees (inverted)") == 1  # paper.png only: the auto polarity
-    assert captions.count("where it differs: per-pixel residual") == 2
-    thr = at.slider[0]
-    thr.set_value(thr.min).run()
-    assert "verdict at this threshold: **anomalous**" in " ".join(m.value for m in at.markdown)
-    assert len(at.get("image")) == 2 + 2 * 3  # and per readable upload: as seen, reconstruction, residual
-
-
-@needs_anomaly
-def test_your_own_detector_folder_is_offered_and_scores_uploads(tmp_path) -> None:
-    from lvm.commands import REFERENCE, reference
-
-    own = tmp_path / "mine"
-    own.mkdir()
-    shutil.copy(pretrained.find("anomaly-4").path(), own / "checkpoint.pt")  # what `lvm anomaly --out` leaves
-    normal = np.random.RandomState(0).normal(100.0, 10.0, 50)
-    (own / REFERENCE).write_text(json.dumps(reference(normal, 0.1, test_steps=20)))
-    at = _app("views/anomaly.py")
-    at.text_input(key="own_dir").set_value(str(tmp_path / "elsewhere")).run()
-    assert "no such folder" in at.error[0].value and not at.exception
-    (tmp_path / "empty").mkdir()
-    at.text_input(key="own_dir").set_value(str(tmp_path / "empty")).run()
-    assert "has no checkpoint.pt" in at.error[0].value and "lvm anomaly --data folder" in at.error[0].value
-    at.text_input(key="own_dir").set_value(str(own)).run()
-    assert not at.exception and not at.error
-    assert at.selectbox(key="model_anom").value.startswith("your detector")  # shown as soon as it is given
-    assert "50 of your normal images" in " ".join(c.value for c in at.caption)
-    assert at.slider[0].value == pytest.approx(np.quantile(normal, 0.9), rel=1e-6)  # its own false-alarm rate
-    at.file_uploader(key="upload").set_value([("noise.png", _png(np.full((28, 28), 255, np.uint8)), "image/png")])
-    at.run()
-    texts = " ".join(m.value for m in at.markdown)
-    assert "noise.png" in texts and "false alarms" in texts and "verdict at this threshold" in texts
-
-
-@needs_anomaly
-def test_a_detector_at_or_below_chance_is_flagged() -> None:
-    at = _app("views/anomaly.py")
-    pick = at.selectbox(key="model_anom")
-    worst = pick.options[-1]
-    a, c = (float(worst.split(k)[1].split()[0].strip("()")) for k in ("AUPRC ", "chance "))
-    pick.set_value(worst).run()
-    assert not at.exception
-    assert (a <= c) == any("no better than chance" in w.value for w in at.warning)
-
 def _digits_folder(folder: Path, n: int) -> None:
     """n real MNIST training digits as PNG files in one flat folder (no test split)."""
     from lvm.config import DataConfig
@@ -406,3 +333,6 @@ def test_train_page_abp_off_closes_its_run_and_refit_projection_fits_again(wait_
                        np.abs(Projection("pca").fit(s.view().frames[-1].z).transform(s.view().frames[-1].z[:5])),
                        atol=1e-4)  # fitted on the latents as they are now
     s.stop()
+
+
+# The Anomaly page's tests are in tests/test_anomaly_view.py.

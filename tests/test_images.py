@@ -1,5 +1,6 @@
 """User images: every common mode becomes a (C, H, W) tensor in [0, 1]; bad files name themselves."""
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
-def _hostile_corpus() -> tuple[dict[str, bytes], dict[str, bytes]]:
+def hostile_corpus() -> tuple[dict[str, bytes], dict[str, bytes]]:
     """(files that must be read, files that must be refused), 50+ in all."""
     rs = np.random.RandomState(0)
     grad = (np.indices((60, 80)).sum(0) * 2 % 256).astype(np.uint8)
@@ -130,6 +131,7 @@ def _hostile_corpus() -> tuple[dict[str, bytes], dict[str, bytes]]:
         "truncated-tail.png": png[:-200],
         "truncated-half.jpg": jpg[: len(jpg) // 3],
         "bomb-7000x7000.png": _png_header_only(7_000, 7_000),        # over our cap, under PIL's
+        "bomb-20000x20000.png": _png_header_only(20_000, 20_000),    # 400 M pixels: refused on the header
         "bomb-30000x30000.png": _png_header_only(30_000, 30_000),    # over PIL's cap too
         "bomb-65535x65535.png": _png_header_only(65_535, 65_535),
         "gif-huge-screen.gif": b"GIF89a\xff\xff\xff\xff\x00\x00\x00" + b"\x00" * 20,
@@ -139,8 +141,8 @@ def _hostile_corpus() -> tuple[dict[str, bytes], dict[str, bytes]]:
     return good, bad
 
 
-def test_hostile_corpus_goes_through_the_apps_reader():
-    good, bad = _hostile_corpus()
+def testhostile_corpus_goes_through_the_apps_reader():
+    good, bad = hostile_corpus()
     assert len(good) + len(bad) >= 50
     for name, data in good.items():  # read, converted, bounded; never an exception
         for size, ch in [(28, 1), (32, 3)]:
@@ -170,3 +172,89 @@ def test_phone_photos_are_read_upright():
 def test_a_folder_where_an_image_is_expected_says_so(tmp_path):
     with pytest.raises(ImageError, match="a folder"):
         read_image_file(tmp_path, 28, 1)
+
+
+# ---------------------------------------------------------------- preparation: what `lvm score` and the app share
+from lvm import pretrained  # noqa: E402
+from lvm.config import InferenceConfig  # noqa: E402
+from lvm.images import image_paths, prepare, preprocessing_for  # noqa: E402
+
+
+def test_auto_preprocessing_follows_what_the_detector_was_trained_on():
+    assert preprocessing_for("mnist", 28, 1) == "mnist"
+    assert preprocessing_for("folder", 28, 1) == "center-crop"   # lvm.data's folder loader
+    assert preprocessing_for("fashion", 28, 1) == "none"
+    assert preprocessing_for("mnist", 32, 3) == "none"
+    assert preprocessing_for("mnist", 28, 1, recorded="none") == "none"  # what the detector records wins
+    with pytest.raises(ValueError, match="28 x 28 grey"):
+        prepare(_png(Image.new("L", (40, 40), 0)), "x.png", 32, 3, "mnist")
+
+
+@pytest.mark.parametrize("how", ["mnist", "center-crop", "none"])
+def test_blank_images_are_refused_with_a_reason_in_every_preprocessing(how):
+    for img in (Image.new("L", (640, 480), 250), Image.new("L", (1, 1), 128), Image.new("RGB", (28, 28))):
+        p = prepare(_png(img), "blank.png", 28, 1, how)
+        assert p.x is None and "nothing to score" in p.refused and "blank" in p.refused
+
+
+def test_a_small_scan_is_scored_with_a_warning():
+    a = np.zeros((8, 8), np.uint8)
+    a[1:7, 3:5] = 255  # an 8 x 8 "1", as scikit-learn's digits are
+    for how in ("none", "mnist"):
+        p = prepare(_png(Image.fromarray(a)), "small.png", 28, 1, how)
+        assert p.x is not None and p.x.shape == (1, 28, 28) and not p.refused
+        assert "upscal" in p.warning, (how, p.warning)
+
+
+def test_dark_ink_on_a_transparent_canvas_is_read_on_white_and_inverted():
+    img = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    img.paste((0, 0, 0, 255), (90, 40, 110, 160))  # a black bar drawn on nothing
+    p = prepare(_png(img), "drawn.png", 28, 1, "mnist")
+    assert p.x is not None and p.inverted and float(p.x.max()) == 1.0 and float(p.x[0, 0, 0]) == 0.0
+
+
+def test_a_large_jpeg_is_decoded_reduced():
+    big = Image.fromarray((np.random.RandomState(0).rand(3000, 4000) * 255).astype(np.uint8))
+    p = prepare(_png(big, "JPEG"), "big.jpg", 28, 1, "none")
+    assert p.size[0] <= 1024 and p.size[1] <= 1024 and max(p.received.shape) <= 256
+
+
+def test_empty_folders_and_unmatched_patterns_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    files, problems = image_paths([str(tmp_path / "empty"), str(tmp_path / "notes"), str(tmp_path / "*.png")])
+    assert files == [] and len(problems) == 3
+    assert "empty folder" in problems[0] and "no images" in problems[1] and "no file matches" in problems[2]
+
+
+@pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason="pretrained/anomaly-4 is missing")
+def test_lvm_score_refuses_a_blank_page_and_scores_a_photo_of_a_digit(tmp_path):
+    from lvm.scoring import score
+
+    Image.new("L", (640, 480), 245).save(tmp_path / "blank.png")
+    page = np.full((300, 400), 230, np.uint8)
+    page[80:220, 190:205] = 30  # a dark "1" on paper, off-centre in a landscape photo
+    Image.fromarray(page).save(tmp_path / "one.jpg")
+    (tmp_path / "empty").mkdir()
+    entry = pretrained.find("anomaly-4")
+    out = score(str(entry.path()), [str(tmp_path / "blank.png"), str(tmp_path / "one.jpg"), str(tmp_path / "empty")],
+                InferenceConfig(steps=20), reference_path=str(entry.path("test_scores")))
+    assert out["preprocess"] == "mnist"  # an MNIST detector's own, without being asked
+    rows = {Path(r["image"]).name: r for r in out["scores"]}
+    assert rows["blank.png"]["verdict"] == "refused" and "blank" in rows["blank.png"]["refused"]
+    assert "score" not in rows["blank.png"]
+    assert np.isfinite(rows["one.jpg"]["score"]) and rows["one.jpg"]["verdict"] in ("normal", "anomalous")
+    assert "empty folder" in rows["empty"]["error"]
+
+
+def test_a_20000_by_20000_png_is_refused_on_its_header_in_bounded_memory():
+    import tracemalloc
+
+    data = _png_header_only(20_000, 20_000)  # 400 million pixels declared: 400 MB as grey, 1.2 GB as RGB
+    tracemalloc.start()
+    with pytest.raises(ImageError, match="pixel limit"):
+        prepare(data, "huge.png", 28, 1, "mnist")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20, peak
