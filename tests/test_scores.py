@@ -136,8 +136,8 @@ def test_complexity_correction_subtracts_bits_in_the_same_units() -> None:
 
 def test_manifest_score() -> None:
     assert scores.of_manifest({}) == ("joint", scores.Sampling())
-    name, sp = scores.of_manifest({"score": {"name": "nll-zlib", "chains": 2, "per_chain": 8}})
-    assert (name, sp.chains, sp.per_chain, sp.samples) == ("nll-zlib", 2, 8, 4 + 16)
+    name, sp = scores.of_manifest({"score": {"name": "nll-zlib", "chains": 3, "per_chain": 8}})
+    assert (name, sp.chains, sp.per_chain, sp.samples) == ("nll-zlib", 3, 8, 4 + 24)
     with pytest.raises(ValueError, match="not one of"):
         scores.of_manifest({"score": {"name": "bogus"}})
     with pytest.raises(ValueError, match="chains >= 1"):
