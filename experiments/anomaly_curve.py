@@ -110,6 +110,11 @@ def train_to(run: Path, method: str, digit: int, seed: int, budget: float, log) 
         cpu, wall, corrections = p["cpu_s"], p["wall_s"], p.get("corrections", 0)
         if p["iteration"] != tr.iteration:
             raise SystemExit(f"{run}: progress.json and checkpoint.pt disagree; delete the run and start again")
+        log_path = run / "metrics.jsonl"  # a killed run logged iterations past its checkpoint: they are redone
+        if log_path.exists():
+            kept = [ln for ln in log_path.read_text().splitlines()
+                    if ln.strip().endswith("}") and json.loads(ln)["iteration"] <= tr.iteration]
+            log_path.write_text("".join(ln + "\n" for ln in kept))
     else:
         tr, cpu, wall, corrections = trainer(method, seed, train_data), 0.0, 0.0, 0
 
