@@ -3,7 +3,8 @@
     python -m experiments.anomaly_scores [--digits 1,9,7,4,5] [--n 1000] [--chunk 200]
 
 For each shipped detector pretrained/anomaly-D: its test-time Langevin (K = 100, the manifest's test s, its sigma)
-runs `lvm.scores.marginal_nll` (default `Sampling`: 2 chains per image, 2 Gauss-Newton steps, 64 importance
+runs `lvm.scores.marginal_nlls` at its trained sigma and at the sigma fitted on 500 normal training images
+(`scores.fit_sigma`) (default `Sampling`: 2 chains per image, 2 Gauss-Newton steps, 64 importance
 samples; chain 0 also gives the paper's joint score) and `complexity_bits` (zlib level 9) on two disjoint subsets
 of the MEG test split:
 
@@ -13,7 +14,8 @@ of the MEG test split:
 
 The four scores (joint, joint-zlib, nll, nll-zlib) are ranked on S0; the best one is the detector's choice and is
 reported on E, with a bootstrap std over E (1,000 resamples, seed 0). Images are processed in chunks alternating S0
-and E (runs/anomaly_scores/anomaly-D/{S0,E}-K.npz), so a stopped run leaves equal-sized subsets and rerunning the
+and E, chunk k of every detector before chunk k + 1 of any (runs/anomaly_scores/anomaly-D/{S0,E}-K.npz), so a
+stopped run leaves equal-sized subsets for every detector and rerunning the
 command (with a larger --n to extend) resumes. The table goes to results/anomaly_scores.md after every chunk.
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .anomaly_budget import LEBM, PAPER
 
 ROOT = Path(__file__).resolve().parents[1]
 ICCV23 = {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}  # Cui, Wu, Han (ICCV 2023) Table 3
-N_S0, BOOT = 2000, 300
+N_S0, BOOT, N_FIT = 2000, 300, 500
 
 
 def subsets(n_test: int, n: int) -> dict[str, np.ndarray]:
@@ -57,7 +59,9 @@ def detector(digit: int):
     return entry, cfg, gen, lcfg
 
 
-def run_chunks(digit: int, n: int, chunk: int, runs: Path, sampling: scores.Sampling, log, after) -> None:
+def run_chunks(digit: int, n: int, chunk: int, runs: Path, sampling: scores.Sampling, log, after,
+               upto: int = 0) -> None:
+    """Score the images of chunks 0 .. upto - 1 (all chunks up to n when upto is 0) of both subsets."""
     entry, cfg, gen, lcfg = detector(digit)
     _, test = datasets.meg_split(digit, cfg.data)
     idx = subsets(len(test), n)
@@ -71,14 +75,22 @@ def run_chunks(digit: int, n: int, chunk: int, runs: Path, sampling: scores.Samp
         infer_per_image(gen, x, lcfg, 0)
         t["joint"] = (time.process_time() - c) / len(x)
         c = time.process_time()
-        scores.marginal_nll(gen, x, lcfg, sampling, 0)
+        scores.marginal_nlls(gen, x, lcfg, (lcfg.sigma, lcfg.sigma / 2), sampling, 0)
         t["nll"] = (time.process_time() - c) / len(x)
         c = time.process_time()
         scores.complexity_bits(x)
         t["zlib"] = (time.process_time() - c) / len(x)
         t["loadavg"] = os.getloadavg()
         (out / "timing.json").write_text(json.dumps(t))
-    for k in range(0, n, chunk):
+    fit = out / "sigma.json"
+    if not fit.exists():  # the ML noise std on 500 normal training images (seeded), for the nll-fit scores
+        train, _ = datasets.meg_split(digit, cfg.data)
+        sel = torch.from_numpy(np.random.RandomState(0).permutation(len(train))[:N_FIT])
+        c = time.process_time()
+        fit.write_text(json.dumps({"sigma": scores.fit_sigma(gen, train.x[sel], lcfg), "n": N_FIT,
+                                   "trained_sigma": lcfg.sigma, "cpu_s": time.process_time() - c}))
+    sigma_fit = json.loads(fit.read_text())["sigma"]
+    for k in range(0, min(n, upto * chunk) if upto else n, chunk):
         for name in ("S0", "E"):
             f = out / f"{name}-{k // chunk}.npz"
             sel = idx[name][k:k + chunk]
@@ -86,9 +98,10 @@ def run_chunks(digit: int, n: int, chunk: int, runs: Path, sampling: scores.Samp
                 continue
             x = test.x[torch.from_numpy(sel)]
             c0, w0 = time.process_time(), time.perf_counter()
-            nll, joint = scores.marginal_nll(gen, x, lcfg, sampling, seed=0)
+            nll, joint = scores.marginal_nlls(gen, x, lcfg, (lcfg.sigma, sigma_fit), sampling, seed=0)
             cpu = time.process_time() - c0
-            np.savez(f, idx=sel, labels=test.y[torch.from_numpy(sel)].numpy(), nll=nll, joint=joint,
+            np.savez(f, idx=sel, labels=test.y[torch.from_numpy(sel)].numpy(), nll=nll[:, 0], nll_fit=nll[:, 1],
+                     joint=joint,
                      bits=scores.complexity_bits(x), cpu_s=cpu, wall_s=time.perf_counter() - w0,
                      loadavg=np.array(os.getloadavg()))
             log(f"{entry.name} {name} images {k}-{k + len(sel)}: {cpu / len(sel):.3f} CPU s/image, "
@@ -100,12 +113,13 @@ def load(out: Path, name: str) -> dict[str, np.ndarray] | None:
     parts = [np.load(f) for f in sorted(out.glob(f"{name}-*.npz"), key=lambda p: int(p.stem.split("-")[1]))]
     if not parts:
         return None
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("idx", "labels", "nll", "joint", "bits")} | {
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("idx", "labels", "nll", "nll_fit", "joint", "bits")} | {
         "cpu_s": float(sum(float(p["cpu_s"]) for p in parts))}
 
 
 def all_scores(d: dict, pixels: int = 784) -> dict[str, np.ndarray]:
-    return {s: scores.combine(s, d["joint"], d["nll"], d["bits"], pixels) for s in scores.SCORES}
+    parts = {"joint": d["joint"], "nll": d["nll"], "nll-fit": d["nll_fit"], "bits": d["bits"]}
+    return {s: scores.combine(s, parts, pixels) for s in scores.SCORES}
 
 
 def bootstrap(s: np.ndarray, y: np.ndarray, base: np.ndarray | None = None) -> tuple[float, float | None]:
@@ -130,14 +144,17 @@ def report(runs: Path, out: Path, digits: list[int], n: int, sampling: scores.Sa
              f"sampling ({sampling.chains} chains per image, {sampling.newton} Gauss-Newton steps to each chain's mode, "
              f"a mixture of Laplace Gaussians there and a {sampling.prior_samples}/{sampling.samples} defensive prior "
              f"component, {sampling.samples} samples); **-zlib** = the score in bits minus the image's zlib-9 length "
-             "in bits (Serra et al., ICLR 2020). S0 = a prefix of the 2,000 seeded test images the detectors were "
+             "in bits (Serra et al., ICLR 2020); **nll-fit** = nll with the noise std refitted by maximum likelihood on "
+             f"{N_FIT} normal training images (`scores.fit_sigma`, the same chains and sampler). S0 = a prefix of the 2,000 seeded test images the detectors were "
              "picked on; E = images of the test split outside those 2,000 (seeded). The score of each detector is "
-             "chosen on S0 only; E's AUPRC ± its bootstrap std (300 resamples).", ""]
-    table = ["| digit | detector | n S0 / n E | chance E | AUPRC on S0: joint / joint-zlib / nll / nll-zlib | "
-             "chosen on S0 | AUPRC on E: joint | joint-zlib | nll | nll-zlib | chosen − joint on E | LEBM | paper | "
-             "ICCV 2023 |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "chosen on S0 only; E's AUPRC ± its bootstrap std (300 resamples). The column 'no model' ranks the images "
+             "by their zlib length alone (shorter = more anomalous): what the correction could do without any model.",
+             ""]
+    table = ["| digit | detector | fitted sigma | n S0 / n E | chance E | AUPRC on S0: " + " / ".join(scores.SCORES) +
+             " | chosen on S0 | AUPRC on E: " + " | ".join(scores.SCORES) + " | chosen − joint on E | "
+             "no model: −L(x) alone, E | LEBM | paper | ICCV 2023 |", "|---" * (13 + len(scores.SCORES)) + "|"]
     costs = ["", "Cost per image (CPU seconds, one thread, measured on 50 S0 images while the machine was loaded; "
-                 "the load average beside):", "", "| detector | joint | nll (and joint) | zlib | load |",
+                 "the load average beside):", "", "| detector | joint | nll and nll-fit (and joint) | zlib | load |",
              "|---|---|---|---|---|"]
     for dg in digits:
         o = runs / f"anomaly-{dg}"
@@ -153,10 +170,13 @@ def report(runs: Path, out: Path, digits: list[int], n: int, sampling: scores.Sa
         sd = {k: bootstrap(v, ev["labels"], se["joint"]) for k, v in se.items()}
         chosen[dg] = {"score": pick, "auprc_S0": a0, "auprc_E": ae, "n_E": len(ev["labels"]),
                       "chance_E": float(ev["labels"].mean())}
-        table.append(f"| {dg} | anomaly-{dg} ({title}) | {len(s0['labels'])} / {len(ev['labels'])} | "
+        sig = json.loads((o / "sigma.json").read_text())
+        table.append(f"| {dg} | anomaly-{dg} ({title}, sigma {sig['trained_sigma']:g}) | {sig['sigma']:.3f} | "
+                     f"{len(s0['labels'])} / {len(ev['labels'])} | "
                      f"{ev['labels'].mean():.3f} | " + " / ".join(f"{a0[k]:.3f}" for k in scores.SCORES) +
                      f" | {pick} | " + " | ".join(f"{ae[k]:.3f} ± {sd[k][0]:.3f}" for k in scores.SCORES) +
-                     f" | {ae[pick] - ae['joint']:+.3f} ± {sd[pick][1]:.3f} | {LEBM[dg]:.3f} | {PAPER[dg]:.3f} | "
+                     f" | {ae[pick] - ae['joint']:+.3f} ± {sd[pick][1]:.3f} | "
+                     f"{metrics.auprc(-ev['bits'], ev['labels']):.3f} | {LEBM[dg]:.3f} | {PAPER[dg]:.3f} | "
                      f"{ICCV23[dg]:.3f} |")
         t = json.loads((o / "timing.json").read_text())
         costs.append(f"| anomaly-{dg} | {t['joint']:.3f} | {t['nll']:.3f} | {t['zlib']:.5f} | "
@@ -191,9 +211,10 @@ def main() -> None:
     def after() -> None:
         report(runs, out, digits, a.n, sampling)
 
-    if not a.report_only:
-        for d in digits:
-            run_chunks(d, a.n, a.chunk, runs, sampling, log, after)
+    if not a.report_only:  # chunk by chunk across the detectors, so that a stopped run leaves every digit scored
+        for upto in range(1, -(-a.n // a.chunk) + 1):
+            for d in digits:
+                run_chunks(d, a.n, a.chunk, runs, sampling, log, after, upto)
     after()
 
 

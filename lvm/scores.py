@@ -5,6 +5,8 @@
     nll         -log p(x), the marginal likelihood, estimated by importance sampling (`marginal_nll`).
     joint-zlib  joint in bits minus the image's zlib length in bits (an input-complexity correction)
     nll-zlib    -log2 P(x) minus the image's zlib length in bits: Serra et al. (ICLR 2020), S(x) = -log2 P(x) - L(x)
+    nll-fit, nll-fit-zlib   the same with the noise std refitted by maximum likelihood on normal training images
+                (`fit_sigma`): a trained sigma of 0.3 makes p(x) so flat that L(x) would dominate the difference
 
 `marginal_nll` estimates log p(x) = log int N(x; g(z), sigma^2 I) N(z; 0, I) dz by importance sampling with a
 defensive mixture proposal built per image:
@@ -43,7 +45,7 @@ from .config import LangevinConfig
 from .langevin import energy, infer
 from .metrics import image_seeds, infer_per_image
 
-SCORES = ("joint", "joint-zlib", "nll", "nll-zlib")
+SCORES = ("joint", "joint-zlib", "nll", "nll-zlib", "nll-fit", "nll-fit-zlib")
 DEFAULT = "joint"
 ZLIB_LEVEL = 9
 LN2 = math.log(2.0)
@@ -134,10 +136,9 @@ def _log_normal_prec(z: torch.Tensor, mu: torch.Tensor, chol: torch.Tensor) -> t
     return -0.5 * r.pow(2).sum(2) + logdet[:, None] - 0.5 * z.shape[2] * math.log(2 * math.pi)
 
 
-@torch.no_grad()  # the Langevin chains take their own gradients (langevin.infer enables them)
 def marginal_nll(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, sampling: Sampling = Sampling(),
-                 seed: int = 0, batch_size: int = 64,
-                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int = 0, batch_size: int = 64, progress: Callable[[int], None] | None = None,
+                 sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """-log p(x) in nats by importance sampling (module docstring), and the one-chain joint score of chain 0.
 
     Each image's chains, Langevin noise and samples come from a generator seeded by the image alone
@@ -151,12 +152,23 @@ def marginal_nll(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, sam
         seed: mixed into each image's seed.
         batch_size: images per batch (each brings `chains` chains).
         progress: called with the number of images done after each batch.
+        sigma: the noise std of the model p(x | z) = N(g(z), sigma^2 I) whose likelihood is estimated (default
+            cfg.sigma); the chains always run with cfg.sigma, the Newton steps and the proposal use `sigma`.
 
     Returns:
-        (nll (N,) float64 nats, joint (N,) float64: -log p(x, z) at chain 0's end with every constant; the paper's
-        score up to a constant).
+        (nll (N,) float64 nats, joint (N,) float64: -log p(x, z) at chain 0's end with every constant, at cfg.sigma;
+        the paper's score up to a constant).
     """
-    sp, K, sigma = sampling, cfg.steps, cfg.sigma
+    nll, joint = marginal_nlls(generator, x, cfg, (sigma or cfg.sigma,), sampling, seed, batch_size, progress)
+    return nll[:, 0], joint
+
+
+@torch.no_grad()  # the Langevin chains take their own gradients (langevin.infer enables them)
+def marginal_nlls(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, sigmas: tuple[float, ...],
+                  sampling: Sampling = Sampling(), seed: int = 0, batch_size: int = 64,
+                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`marginal_nll` for several noise levels from the same chains: (nll (N, len(sigmas)), joint (N,))."""
+    sp, K = sampling, cfg.steps
     d = _latent_dim(generator)
     M, S = sp.chains, sp.samples
     seeds = image_seeds(x, seed)
@@ -173,29 +185,44 @@ def marginal_nll(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, sam
         z0 = chain_draws[:, :, 0].reshape(b * M, d).to(xb.dtype)
         noise = chain_draws[:, :, 1:].reshape(b * M, K, d).transpose(0, 1).to(xb.dtype)
         z = infer(generator, xr, z0, cfg, noise=noise) if K else z0
-        joint.append(joint_nll(generator, z.view(b, M, d)[:, 0], xb, sigma))
-        mode, chol = laplace(generator, z, xr, sigma, sp.newton)                        # (B M, d), (B M, d, d)
-        mode, chol = mode.view(b, M, d), chol.view(b, M, d, d)
-        # stratified draws: prior_samples from N(0, I), per_chain from each N(mode_m, H_m^-1)
-        parts = [eps[:, :sp.prior_samples]]
-        for m in range(M):
-            e = eps[:, sp.prior_samples + m * sp.per_chain:sp.prior_samples + (m + 1) * sp.per_chain]
-            v = torch.linalg.solve_triangular(chol[:, m].transpose(1, 2), e.transpose(1, 2), upper=True)
-            parts.append(mode[:, m, None] + v.transpose(1, 2))
-        zs = torch.cat(parts, 1)                                                          # (B, S, d)
-        comps = [math.log(sp.prior_samples / S) - 0.5 * zs.pow(2).sum(2) - 0.5 * d * math.log(2 * math.pi)] \
-            if sp.prior_samples else []
-        comps += [math.log(sp.per_chain / S) + _log_normal_prec(zs, mode[:, m], chol[:, m]) for m in range(M)]
-        log_q = torch.logsumexp(torch.stack(comps), 0)                                   # (B, S)
-        log_pxz = -joint_nll(generator, zs.reshape(b * S, d).to(xb.dtype), xb.repeat_interleave(S, 0), sigma)
-        lw = log_pxz.view(b, S) - log_q
-        nll.append(-(torch.logsumexp(lw, 1) - math.log(S)))
+        joint.append(joint_nll(generator, z.view(b, M, d)[:, 0], xb, cfg.sigma))
+        nll.append(torch.stack([_importance(generator, xb, xr, z, eps, sp, sigma) for sigma in sigmas], 1))
         done += b
         if progress is not None:
             progress(done)
     if not nll:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros((0, len(sigmas))), np.zeros(0)
     return torch.cat(nll).numpy(), torch.cat(joint).numpy()
+
+
+def _importance(generator: nn.Module, xb: torch.Tensor, xr: torch.Tensor, z: torch.Tensor, eps: torch.Tensor,
+                sp: Sampling, sigma: float) -> torch.Tensor:
+    """-log p(x) of a batch (B,) from its chains' ends z (B M, d) and standard normal draws eps (B, S, d)."""
+    b, M, S, d = len(xb), sp.chains, sp.samples, z.shape[1]
+    mode, chol = laplace(generator, z, xr, sigma, sp.newton)                            # (B M, d), (B M, d, d)
+    mode, chol = mode.view(b, M, d), chol.view(b, M, d, d)
+    # stratified draws: prior_samples from N(0, I), per_chain from each N(mode_m, H_m^-1)
+    parts = [eps[:, :sp.prior_samples]]
+    for m in range(M):
+        e = eps[:, sp.prior_samples + m * sp.per_chain:sp.prior_samples + (m + 1) * sp.per_chain]
+        v = torch.linalg.solve_triangular(chol[:, m].transpose(1, 2), e.transpose(1, 2), upper=True)
+        parts.append(mode[:, m, None] + v.transpose(1, 2))
+    zs = torch.cat(parts, 1)                                                              # (B, S, d)
+    comps = [math.log(sp.prior_samples / S) - 0.5 * zs.pow(2).sum(2) - 0.5 * d * math.log(2 * math.pi)] \
+        if sp.prior_samples else []
+    comps += [math.log(sp.per_chain / S) + _log_normal_prec(zs, mode[:, m], chol[:, m]) for m in range(M)]
+    log_q = torch.logsumexp(torch.stack(comps), 0)                                       # (B, S)
+    log_pxz = -joint_nll(generator, zs.reshape(b * S, d).to(xb.dtype), xb.repeat_interleave(S, 0), sigma)
+    return -(torch.logsumexp(log_pxz.view(b, S) - log_q, 1) - math.log(S))
+
+
+@torch.no_grad()
+def fit_sigma(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0) -> float:
+    """The maximum-likelihood noise std for images x (e.g. normal training images): sqrt of the mean squared pixel
+    error at the posterior mode (one chain of cfg, then Gauss-Newton steps, as in `marginal_nll`)."""
+    z, _ = infer_per_image(generator, x, cfg, seed)
+    mode, _ = laplace(generator, z, x, cfg.sigma, Sampling().newton)
+    return float((x - generator(mode.to(x.dtype))).pow(2).mean().sqrt())
 
 
 def _latent_dim(generator: nn.Module) -> int:
@@ -208,50 +235,58 @@ def _latent_dim(generator: nn.Module) -> int:
     return first.in_features
 
 
-def combine(name: str, joint: np.ndarray, nll: np.ndarray | None, bits: np.ndarray | None, pixels: int) -> np.ndarray:
-    """The score `name` from its parts: joint and nll in nats (with constants), bits = `complexity_bits`."""
+def combine(name: str, parts: dict[str, np.ndarray], pixels: int) -> np.ndarray:
+    """The score `name` from its parts, in nats with constants: "joint", "nll" (at the model's sigma), "nll-fit"
+    (at the fitted sigma) as needed, and "bits" (`complexity_bits`) for the -zlib scores."""
     if name not in SCORES:
         raise ValueError(f"unknown score {name!r}; choose from {', '.join(SCORES)}")
-    if name.startswith("nll") and nll is None:
-        raise ValueError(f"score {name!r} needs the importance-sampled nll")
-    base = np.asarray(joint if name.startswith("joint") else nll, dtype=np.float64)
+    base_name = name.removesuffix("-zlib")
+    if parts.get(base_name) is None:
+        raise ValueError(f"score {name!r} needs {base_name!r}")
+    base = np.asarray(parts[base_name], dtype=np.float64)
     if not name.endswith("-zlib"):
         return base
-    if bits is None:
-        raise ValueError(f"score {name!r} needs the images' zlib lengths")
-    return discrete_bits(base, pixels) - bits
+    if parts.get("bits") is None:
+        raise ValueError(f"score {name!r} needs the images' zlib lengths ('bits')")
+    return discrete_bits(base, pixels) - np.asarray(parts["bits"], dtype=np.float64)
 
 
 def compute(name: str, generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
-            sampling: Sampling = Sampling(), progress: Callable[[int], None] | None = None) -> np.ndarray:
+            sampling: Sampling = Sampling(), fitted_sigma: float | None = None,
+            progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Score `name` (one of SCORES) of every image in x; higher = more anomalous.
 
     "joint" and "joint-zlib" run one chain per image (`metrics.infer_per_image`, the same chain as chain 0 of
-    `marginal_nll`, K steps); "nll" and "nll-zlib" run the importance sampler.
+    `marginal_nll`, K steps); the others run the importance sampler, the "nll-fit" ones at `fitted_sigma`
+    (`fit_sigma` on normal images; a detector's manifest holds it).
     """
     if name not in SCORES:
         raise ValueError(f"unknown score {name!r}; choose from {', '.join(SCORES)}")
-    bits = complexity_bits(x) if name.endswith("-zlib") else None
+    parts: dict[str, np.ndarray] = {"bits": complexity_bits(x) if name.endswith("-zlib") else None}
     if name.startswith("joint"):  # the same chain as metrics.anomaly_scores_per_image (and chain 0 below)
         z, _ = infer_per_image(generator, x, cfg, seed, progress=progress)
-        nll, joint = None, joint_nll(generator, z, x, cfg.sigma).cpu().numpy()
+        parts["joint"] = joint_nll(generator, z, x, cfg.sigma).cpu().numpy()
+    elif name.startswith("nll-fit"):
+        if not fitted_sigma:
+            raise ValueError(f"score {name!r} needs the fitted sigma (scores.fit_sigma on normal images)")
+        parts["nll-fit"], _ = marginal_nll(generator, x, cfg, sampling, seed, progress=progress, sigma=fitted_sigma)
     else:
-        nll, joint = marginal_nll(generator, x, cfg, sampling, seed, progress=progress)
-    return combine(name, joint, nll, bits, x[0].numel())
+        parts["nll"], _ = marginal_nll(generator, x, cfg, sampling, seed, progress=progress)
+    return combine(name, parts, x[0].numel())
 
 
-def of_manifest(manifest: dict) -> tuple[str, Sampling]:
-    """The detector's own score: manifest["score"] = {"name": ..., "chains": ..., ...}; "joint" when absent."""
+def of_manifest(manifest: dict) -> tuple[str, Sampling, float | None]:
+    """The detector's own score: manifest["score"] = {"name", "chains", ..., "sigma"}; ("joint", ...) when absent."""
     spec = dict(manifest.get("score") or {})
     name = spec.pop("name", DEFAULT)
     if name not in SCORES:
         raise ValueError(f"the manifest's score {name!r} is not one of {', '.join(SCORES)}")
     fields = {k: int(spec[k]) for k in ("chains", "per_chain", "prior_samples", "newton") if k in spec}
-    return name, Sampling(**fields)
+    return name, Sampling(**fields), spec.get("sigma")
 
 
 def for_detector(manifest: dict, generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
                  progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Score x with the detector's own score (`of_manifest`); cfg is its test-time Langevin (K, s, sigma)."""
-    name, sampling = of_manifest(manifest)
-    return compute(name, generator, x, cfg, seed, sampling, progress)
+    name, sampling, sigma = of_manifest(manifest)
+    return compute(name, generator, x, cfg, seed, sampling, sigma, progress)

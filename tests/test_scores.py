@@ -124,21 +124,46 @@ def test_complexity_bits_are_zlib_lengths() -> None:
 def test_complexity_correction_subtracts_bits_in_the_same_units() -> None:
     nll = np.array([100.0, 100.0])
     bits = np.array([500.0, 900.0])
-    out = scores.combine("nll-zlib", np.zeros(2), nll, bits, pixels=784)
+    out = scores.combine("nll-zlib", {"nll": nll, "bits": bits}, pixels=784)
     np.testing.assert_allclose(out, nll / math.log(2) + 8 * 784 - bits)
     assert out[0] > out[1]  # at equal likelihood, the simpler image is the more anomalous
-    np.testing.assert_allclose(scores.combine("joint", nll, None, None, 784), nll)
-    with pytest.raises(ValueError, match="needs the importance-sampled"):
-        scores.combine("nll", nll, None, bits, 784)
+    np.testing.assert_allclose(scores.combine("joint", {"joint": nll}, 784), nll)
+    np.testing.assert_allclose(scores.combine("nll-fit-zlib", {"nll-fit": nll, "bits": bits}, 784), out)
+    with pytest.raises(ValueError, match="needs 'nll'"):
+        scores.combine("nll", {"joint": nll, "bits": bits}, 784)
+    with pytest.raises(ValueError, match="zlib lengths"):
+        scores.combine("joint-zlib", {"joint": nll}, 784)
     with pytest.raises(ValueError, match="unknown score"):
-        scores.combine("elbo", nll, nll, bits, 784)
+        scores.combine("elbo", {"nll": nll}, 784)
+
+
+def test_fitted_sigma_recovers_the_noise_and_moves_the_likelihood() -> None:
+    """fit_sigma on images from the model finds its noise level; marginal_nll at that sigma is the closed form."""
+    gen, true_sigma = LinearGenerator(d=3, side=6, seed=3), 0.1
+    z = torch.randn(400, 3, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        x = gen(z) + true_sigma * torch.randn(400, 1, 6, 6, generator=torch.Generator().manual_seed(9))
+    cfg = LangevinConfig(steps=30, step_size=0.05, sigma=0.3)  # chains at the (wrong) trained sigma
+    fitted = scores.fit_sigma(gen, x, cfg)
+    assert 0.08 < fitted < 0.1  # the residual at the mode loses d of the D = 36 dimensions: about 0.1 sqrt(33/36)
+    nll, _ = scores.marginal_nll(gen, x[:8], cfg, scores.Sampling(chains=2, per_chain=4, prior_samples=0),
+                                 sigma=fitted)
+    np.testing.assert_allclose(nll, gen.exact_nll(x[:8], fitted), rtol=1e-6, atol=1e-6)
+    several, _ = scores.marginal_nlls(gen, x[:8], cfg, (0.3, fitted), scores.Sampling(chains=2, per_chain=4,
+                                                                                       prior_samples=0))
+    np.testing.assert_allclose(several[:, 1], nll, rtol=1e-9)
+    np.testing.assert_allclose(several[:, 0], gen.exact_nll(x[:8], 0.3), rtol=1e-6, atol=1e-6)
 
 
 def test_manifest_score() -> None:
-    assert scores.of_manifest({}) == ("joint", scores.Sampling())
-    name, sp = scores.of_manifest({"score": {"name": "nll-zlib", "chains": 3, "per_chain": 8}})
-    assert (name, sp.chains, sp.per_chain, sp.samples) == ("nll-zlib", 3, 8, 4 + 24)
+    assert scores.of_manifest({}) == ("joint", scores.Sampling(), None)
+    name, sp, sigma = scores.of_manifest({"score": {"name": "nll-fit-zlib", "chains": 3, "per_chain": 8,
+                                                    "sigma": 0.12}})
+    assert (name, sp.chains, sp.per_chain, sp.samples, sigma) == ("nll-fit-zlib", 3, 8, 4 + 24, 0.12)
     with pytest.raises(ValueError, match="not one of"):
         scores.of_manifest({"score": {"name": "bogus"}})
     with pytest.raises(ValueError, match="chains >= 1"):
         scores.Sampling(chains=0)
+    gen = LinearGenerator(d=2, side=3)
+    with pytest.raises(ValueError, match="fitted sigma"):
+        scores.compute("nll-fit", gen, torch.rand(2, 1, 3, 3), LangevinConfig(steps=2, step_size=0.1, sigma=0.3))
