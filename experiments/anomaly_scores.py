@@ -191,6 +191,30 @@ def report(runs: Path, out: Path, digits: list[int], n: int, sampling: scores.Sa
     return chosen
 
 
+def package(digits: list[int], chosen: dict, runs: Path, dest: Path, sampling: scores.Sampling) -> None:
+    """Copy pretrained/anomaly-D to DEST/anomaly-D with the score chosen on S0 in its manifest ("score") and the
+    evidence ("score_selection"); pretrained/ itself is never written. `lvm.scores.for_detector` reads "score"."""
+    import shutil
+    for d in digits:
+        if d not in chosen:
+            raise SystemExit(f"digit {d}: no scores yet; run the evaluation first")
+        entry, c = pretrained.find(f"anomaly-{d}"), chosen[d]
+        target = dest / entry.name
+        if target.resolve() == entry.folder.resolve():
+            raise SystemExit("--package must not be pretrained/ itself: give another folder")
+        shutil.copytree(entry.folder, target, dirs_exist_ok=True)
+        man = dict(entry.manifest)
+        spec = {"name": c["score"], **asdict(sampling)} if c["score"].startswith("nll") else {"name": c["score"]}
+        if c["score"].startswith("nll-fit"):
+            spec["sigma"] = json.loads((runs / entry.name / "sigma.json").read_text())["sigma"]
+        if c["score"].endswith("-zlib"):
+            spec["zlib_level"] = scores.ZLIB_LEVEL
+        man["score"] = spec
+        man["score_selection"] = {**c, "made_by": "python -m experiments.anomaly_scores (results/anomaly_scores.md)"}
+        (target / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+        print(f"{target}: score {c['score']} (AUPRC on E {c['auprc_E'][c['score']]:.3f}, n {c['n_E']})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--digits", default="1,9,7,4,5")
@@ -199,6 +223,8 @@ def main() -> None:
     p.add_argument("--runs", default=str(ROOT / "runs" / "anomaly_scores"))
     p.add_argument("--out", default=str(ROOT / "results" / "anomaly_scores.md"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--package", default="", help="write copies of the detectors with their chosen score here "
+                   "(never pretrained/ itself); implies --report-only")
     a = p.parse_args()
     torch.set_num_threads(1)
     digits, runs, out, sampling = [int(d) for d in a.digits.split(",")], Path(a.runs), Path(a.out), scores.Sampling()
@@ -211,6 +237,9 @@ def main() -> None:
     def after() -> None:
         report(runs, out, digits, a.n, sampling)
 
+    if a.package:
+        package(digits, report(runs, out, digits, a.n, sampling), runs, Path(a.package), sampling)
+        return
     if not a.report_only:  # chunk by chunk across the detectors, so that a stopped run leaves every digit scored
         for upto in range(1, -(-a.n // a.chunk) + 1):
             for d in digits:
