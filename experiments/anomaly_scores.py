@@ -247,7 +247,8 @@ def main() -> None:
     p.add_argument("--digits", default="1,9,7,4,5")
     p.add_argument("--n", type=int, default=1000, help="images per subset (S0 at most 2,000)")
     p.add_argument("--chunk", type=int, default=200)
-    p.add_argument("--runs", default=str(ROOT / "runs" / "anomaly_scores"))
+    p.add_argument("--runs", default=str(ROOT / "runs" / "anomaly_scores-v2"),
+                   help="chunks of one sampler; runs/anomaly_scores holds those of lvm/scores.py at afb2d2c")
     p.add_argument("--out", default=str(ROOT / "results" / "anomaly_scores.md"))
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--is-check", type=int, default=0, metavar="N",
@@ -258,7 +259,17 @@ def main() -> None:
     torch.set_num_threads(1)
     digits, runs, out, sampling = [int(d) for d in a.digits.split(",")], Path(a.runs), Path(a.out), scores.Sampling()
     (runs).mkdir(parents=True, exist_ok=True)
-    (runs / "sampling.json").write_text(json.dumps(asdict(sampling)))
+    stored = runs / "sampling.json"  # the sampler the runs' chunks were made with
+    mine = {**asdict(sampling), "line_search": list(scores.STEP_FRACTIONS)}
+    if not stored.exists():
+        stored.write_text(json.dumps(mine))
+    made = json.loads(stored.read_text())
+    if made != mine:
+        if not (a.report_only or a.package):
+            raise SystemExit(f"{runs} was scored with another sampler ({made}); pass another --runs")
+        # reports and packages describe the sampler the chunks were made with (no line_search: full Gauss-Newton
+        # steps only, lvm/scores.py at afb2d2c)
+        sampling = scores.Sampling(**{k: made[k] for k in ("chains", "per_chain", "prior_samples", "newton")})
 
     def log(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
