@@ -2,10 +2,13 @@
 import time
 import warnings
 
+
+import numpy as np
 import streamlit as st
 
+from ui.components import latent_cloud
+from ui.components.latent_cloud import payloads
 from ui.pictures import grids
-from ui.pictures import clouds as cloud_pictures
 from ui import projection, registry, widgets
 from lvm.data import MissingDataError
 from lvm.live.session import ON_PRIOR
@@ -40,6 +43,9 @@ with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled
                           help="trains ABP on the same data, seed and settings, drawn on the same axes")
 abp = registry.abp_session(with_abp)
 if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
+    changed = [f"{n} {x:g}" for n, x, y in (("alpha", alpha, cfg.alpha), ("s", step_size, cfg.langevin.step_size),
+                                            ("K", steps, cfg.langevin.steps)) if x != y]
+    st.session_state.setdefault(f"marks:{s.view().run}", []).append((s.view().iteration, ", ".join(changed)))
     cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
     if abp is not None:
         abp.update(step_size=step_size, steps=steps)
@@ -94,11 +100,20 @@ def _rate(records: tuple) -> str:
 
 
 def _fit_text(v, name: str) -> str:
-    q = next((f.metrics["q_fit"] for f in reversed(v.frames) if "q_fit" in f.metrics), None)
-    return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
+    """The newest W2 of q(z^K) to the prior (the debiased q_w2sq when logged, else the older q_fit)."""
+    r = next((r for r in reversed(v.records) if "q_w2sq" in r or "q_fit" in r), None)
+    if r is None:
+        return ""
+    return f"{name}: q(z^K) W2 {payloads.w2(r.get('q_w2sq', r.get('q_fit'))):.2f} to the prior"
 
 
 every = rate if s.state == "running" else min(rate, PAUSED_EVERY)
+latent_cloud.forget_sent()  # a full run: the explorer may be new in this browser (sprite sheet, last correction)
+
+
+def _corr_blobs(corr, xy) -> dict:
+    """The last correction's clouds before and after Eq. 10 and its assignment pairs (z_hat_i, T(z_hat_i))."""
+    return {"before": xy(corr.before), "after": xy(corr.z), "src": xy(corr.source), "tgt": xy(corr.target)}
 
 
 @st.fragment(run_every=every)
@@ -109,15 +124,13 @@ def live_view() -> None:
     st.session_state["redraws"] = st.session_state.get("redraws", 0) + 1
     corr = next((f for f in reversed(v.frames) if f.before is not None), None)
     d = v.live.shape[1]
-    xy, prior = (lambda z: z), None
+    xy, prior, method = (lambda z: np.asarray(z, np.float32)), None, "pca"
     if d > 2 and len(v.frames) < 2:  # the chains are still the prior noise: nothing to fit on yet
-        xy = lambda z: z[:, :2]  # noqa: E731 - the prior's first two coordinates are exactly N(0, I_2)
+        xy = lambda z: np.asarray(z, np.float32)[:, :2]  # noqa: E731 - the prior's first two coordinates are N(0, I_2)
     elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
         p = projection.projection(f"main{v.run}", proj, v.frames[-1].z)
-        xy = p.transform
+        xy, method = p.transform, p.method
         prior = projection.projected_prior(p)
-    pts, other = xy(v.live), (xy(a.live) if a is not None else None)
-    lim = widgets.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
@@ -125,32 +138,43 @@ def live_view() -> None:
     if v.seconds_to_prior:
         parts.append(f"ours' q(z^K) within {ON_PRIOR:g}x of the prior after **{v.seconds_to_prior:.1f} s**")
     st.markdown(" · ".join(p for p in parts if p))
-    with st.container():  # one element whatever it holds: the charts below keep their place and are not redrawn
+    with st.container():  # one element whatever it holds: the explorer below keeps its place and is not remounted
         if v.busy > 2:
             st.info(f"iteration {v.iteration + 1} has been running for {v.busy:.0f} s (K = {v.cfg.langevin.steps}, "
                     f"s = {v.cfg.langevin.step_size:g}); Pause cuts it short.")
-        for m in {v.message, a.message if a is not None else ""} - {""}:
-            st.error(m)
-    left, right = st.columns([5, 3])
-    arrows = (xy(corr.source), xy(corr.moved)) if corr is not None and corr.moved is not None else None
-    titles = (f"ours (alpha {v.cfg.alpha:g})", "ABP (alpha 0)" if a is not None else "")
-    notes = (f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else ""),
-             f"iteration {a.iteration}" if a is not None else "")
-    classes = widgets.class_list(v.labels)
-    clouds = widgets.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
-    version = (v.run, v.iteration, a.iteration if a else -1, clouds.key)
-    left.image(widgets.picture("cloud", version, lambda: clouds.png(
-        pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
-        width="stretch")
-    runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
-    fits_version = (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1)
-    right.image(widgets.picture("curves", fits_version, lambda: cloud_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
-                                                                                ON_PRIOR), every=FITS_EVERY),
-                width="stretch")
-    what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
-    right.image(grids.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
-                f"{v.frames[-1].iteration}")
-    st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept")
+        for name, m in (("ours", v.message), ("ABP", a.message if a is not None else "")):
+            if m:
+                st.error(f"{name}: {m}")
+    sessions = {"ours": (s, v)} | ({"ABP": (abp, a)} if a is not None else {})
+    tok = payloads.token(s, v)
+    header = {"mode": "live", "token": tok, "interval": every, "iteration": v.iteration,
+              "class_names": payloads.class_names(v.cfg.data.name, v.labels),
+              "decodable": d == 2 or method == "pca", "decode_note": payloads.not_decodable(d, method),
+              "panels": [{"name": "ours", "title": f"ours (alpha {v.cfg.alpha:g})",
+                          "note": f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else "")}]
+              + ([{"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"}] if a is not None else [])}
+    blobs = {"z0": xy(v.live), "z1": xy(a.live) if a is not None else None, "prior": prior}
+    if latent_cloud.once("train", "sprite", (tok, method)):
+        extra_h, extra_b = payloads.sprite_blobs(s)
+        header |= extra_h
+        blobs |= extra_b
+    if corr is not None:
+        header["correction"] = {"iteration": corr.iteration}
+        if latent_cloud.once("train", "correction", (tok, method, corr.iteration)):
+            blobs |= _corr_blobs(corr, xy)
+    left, right = st.columns([5, 2])
+    with left:
+        sent = latent_cloud.show("train", header, blobs, payloads.answer(sessions, xy, d == 2 or method == "pca",
+                                                                          method))
+    st.session_state["explorer_bytes"] = len(sent)
+    marks = st.session_state.get(f"marks:{v.run}", [])
+    with right:
+        latent_cloud.show("curves", *payloads.curves({"ours": v} | ({"ABP": a} if a is not None else {}), marks))
+        what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
+        st.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
+                 f"{v.frames[-1].iteration}")
+    st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept · "
+               f"{len(sent):,} bytes sent to the explorer this redraw")
 
 
 live_view()
