@@ -124,13 +124,9 @@ def live_view() -> None:
     st.session_state["redraws"] = st.session_state.get("redraws", 0) + 1
     corr = next((f for f in reversed(v.frames) if f.before is not None), None)
     d = v.live.shape[1]
-    xy, prior, method = (lambda z: np.asarray(z, np.float32)), None, "pca"
-    if d > 2 and len(v.frames) < 2:  # the chains are still the prior noise: nothing to fit on yet
-        xy = lambda z: np.asarray(z, np.float32)[:, :2]  # noqa: E731 - the prior's first two coordinates are N(0, I_2)
-    elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
-        p = projection.projection(f"main{v.run}", proj, v.frames[-1].z)
-        xy, method = p.transform, p.method
-        prior = projection.projected_prior(p)
+    placed = projection.place(f"main{v.run}", proj, v.frames[-1].z if len(v.frames) >= 2 else None,
+                              {"ours": v.live, "ABP": a.live if a is not None else None}, v.iteration)
+    xy, method, linear = placed.transform, placed.method, placed.transform is not None
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
@@ -149,30 +145,28 @@ def live_view() -> None:
     tok = payloads.token(s, v)
     header = {"mode": "live", "token": tok, "interval": every, "iteration": v.iteration,
               "class_names": payloads.class_names(v.cfg.data.name, v.labels),
-              "decodable": d == 2 or method == "pca", "decode_note": payloads.not_decodable(d, method),
+              "decodable": linear, "decode_note": payloads.not_decodable(d, method), "plane": method,
               "panels": [{"name": "ours", "title": f"ours (alpha {v.cfg.alpha:g})",
                           "note": f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else "")}]
               + ([{"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"}] if a is not None else [])}
-    blobs = {"z0": xy(v.live), "z1": xy(a.live) if a is not None else None, "prior": prior}
-    if latent_cloud.once("train", "sprite", (tok, method)):
+    blobs = {"z0": placed.xy["ours"], "z1": placed.xy["ABP"], "prior": placed.prior}
+    if latent_cloud.once("train", "sprite", tok):
         extra_h, extra_b = payloads.sprite_blobs(s)
         header |= extra_h
         blobs |= extra_b
-    if corr is not None:
+    if corr is not None and linear:  # UMAP places only the live clouds (each transform takes seconds)
         header["correction"] = {"iteration": corr.iteration}
         if latent_cloud.once("train", "correction", (tok, method, corr.iteration)):
             blobs |= _corr_blobs(corr, xy)
-    left, right = st.columns([5, 2])
-    with left:
-        sent = latent_cloud.show("train", header, blobs, payloads.answer(sessions, xy, d == 2 or method == "pca",
-                                                                          method))
+    sent = latent_cloud.show("train", header, blobs, payloads.answer(sessions, xy, method))
     st.session_state["explorer_bytes"] = len(sent)
     marks = st.session_state.get(f"marks:{v.run}", [])
-    with right:
+    left, right = st.columns([3, 1])
+    with left:
         latent_cloud.show("curves", *payloads.curves({"ours": v} | ({"ABP": a} if a is not None else {}), marks))
-        what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
-        st.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
-                 f"{v.frames[-1].iteration}")
+    what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
+    right.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
+                f"{v.frames[-1].iteration}")
     st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept · "
                f"{len(sent):,} bytes sent to the explorer this redraw")
 

@@ -47,7 +47,10 @@ function niceTicks(lo, hi, n) {
   return out;
 }
 
-function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toPrecision(2); }
+function fmt(v) {  // ticks and values: 2, 2.5, 0.25, 130 (no "2.0", no exponent)
+  if (!isFinite(v)) return "–";
+  return Math.abs(v) >= 100 ? v.toFixed(0) : String(+v.toPrecision(Math.abs(v) >= 10 ? 3 : 2));
+}
 
 function quantileAbs(arrs, q) {
   const vals = [];
@@ -78,7 +81,7 @@ class Plane {
 
   size() {
     const w = Math.max(200, this.wrap.clientWidth), n = this.layout().length;
-    const h = Math.round(Math.min(560, Math.max(260, w / Math.max(1, n) * 0.95)));
+    const h = Math.round(Math.min(520, Math.max(300, (w / Math.max(1, n)) * 0.92)));
     const dpr = window.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(w * dpr) || this.canvas.height !== Math.round(h * dpr)) {
       this.canvas.width = Math.round(w * dpr); this.canvas.height = Math.round(h * dpr);
@@ -370,9 +373,9 @@ class Curves {
   }
 
   frame() {
-    const w = Math.max(200, this.wrap.clientWidth), hh = 300, dpr = window.devicePixelRatio || 1;
+    const w = Math.max(200, this.wrap.clientWidth), hh = 320, dpr = window.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(w * dpr)) { this.canvas.width = Math.round(w * dpr); this.canvas.height = hh * dpr; this.canvas.style.height = hh + "px"; }
-    return { w, hh, dpr, r: { x: 44, y: 24, w: w - 56, h: hh - 70 } };
+    return { w, hh, dpr, r: { x: 44, y: 26, w: w - 56, h: hh - 96 } };
   }
 
   draw() {
@@ -388,7 +391,7 @@ class Curves {
     for (const t of niceTicks(0, ymax, 5)) { c.beginPath(); c.moveTo(r.x, this.sy(t)); c.lineTo(r.x + r.w, this.sy(t)); c.stroke(); c.fillText(fmt(t), r.x - 4, this.sy(t) + 3); }
     c.textAlign = "center";
     for (const t of niceTicks(0, xmax, 6)) c.fillText(String(t), this.sx(t), r.y + r.h + 13);
-    c.fillText("iteration", r.x + r.w / 2, r.y + r.h + 27);
+    c.fillText("iteration", r.x + r.w / 2, r.y + r.h + 25);
     if (h.band) {
       c.fillStyle = "rgba(44,160,44,0.13)"; c.fillRect(r.x, this.sy(h.band), r.w, this.sy(0) - this.sy(h.band));
       c.fillStyle = "#2a7a2a"; c.textAlign = "left"; c.fillText(h.band_label, r.x + 4, this.sy(h.band) - 3);
@@ -401,10 +404,15 @@ class Curves {
       c.strokeStyle = s.colour; c.lineWidth = s.dash ? 1 : 1.6; c.setLineDash(s.dash ? [2, 3] : []); c.beginPath();
       for (let i = 0; i < s.xy.length; i += 2) { const x = this.sx(s.xy[i]), y = this.sy(s.xy[i + 1]); if (i) c.lineTo(x, y); else c.moveTo(x, y); }
       c.stroke(); c.setLineDash([]);
+      if (!s.dash) { c.fillStyle = s.colour; for (let i = 0; i < s.xy.length; i += 2) { c.beginPath(); c.arc(this.sx(s.xy[i]), this.sy(s.xy[i + 1]), 2.2, 0, 7); c.fill(); } }
     }
-    c.fillStyle = "#333"; c.font = "12px sans-serif"; c.textAlign = "left"; c.fillText(h.title, r.x, 14);
-    let lx = r.x; c.font = "10px sans-serif";
-    for (const s of this.series) { c.fillStyle = s.colour; c.fillRect(lx, hh - 12, 10, s.dash ? 1 : 2); c.fillStyle = "#444"; c.fillText(s.name, lx + 13, hh - 8); lx += c.measureText(s.name).width + 26; }
+    c.fillStyle = "#333"; c.font = "12px sans-serif"; c.textAlign = "left"; c.fillText(h.title, 4, 14);
+    let lx = 4, ly = hh - 30; c.font = "10px sans-serif";
+    for (const s of this.series) {
+      const wd = c.measureText(s.name).width + 26;
+      if (lx + wd > w) { lx = 4; ly += 13; }
+      c.fillStyle = s.colour; c.fillRect(lx, ly - 4, 10, s.dash ? 1 : 2.5); c.fillStyle = "#444"; c.fillText(s.name, lx + 13, ly); lx += wd;
+    }
     if (!this.series.some((s) => s.xy.length)) { c.fillStyle = "#888"; c.textAlign = "center"; c.fillText(h.empty, r.x + r.w / 2, r.y + r.h / 2); }
   }
 
@@ -496,6 +504,10 @@ class Explorer {
 
   update({ h, blob }) {
     if (!this.mode) this.build(h.mode);
+    this.updates = (this.updates || 0) + 1;  // for tests and the budget script: what the page last received
+    this.root.dataset.updates = String(this.updates);
+    this.root.dataset.iteration = String(h.iteration ?? "");
+    this.root.dataset.plane = h.plane || "";
     if (h.mode === "curves") { this.curves.update(h, blob); return; }
     this.token = h.token; this.classNames = h.class_names || []; this.decodable = h.decodable;
     if (h.sprite && !SPRITES.has(h.token)) {
@@ -525,7 +537,10 @@ class Explorer {
     plane.panels.forEach((p, k) => {
       const to = blob("z" + k);
       if (!to) return;
-      if (k === 0 && corr && corr.iteration !== this.lastCorr && this.before && p.pos && !tokenChanged) this.playCorrection(p, to, dur);
+      if (k === 0 && corr && corr.iteration !== this.lastCorr && this.before) {
+        if (!p.pos || tokenChanged) p.pos = this.before.slice();  // a first view opens on the correction itself
+        this.playCorrection(p, to, dur);
+      }
       else plane.setTarget(p, [{ b: to, dur: this.slow ? dur * 4 : dur, label: "" }]);
     });
     if (corr) this.lastCorr = corr.iteration;

@@ -55,30 +55,35 @@ def decode(s: Session, z: np.ndarray) -> np.ndarray:
         return g(torch.from_numpy(np.asarray(z, np.float32)[None]))[0].numpy()
 
 
-def answer(runs: dict[str, tuple[Session, View]], xy_of, linear: bool, method: str) -> lc.Answer:
-    """Decode and pick for the panels named in `runs` ("ours", "ABP")."""
+def answer(runs: dict[str, tuple[Session, View]], xy_of, method: str) -> lc.Answer:
+    """Decode and pick for the panels named in `runs` ("ours", "ABP"); `xy_of` places latents on the plane, None
+    where the plane is not linear (UMAP): no decode there, and no chain path."""
     def dec(x: float, y: float, panel: str):
-        if not linear:
+        if xy_of is None:
             return None
         s, v = runs.get(panel, next(iter(runs.values())))
         d = v.live.shape[1]
         it = s.snapshot()[0]
         where = (f"z = ({x:.2f}, {y:.2f})" if d == 2 else
-                 f"the point ({x:.2f}, {y:.2f}) of the PCA plane lifted to R^{d}: z = x u + y v along the plane's "
+                 f"the point ({x:.2f}, {y:.2f}) of the {method} plane lifted to R^{d}: z = x u + y v along the plane's "
                  "two axes and 0 in the other directions (the image of a latent the cloud rarely holds exactly)")
         return decode(s, lift(xy_of, d, x, y)), f"{panel}: g(z) at {where}; generator of iteration {it}"
 
     def pick(i: int, panel: str):
         s, v = runs.get(panel, next(iter(runs.values())))
-        path = np.concatenate([xy_of(f.z[i:i + 1]) for f in v.frames] + [xy_of(v.live[i:i + 1])])
+        it = s.snapshot()[0]
+        if xy_of is None:
+            return decode(s, v.live[i]), np.zeros((0, 2), np.float32), (
+                f"{panel}: g(z_i) by the generator of iteration {it}; no chain path on the UMAP plane (each "
+                "placement takes the worker seconds)")
+        path = np.concatenate([xy_of(np.stack([f.z[i] for f in v.frames] + [v.live[i]]))])
         return decode(s, v.live[i]), path, (f"{panel}: its chain z_i over the {len(v.frames)} kept frames (black "
-                                           f"line, on the {method} plane); g(z_i) by the generator of iteration "
-                                           f"{s.snapshot()[0]}")
+                                           f"line, on the {method} plane); g(z_i) by the generator of iteration {it}")
     return lc.Answer(dec, pick)
 
 
 def not_decodable(d: int, method: str) -> str:
-    return ("" if d == 2 or method == "pca" else
+    return ("" if method != "umap" else
             f"No decode on the {method.upper()} plane: UMAP is not linear, a point of its plane stands for no one "
             "latent. Choose PCA to decode clicked points.")
 
