@@ -528,7 +528,7 @@ class Explorer {
       const old = plane.panels.find((q) => q.name === p.name) || { name: p.name, pos: null, segs: [] };
       old.title = p.title; old.note = p.note; old.k = k; return old;
     });
-    if (this.abpSel) this.abpSel.disabled = names.length < 2;
+    if (this.abpSel) this.abpSel.style.display = names.length < 2 ? "none" : "";
     const dur = h.interval * 1000;
     const corr = h.correction;
     if (corr && blob("before")) {  // a new correction's cloud before Eq. 10, its pairs: kept until the next one
@@ -545,7 +545,7 @@ class Explorer {
       else plane.setTarget(p, [{ b: to, dur: this.slow ? dur * 4 : dur, label: "" }]);
     });
     if (corr) this.lastCorr = corr.iteration;
-    plane.fit(plane.panels.map((p) => blob("z" + p.k)));
+    plane.fit(plane.panels.map((p) => blob("z" + p.k)).concat(this.before ? [this.before] : []));
     this.showDecoded(h, blob);
     this.kick();
   }
