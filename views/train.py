@@ -23,13 +23,18 @@ s = registry.main_session()
 cfg = s.cfg
 st.title("Train")
 widgets.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
-           "digit; every L iterations the whole population is matched one-to-one to a fixed prior sample and "
-           "moved by Eq. 10: the grey ghost is the cloud just before the last correction, the red lines show where "
-           "each point went. Open circles are ABP, trained beside it with alpha = 0 (no correction).\n\n"
+           "class; the points glide from one redraw to the next. Every L iterations the whole population is "
+           "matched one-to-one to a fixed prior sample and moved by Eq. 10: you see each point travel from z_hat "
+           "(the grey cloud before the correction) along its assignment line (a sample of them is drawn). "
+           "ABP, trained beside it with alpha = 0 (no correction), is drawn beside or on the same axes.\n\n"
+           "Hover a point to see its training image; click it to pin it (its reconstruction and its chain's path); "
+           "click the empty plane to see what the generator draws there, g(z). Wheel or pinch to zoom, drag to "
+           "pan, double-click to reset. The layers, the slow motion and the replay of the last correction are in "
+           "the bar above the clouds.\n\n"
            "The chains are what the correction moves, so they sit on the prior by construction right after it. "
            "The honest test is the model's own short-run inference q(z^K): K Langevin steps from fresh noise "
-           "with the current generator (the solid curves), which reaches the prior only if the generator has "
-           "learned to map the prior onto the data.",
+           "with the current generator (the solid curves: its W2 distance to the prior), which reaches the prior "
+           "only if the generator has learned to map the prior onto the data.",
            r"z \leftarrow z + \tfrac{s^2}{2}\nabla_z \log p(z \mid x) + s\,\xi",
            r"z_i \leftarrow \alpha\,T(z_i) + (1-\alpha)\,z_i")
 
@@ -39,8 +44,9 @@ step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.st
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
 rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
                             help="each redraw draws two pictures on the server, which the training threads then lack")
-with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled=cfg.method != "ours",
-                          help="trains ABP on the same data, seed and settings, drawn on the same axes")
+with_abp = live[4].toggle("ABP beside", True, key="with_abp", disabled=cfg.method != "ours",
+                          help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "
+                               "beside ours or on the same axes")
 abp = registry.abp_session(with_abp)
 if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
     changed = [f"{n} {x:g}" for n, x, y in (("alpha", alpha, cfg.alpha), ("s", step_size, cfg.langevin.step_size),
@@ -146,9 +152,10 @@ def live_view() -> None:
     header = {"mode": "live", "token": tok, "interval": every, "iteration": v.iteration,
               "class_names": payloads.class_names(v.cfg.data.name, v.labels),
               "decodable": linear, "decode_note": payloads.not_decodable(d, method), "plane": method,
-              "panels": [{"name": "ours", "title": f"ours (alpha {v.cfg.alpha:g})",
-                          "note": f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else "")}]
-              + ([{"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"}] if a is not None else [])}
+              "panels": [{"name": "ours", "title": f"ours (alpha {v.cfg.alpha:g})", "note": f"iteration {v.iteration}"
+                          + (f", last correction at {corr.iteration}" if corr else "")}]}
+    if a is not None:
+        header["panels"].append({"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"})
     blobs = {"z0": placed.xy["ours"], "z1": placed.xy["ABP"], "prior": placed.prior}
     if latent_cloud.once("train", "sprite", tok):
         extra_h, extra_b = payloads.sprite_blobs(s)

@@ -37,7 +37,14 @@ function el(tag, cls, parent, text) {
   return e;
 }
 
-function pngURL(bytes) { return bytes ? URL.createObjectURL(new Blob([bytes], { type: "image/png" })) : null; }
+let lastURLs = [];
+function pngURL(bytes) {  // the inspector shows one answer at a time: the older answers' URLs are let go
+  if (!bytes) return null;
+  const url = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+  lastURLs.push(url);
+  while (lastURLs.length > 8) URL.revokeObjectURL(lastURLs.shift());
+  return url;
+}
 
 function niceTicks(lo, hi, n) {
   const span = hi - lo || 1, step0 = span / n, mag = Math.pow(10, Math.floor(Math.log10(step0)));
@@ -179,7 +186,8 @@ class Plane {
       if (main && L.abp === "same" && this.panels[1]) this.drawDots(r, this.panels[1].pos, () => RUNS.ABP, 2, true);
       const col = L.colour && labels ? (i) => CLASS[labels[i] % 10] : () => (r.p.name === "ABP" ? RUNS.ABP : RUNS.ours);
       this.drawDots(r, r.p.pos, col, 2, r.p.name === "ABP" && L.abp === "same");
-      if (this.inst.pin && this.inst.pin.path && main) this.drawPath(r, this.inst.pin.path);
+      const pinHere = this.inst.pin && (this.inst.pin.panel === r.p.name || (main && L.abp === "same"));
+      if (pinHere && this.inst.pin.path) this.drawPath(r, this.inst.pin.path);
       if (this.inst.pin && r.p.pos && this.inst.pin.panel === r.p.name) {
         const i = this.inst.pin.i, [x, y] = this.toScreen(r, r.p.pos[2 * i], r.p.pos[2 * i + 1]);
         c.strokeStyle = "#000"; c.lineWidth = 2; c.beginPath(); c.arc(x, y, 6, 0, 7); c.stroke();
@@ -640,11 +648,13 @@ class Explorer {
 
   showDecoded(h, blob) {  // the server's answer to a pick or a decode, matched by its sequence number
     this.decodeNote = h.decode_note;
-    if (h.pick && this.pin && h.pick.seq === this.seq) {
+    if (h.pick && this.pin && h.pick.seq === this.seq && this.shownSeq !== this.seq) {
+      this.shownSeq = this.seq;
       this.pin.path = blob("path"); this.pin.pathNote = h.pick.note;
       this.renderInspector(pngURL(blob("recon")));
     }
-    if (h.decode && h.decode.seq === this.seq && this.mark) {
+    if (h.decode && h.decode.seq === this.seq && this.mark && this.shownSeq !== this.seq) {
+      this.shownSeq = this.seq;
       this.pin = null;
       this.renderDecoded(pngURL(blob("decoded")), h.decode.note);
       if (this.pending) { this.decodeMs = performance.now() - this.pending.t; this.inspector.dataset.decodeMs = this.decodeMs.toFixed(0); this.pending = null; }
