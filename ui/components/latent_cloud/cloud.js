@@ -164,7 +164,10 @@ class Plane {
     return moving;
   }
 
-  fit(arrs) { this.targetHalf = Math.max(3.4, quantileAbs(arrs, 0.995) * 1.15); }
+  fit(arrs) {  // 99.5 % of |z| with room; the prior's 3 sigma when that is at most 4 times as wide as the cloud
+    const q = Math.max(quantileAbs(arrs, 0.995), 0.05);
+    this.targetHalf = Math.max(q * 1.15, Math.min(3.4, q * 4));
+  }
 
   draw() {
     this.size();
