@@ -1,8 +1,7 @@
 """The plane latents with d > 2 are drawn on, per run and browser session: PCA at once, UMAP in a worker process.
 
-UMAP's fit and its transform of new points are compiled code that holds the GIL for seconds (on a busy 2-core
-machine: a fit of 1,000 points in 16 d took 129 s, the first transform in a fresh process 33 s, later ones
-7 s), so both run in one worker process per run, a fresh interpreter that imports only lvm.projection (a
+UMAP's fit and its transform of new points are compiled code that holds the GIL for seconds to minutes on two
+busy cores (`python -m benchmarks.app.umap_worker`), so both run in one worker process per run, a fresh interpreter that imports only lvm.projection (a
 `spawn` pool would import the app's script as its main module and die at `nav.title`). The views show the
 newest points the worker has placed and ask it for the next ones; the server never imports umap.
 """
