@@ -80,7 +80,7 @@ class Plane {
     this.tipImg = el("canvas", "lc-thumb", this.tip);
     this.tipText = el("div", "", this.tip);
     this.ctx = this.canvas.getContext("2d");
-    this.autoHalf = 0; this.targetHalf = 4; this.zoom = 1; this.cx = 0; this.cy = 0;
+    this.autoHalf = 0; this.targetHalf = 4; this.zoom = 1; this.cx = 0; this.cy = 0; this.acx = 0; this.acy = 0;
     this.panels = [];      // [{name, title, note, pos, segs, abpOn}]
     this.pointers = new Map();
     this.bind();
@@ -108,12 +108,12 @@ class Plane {
 
   toScreen(r, x, y) {
     const s = Math.min(r.w, r.h) / (2 * this.half());
-    return [r.x + r.w / 2 + (x - this.cx) * s, r.y + r.h / 2 - (y - this.cy) * s];
+    return [r.x + r.w / 2 + (x - this.acx - this.cx) * s, r.y + r.h / 2 - (y - this.acy - this.cy) * s];
   }
 
   toWorld(r, sx, sy) {
     const s = Math.min(r.w, r.h) / (2 * this.half());
-    return [this.cx + (sx - r.x - r.w / 2) / s, this.cy - (sy - r.y - r.h / 2) / s];
+    return [this.acx + this.cx + (sx - r.x - r.w / 2) / s, this.acy + this.cy - (sy - r.y - r.h / 2) / s];
   }
 
   rectAt(sx, sy) { return this.layout().find((r) => sx >= r.x && sx <= r.x + r.w && sy >= r.y && sy <= r.y + r.h); }
@@ -164,7 +164,19 @@ class Plane {
     return moving;
   }
 
-  fit(arrs) {  // 99.5 % of |z| with room; the prior's 3 sigma when that is at most 4 times as wide as the cloud
+  fit(arrs, exact) {  // 99.5 % of |z| with room; the prior's 3 sigma when that is at most 4 times as wide as the cloud
+    if (!exact) {  // a UMAP plane: its origin means nothing, so the axes centre on the cloud
+      const xs = [], ys = [];
+      for (const a of arrs) if (a) for (let i = 0; i < a.length; i += 2) { xs.push(a[i]); ys.push(a[i + 1]); }
+      if (xs.length) {
+        xs.sort((u, v) => u - v); ys.sort((u, v) => u - v);
+        const lo = (v) => v[Math.floor(0.005 * v.length)], hi = (v) => v[Math.floor(0.995 * (v.length - 1))];
+        this.acx = (lo(xs) + hi(xs)) / 2; this.acy = (lo(ys) + hi(ys)) / 2;
+        this.targetHalf = Math.max(hi(xs) - lo(xs), hi(ys) - lo(ys), 0.1) * 0.6;
+        return;
+      }
+    }
+    this.acx = 0; this.acy = 0;
     const q = Math.max(quantileAbs(arrs, 0.995), 0.05);
     this.targetHalf = Math.max(q * 1.15, Math.min(3.4, q * 4));
   }
@@ -181,7 +193,7 @@ class Plane {
       c.beginPath(); c.rect(r.x, r.y, r.w, r.h); c.clip();
       c.fillStyle = "#fff"; c.fillRect(r.x, r.y, r.w, r.h);
       this.drawGrid(r);
-      if (L.contours) this.drawContours(r);
+      if (L.contours && this.inst.exact !== false) this.drawContours(r);
       if (this.inst.priorXY && L.contours) this.drawDots(r, this.inst.priorXY, () => "rgba(150,150,150,0.35)", 1.2);
       const main = r.p === this.panels[0];
       if (main && L.before && this.inst.before) this.drawDots(r, this.inst.before, () => "rgba(160,160,160,0.55)", 1.6);
@@ -338,7 +350,8 @@ class Plane {
 
   zoomAt(r, wx, wy, f) {
     const z = Math.min(200, Math.max(0.2, this.zoom * f)), k = this.zoom / z;
-    this.cx = wx + (this.cx - wx) * k; this.cy = wy + (this.cy - wy) * k; this.zoom = z;
+    const cx = this.acx + this.cx, cy = this.acy + this.cy;  // the centre shown, about which the point stays put
+    this.cx = wx + (cx - wx) * k - this.acx; this.cy = wy + (cy - wy) * k - this.acy; this.zoom = z;
     this.inst.kick();
   }
 
@@ -522,6 +535,7 @@ class Explorer {
     this.root.dataset.plane = h.plane || "";
     if (h.mode === "curves") { this.curves.update(h, blob); return; }
     this.token = h.token; this.classNames = h.class_names || []; this.decodable = h.decodable;
+    this.exact = h.plane !== "umap";  // the prior's image is N(0, I_2) (circles), else its projected sample
     if (h.sprite && !SPRITES.has(h.token)) {
       const bytes = blob("sprite"), entry = { ...h.sprite, labels: blob("labels").slice(), index: blob("index").slice(), img: null };
       SPRITES.set(h.token, entry);
@@ -556,7 +570,7 @@ class Explorer {
       else plane.setTarget(p, [{ b: to, dur: this.slow ? dur * 4 : dur, label: "" }]);
     });
     if (corr) this.lastCorr = corr.iteration;
-    plane.fit(plane.panels.map((p) => blob("z" + p.k)).concat(this.before ? [this.before] : []));
+    plane.fit(plane.panels.map((p) => blob("z" + p.k)).concat(this.before ? [this.before] : []), this.exact);
     this.showDecoded(h, blob);
     this.kick();
   }
@@ -584,7 +598,7 @@ class Explorer {
     if (!plane.panels.length) { plane.panels = [{ name: h.panels[0].name, title: h.panels[0].title, pos: this.frames[0].z.slice(), segs: [] }]; this.t = 0; this.playing = true; this.lastT = performance.now(); }
     plane.panels[0].title = h.panels[0].title;
     this.scrub.max = Math.max(0, n - 1);
-    plane.fit([all]);
+    plane.fit([all], this.exact);
     this.showDecoded(h, blob);
     this.kick();
   }
