@@ -50,6 +50,7 @@ def browser_page():
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
+        page.browser_ = browser  # for a second, touch-screen page
         yield page, outside, errors
         browser.close()
     assert not outside, f"requests that left the machine: {sorted(set(outside))}"
@@ -146,6 +147,30 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     page.wait_for_function(f"(h) => ({LC})(0).plane.half() < 0.6 * h", arg=half)  # the visible range shrank
     page.mouse.dblclick(box[0] + box[2] / 4, box[1] + box[3] / 2)
     page.wait_for_function(f"(h) => Math.abs(({LC})(0).plane.half() - h) < 0.05 * h", arg=half)  # and came back
+
+
+def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_page) -> None:
+    page, _, _ = browser_page
+    phone = page.browser_.new_context(viewport={"width": 800, "height": 1200}, has_touch=True, is_mobile=True)
+    tab = phone.new_page()
+    try:
+        tab.set_default_timeout(90_000)
+        assert "/train" in page.url and "run=" in page.url
+        tab.goto(page.url)  # the Train view of the same run (?run=...), as a second device in the lecture hall
+        tab.wait_for_function(f"() => ({LC})(0) && ({LC})(0).plane.panels.length > 0 && ({LC})(0).plane.panels[0].pos")
+        _idle(tab)
+        pt = _isolated_point(tab)
+        tab.touchscreen.tap(pt["x"], pt["y"])
+        tab.locator("[data-testid=latent-cloud-tip]").wait_for(state="visible", timeout=10_000)
+        half = tab.evaluate(f"() => ({LC})(0).plane.half()")
+        tab.evaluate(f"""() => {{ const cv = ({LC})(0).plane.canvas, b = cv.getBoundingClientRect(), cx = b.left + b.width / 4, cy = b.top + b.height / 2;
+            const ev = (type, id, x) => cv.dispatchEvent(new PointerEvent(type, {{pointerId: id, pointerType: 'touch', clientX: x, clientY: cy, bubbles: true}}));
+            ev('pointerdown', 11, cx - 20); ev('pointerdown', 12, cx + 20);
+            for (let k = 1; k <= 10; k++) ev('pointermove', 12, cx + 20 + 10 * k);  // fingers apart: zoom in
+            ev('pointerup', 12, cx + 120); ev('pointerup', 11, cx - 20); }}""")
+        tab.wait_for_function(f"(h) => ({LC})(0).plane.half() < 0.7 * h", arg=half)
+    finally:
+        phone.close()
 
 
 def test_latent_ot_replays_every_kept_frame_in_the_browser(browser_page, shots: Path) -> None:

@@ -50,7 +50,7 @@ def cli_rate(seconds: float) -> dict[str, float]:
             path = Path(tmp) / f"{name}.json"
             path.write_text(json.dumps(asdict(cfg)))
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "lvm.cli", "train", "--config", str(path), "--out", str(Path(tmp) / name),
+                [sys.executable, "-m", "lvm", "train", "--config", str(path), "--out", str(Path(tmp) / name),
                  "--max-seconds", str(seconds), "--threads", "1", "--device", "cpu"], cwd=ROOT,
                 env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for name, p in procs.items():

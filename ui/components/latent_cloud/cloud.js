@@ -249,22 +249,22 @@ class Plane {
     }
   }
 
-  drawDots(r, pos, colour, rad, open) {
+  drawDots(r, pos, colour, rad, open) {  // one path per colour: a few fills, not one per point
     if (!pos) return;
-    const c = this.ctx;
+    const c = this.ctx, n = pos.length / 2, s = Math.min(r.w, r.h) / (2 * this.half());
+    const ox = r.x + r.w / 2 - (this.acx + this.cx) * s, oy = r.y + r.h / 2 + (this.acy + this.cy) * s;
+    const groups = new Map();
+    for (let i = 0; i < n; i++) {
+      const x = ox + pos[2 * i] * s, y = oy - pos[2 * i + 1] * s;
+      if (!(x >= r.x - 3 && x <= r.x + r.w + 3 && y >= r.y - 3 && y <= r.y + r.h + 3)) continue;
+      const col = colour(i) || RUNS.ours;
+      let path = groups.get(col);
+      if (!path) { path = new Path2D(); groups.set(col, path); }
+      if (open) { path.moveTo(x + rad + 0.5, y); path.arc(x, y, rad + 0.5, 0, 2 * Math.PI); } else path.rect(x - rad, y - rad, 2 * rad, 2 * rad);
+    }
     c.globalAlpha = 0.75;
-    let last = null;
-    for (let i = 0; i < pos.length / 2; i++) {
-      const [x, y] = this.toScreen(r, pos[2 * i], pos[2 * i + 1]);
-      if (x < r.x - 3 || x > r.x + r.w + 3 || y < r.y - 3 || y > r.y + r.h + 3) continue;
-      const col = colour(i);
-      if (open) {
-        if (col !== last) { c.strokeStyle = col; last = col; }
-        c.beginPath(); c.arc(x, y, rad + 0.5, 0, 2 * Math.PI); c.stroke();
-      } else {
-        if (col !== last) { c.fillStyle = col; last = col; }
-        c.fillRect(x - rad, y - rad, 2 * rad, 2 * rad);
-      }
+    for (const [col, path] of groups) {
+      if (open) { c.strokeStyle = col; c.lineWidth = 1; c.stroke(path); } else { c.fillStyle = col; c.fill(path); }
     }
     c.globalAlpha = 1;
   }
