@@ -28,7 +28,8 @@ skip_without_browser()
 # The Train view's live clouds are the explorer component (ui/components/latent_cloud): the iteration it last
 # received, or null before it is mounted.
 CLOUD_SRC = ("() => { const c = [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]"
-             ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root[data-plane]'))[0];"
+             ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root[data-plane]:not([data-plane=\"\"])'))"
+             ".filter(Boolean)[0];"
              " return c ? c.dataset.iteration : null; }")
 
 

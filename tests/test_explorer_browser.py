@@ -20,9 +20,10 @@ from app_server import ARGS, CHROMIUM, MISSING, skip_without_browser, streamlit_
 skip_without_browser()
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# the k-th explorer of the page (Train: 0 = the clouds, 1 = the curves), as its JS instance
+# the k-th cloud explorer of the page (the curves are not counted), as its JS instance
 LC = ("(k) => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stBidiComponentIsolated]')]"
-      ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root')).filter(Boolean).map(r => r.lc)[k] || null")
+      ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root')).filter(r => r && r.lc && r.lc.plane)"
+      ".map(r => r.lc)[k] || null")
 PIXELS = f"() => ({LC})(0).plane.canvas.toDataURL()"
 
 
@@ -62,19 +63,20 @@ def _go(page, name: str) -> None:
     page.get_by_role("heading", name=name).first.wait_for()
 
 
-def _isolated_point(page) -> dict:
-    """A point of ours' panel with no other point within 12 px, and where it is on the screen."""
-    return page.evaluate(f"""() => {{
+def _isolated_point(page, gap: float = 12) -> dict:
+    """The point of ours' panel farthest from its nearest neighbour, if over `gap` px away, and where it is on
+    the screen."""
+    return page.evaluate(f"""(gap) => {{
         const lc = ({LC})(0), pl = lc.plane, r = pl.layout()[0], pos = pl.panels[0].pos, b = pl.canvas.getBoundingClientRect();
         const xy = []; for (let i = 0; i < pos.length / 2; i++) xy.push(pl.toScreen(r, pos[2 * i], pos[2 * i + 1]));
         let best = null;
         xy.forEach(([x, y], i) => {{
             if (x < r.x + 20 || x > r.x + r.w - 20 || y < r.y + 20 || y > r.y + r.h - 20) return;
             let near = Infinity; xy.forEach(([u, v], j) => {{ if (j !== i) near = Math.min(near, Math.hypot(u - x, v - y)); }});
-            if (near > 12 && (!best || near > best.near)) best = {{i, x: b.left + x, y: b.top + y, near}};
+            if (near >= gap && (!best || near > best.near)) best = {{i, x: b.left + x, y: b.top + y, near}};
         }});
         return best;
-    }}""")
+    }}""", gap)
 
 
 def _idle(page) -> None:
@@ -95,10 +97,10 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     a = page.evaluate(PIXELS)
     time.sleep(1.0)
     assert page.evaluate(PIXELS) != a  # the cloud moved within one second of training
-    page.get_by_text("slow motion").click()
+    page.get_by_text("slow motion", exact=True).click()
     page.wait_for_function(f"() => (({LC})(0).plane.panels[0].label || '').startsWith('correction')", timeout=120_000)
     page.screenshot(path=str(shots / "explorer_train_correction.png"))
-    page.get_by_text("slow motion").click()
+    page.get_by_text("slow motion", exact=True).click()
 
     page.get_by_role("button", name="Pause").click()
     page.wait_for_function("() => document.body.innerText.includes('paused ·')")
@@ -159,7 +161,7 @@ def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_pag
         tab.goto(page.url)  # the Train view of the same run (?run=...), as a second device in the lecture hall
         tab.wait_for_function(f"() => ({LC})(0) && ({LC})(0).plane.panels.length > 0 && ({LC})(0).plane.panels[0].pos")
         _idle(tab)
-        pt = _isolated_point(tab)
+        pt = _isolated_point(tab, 0)  # a small screen: the tap's radius is larger (16 px)
         tab.touchscreen.tap(pt["x"], pt["y"])
         tab.locator("[data-testid=latent-cloud-tip]").wait_for(state="visible", timeout=10_000)
         half = tab.evaluate(f"() => ({LC})(0).plane.half()")

@@ -170,7 +170,10 @@ def live_view() -> None:
     marks = st.session_state.get(f"marks:{v.run}", [])
     left, right = st.columns([3, 1])
     with left:
-        latent_cloud.show("curves", *payloads.curves({"ours": v} | ({"ABP": a} if a is not None else {}), marks))
+        version = (v.run, v.frames[-1].iteration, a.frames[-1].iteration if a else -1, len(marks))
+        if st.session_state.get("curves", (None,))[0] != version:  # new points only every L iterations
+            st.session_state["curves"] = (version, payloads.curves({"ours": v} | ({"ABP": a} if a else {}), marks))
+        latent_cloud.show("curves", *st.session_state["curves"][1])
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
     right.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
                 f"{v.frames[-1].iteration}")

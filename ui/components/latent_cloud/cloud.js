@@ -313,7 +313,7 @@ class Plane {
       this.zoomAt(r, wx, wy, f);
     }, { passive: false });
     cv.addEventListener("pointerdown", (e) => {
-      cv.setPointerCapture(e.pointerId);
+      try { cv.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic pointer has none to capture */ }
       this.pointers.set(e.pointerId, { start: this.local(e), last: this.local(e), type: e.pointerType });
     });
     cv.addEventListener("pointermove", (e) => {
