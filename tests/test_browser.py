@@ -27,9 +27,12 @@ except ImportError:
 skip_without_browser()
 
 
-# The Train view's live clouds are a PNG picture (cloud_pictures.py); a new iteration is a new source.
-CLOUD_SRC = ("() => { const i = document.querySelector('[data-testid=stImage] img, [data-testid=stFullScreenFrame] img');"
-             " return i && i.complete && i.naturalWidth ? i.getAttribute('src') : null; }")
+# The Train view's live clouds are the explorer component (ui/components/latent_cloud): the iteration it last
+# received, or null before it is mounted.
+CLOUD_SRC = ("() => { const c = [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]"
+             ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root[data-plane]:not([data-plane=\"\"])'))"
+             ".filter(Boolean)[0];"
+             " return c ? c.dataset.iteration : null; }")
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +114,9 @@ def test_home_then_live_training_moves_the_latent_chart(page: Page, app_url: str
 
     _go(page, "Latent & OT")
     page.get_by_role("heading", name="One correction").wait_for()
-    # the replay, the latest correction and ABP beside ours, each a picture
-    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img').length >= 3")
+    # the replay, the latest correction and ABP beside ours, each an explorer component
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] [data-testid=stBidiComponentIsolated]')"
+                           ".length >= 3")
     page.screenshot(path=str(shots / "latent_ot.png"), full_page=True)
     _go(page, "Train")
     page.get_by_role("button", name="Pause").click()

@@ -28,9 +28,4 @@ def test_the_precision_recall_picture_and_the_clouds_decode() -> None:
     recall = np.linspace(0, 1, 50)
     assert _size(score_pictures.pr_png(1 - 0.5 * recall, recall, 0.75, 0.35)) == (500, 360)
     z = np.random.RandomState(1).standard_normal((300, 2))
-    one = cloud_pictures.Clouds(4.0, (0, 1), False, titles=("replay", ""), ghost_label=None, line_label=None)
-    labels = np.arange(300) % 2
-    a, b = one.png(z, labels, notes=("iteration 8", "")), one.png(z + 1.0, labels, notes=("iteration 16", ""))
-    assert a != b and _size(a) == _size(b) == (460, 500)  # the same axes, other points
-    two = cloud_pictures.Clouds(4.0, (), True)
-    assert _size(two.png(z, None, z * 2.0, before=z * 0.5, arrows=(z[:10], z[:10] * 0.5))) == (920, 500)
+    assert _size(cloud_pictures.cloud_png(z, 4.0, "demo")) == (460, 480)  # the landing picture (live clouds: the explorer)

@@ -1,5 +1,5 @@
-"""Small widgets and per-browser-session caches the views share: axes that hold their range, pictures drawn
-again only when their content changes, the "what am I seeing" box, and the settings that need a Reset."""
+"""Small widgets and per-browser-session caches the views share: pictures drawn again only when their content
+changes, the "what am I seeing" box, and the settings that need a Reset."""
 from __future__ import annotations
 
 import time
@@ -12,15 +12,6 @@ import torch
 
 from lvm.config import (DATA_SETS, METHODS, OT_SOLVERS, DataConfig, LangevinConfig, ModelConfig, TrainConfig,
                         default_arch)
-from ui.pictures import clouds as cloud_pictures
-
-
-def axis_limit(key: str, *clouds: np.ndarray, floor: float = 4.0) -> float:
-    """A half-width that covers 99.5 % of the points and only ever grows for `key` (fixed axes across frames)."""
-    now = max([floor] + [float(np.quantile(np.abs(c), 0.995)) * 1.1 for c in clouds if c is not None and len(c)])
-    lim = max(now, st.session_state.get(f"lim:{key}", floor))
-    st.session_state[f"lim:{key}"] = float(np.ceil(lim))
-    return float(np.ceil(lim))
 
 
 def picture(slot: str, version: tuple, draw: Callable[[], bytes], every: float = 0.0) -> bytes:
@@ -33,24 +24,6 @@ def picture(slot: str, version: tuple, draw: Callable[[], bytes], every: float =
         cached = (version, draw(), now)
         st.session_state[f"picture:{slot}"] = cached
     return cached[1]
-
-
-def clouds(slot: str, lim: float, classes: tuple[int, ...], with_abp: bool, prior: np.ndarray | None = None,
-           titles: tuple[str, str] = ("ours", "ABP"), ghost_label: str | None = "before the last correction",
-           line_label: str | None = "moved by Eq. 10") -> cloud_pictures.Clouds:
-    """This browser session's `cloud_pictures.Clouds` under `slot` (a Figure is not thread-safe), made again
-    when what its background shows changes (its `key`, which a picture's version should hold)."""
-    args = (lim, classes, with_abp, prior, titles, ghost_label, line_label)
-    got = st.session_state.get(f"clouds:{slot}")
-    if got is None or got.key != cloud_pictures.Clouds.key_of(*args):
-        got = st.session_state[f"clouds:{slot}"] = cloud_pictures.Clouds(*args)
-    return got
-
-
-def class_list(labels: np.ndarray) -> tuple[int, ...]:
-    """The classes to colour by (digit labels), or () when there are too many to tell apart."""
-    classes = np.unique(labels)
-    return tuple(int(c) for c in classes) if len(classes) <= 10 else ()
 
 
 def explain(markdown: str, *latex: str) -> None:

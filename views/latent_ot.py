@@ -1,18 +1,21 @@
-"""Latent & OT: replay of q(z^K) across corrections, one correction's assignment, ABP beside ours."""
+"""Latent & OT: the replay of q(z^K) across corrections played in the browser, one correction animated along
+its assignment lines, ABP beside ours. Every cloud is the explorer component (ui/components/latent_cloud)."""
 import numpy as np
 import streamlit as st
 
 from ui import projection, registry, widgets
-
-PLAY_EVERY = 0.4  # seconds per frame while the replay plays
+from ui.components import latent_cloud
+from ui.components.latent_cloud import payloads
 
 st.title("Latent & OT")
-widgets.explain("A frame is kept every L iterations. The replay shows the persistent chains moving across OT "
-           "corrections on fixed axes, coloured by digit. One correction: grey is z_hat before it, the dots are "
-           "where Eq. 10 put each point, and the lines join a sample of z_hat_i to its assigned prior point "
-           "T(z_hat_i), the optimum of Eq. 11.",
-           r"T = \arg\min_{\sigma}\sum_i \lVert \hat z_i - z_{\sigma(i)}\rVert^2,\qquad "
-           r"z_i \leftarrow \alpha T(\hat z_i) + (1-\alpha)\hat z_i")
+widgets.explain("A frame is kept every L iterations. The replay plays the persistent chains moving across OT "
+                "corrections, from the first frame, in your browser (speed, scrubber, loop), coloured by class. "
+                "One correction: the points travel from z_hat (grey, before it) to where Eq. 10 puts them, along "
+                "the lines that join a sample of z_hat_i to its assigned prior point T(z_hat_i), the optimum of "
+                "Eq. 11. Hover a point for its image, click it to pin it, click the plane to decode g(z).",
+                r"T = \arg\min_{\sigma}\sum_i \lVert \hat z_i - z_{\sigma(i)}\rVert^2,\qquad "
+                r"z_i \leftarrow \alpha T(\hat z_i) + (1-\alpha)\hat z_i")
+latent_cloud.forget_sent()
 s = registry.main_session()
 v = s.view()
 if len(v.frames) < 2:
@@ -21,64 +24,72 @@ if len(v.frames) < 2:
     st.stop()
 
 d = v.live.shape[1]
-proj = projection.projection(f"main{v.run}", projection.projection_method(), v.frames[-1].z) if d > 2 else None
-xy = (lambda a: a) if proj is None else proj.transform
-prior = None if proj is None else projection.projected_prior(proj)
-lim = widgets.axis_limit(f"main{v.run}{'' if proj is None else proj.method}", *(xy(f.z) for f in v.frames[-5:]))
-classes = widgets.class_list(v.labels)
-labels = v.labels if classes else None
-
-left, right = st.columns(2, gap="large")
-left.subheader("The chains across corrections")
-play = left.toggle("play", False, key="play", help=f"steps through the kept frames, one every {PLAY_EVERY:g} s")
+key, method = f"main{v.run}", projection.projection_method()
+tok = payloads.token(s, v)
+names = payloads.class_names(v.cfg.data.name, v.labels)
+ours = {"ours": (s, v)}
 
 
-@st.fragment(run_every=PLAY_EVERY if play else None)
-def replay() -> None:
-    frames = s.view().frames  # the newer ones too, as the run goes on
-    its = [f.iteration for f in frames]
-    if st.session_state.get("replay_it") not in its:
-        st.session_state["replay_it"] = its[-1]
-    elif play:  # the next frame, round again after the last
-        st.session_state["replay_it"] = its[(its.index(st.session_state["replay_it"]) + 1) % len(its)]
-    it = st.select_slider("frame at iteration", its, key="replay_it")
-    f = frames[its.index(it)]
-    clouds = widgets.clouds("replay_clouds", lim, classes, False, prior, titles=("persistent chains", ""),
-                       ghost_label=None, line_label=None)
-    st.image(widgets.picture("replay", (v.run, it, clouds.key), lambda: clouds.png(xy(f.z), labels, notes=(
-        f"iteration {it}", ""))), width="stretch")
+def _base(mode: str, slot: str, title: str, note: str, placed: projection.Placed) -> tuple[dict, dict]:
+    header = {"mode": mode, "token": tok, "interval": 1.0, "class_names": names, "plane": placed.method,
+              "decodable": placed.transform is not None, "decode_note": payloads.not_decodable(d, placed.method),
+              "panels": [{"name": "ours", "title": title, "note": note}]}
+    blobs = {"prior": placed.prior}
+    if latent_cloud.once(slot, "sprite", tok):
+        extra_h, extra_b = payloads.sprite_blobs(s)
+        header |= extra_h
+        blobs |= extra_b
+    return header, blobs
 
 
-with left:
-    replay()
-right.subheader("One correction")
-follow = right.toggle("follow the latest correction", True, key="follow",
+st.subheader("The chains across corrections")
+frames = v.frames
+placed = projection.place(key, method, frames[-1].z, {"frames": np.concatenate([f.z for f in frames])},
+                          ("replay", len(frames), frames[-1].iteration))
+header, blobs = _base("replay", "replay", "persistent chains", "", placed)
+header |= {"frames": [f.iteration for f in frames], "m": len(v.live)}
+blobs["frames"] = placed.xy["frames"]
+latent_cloud.show("replay", header, blobs, payloads.answer(ours, placed.transform, placed.method))
+st.caption(f"{len(frames)} frames kept, iterations {frames[0].iteration} to {frames[-1].iteration}, sent once "
+           f"for this visit ({blobs['frames'].nbytes:,} bytes of float32 positions).")
+
+
+@st.fragment(run_every=3.0)
+def newer() -> None:
+    n = len(s.view().frames) - len(frames)
+    if n > 0 and st.button(f"add the {n} frames kept since", key="more_frames"):
+        st.rerun()
+
+
+newer()
+st.subheader("One correction")
+follow = st.toggle("follow the latest correction", True, key="follow",
                    help="on: the view below shows each new correction of the live run as it happens")
 
 
 @st.fragment(run_every=2.0 if follow and s.state == "running" else None)
 def one_correction() -> None:
-    corrections = [f for f in s.view().frames if f.before is not None]
+    w = s.view()
+    corrections = [f for f in w.frames if f.before is not None]
     if not corrections:
         st.info("This run makes no OT correction (method abp or vae, or alpha = 0).")
         return
     its = [f.iteration for f in corrections]
-    if follow:
-        it = its[-1]
-    else:
-        it = st.select_slider("correction at iteration", its, its[-1], key="which")
+    it = its[-1] if follow else st.select_slider("correction at iteration", its, its[-1], key="which")
     f = next(c for c in corrections if c.iteration == it)
     title = (f"iteration {it}: OT cost {f.metrics.get('ot_cost', float('nan')):.3f}, "
              f"{f.metrics.get('unmatched', 0):.0%} unmatched")
-    clouds = widgets.clouds("correction_clouds", lim, classes, False, prior, titles=("one correction", ""),
-                       ghost_label="before: z_hat = z^K", line_label="z_hat -> T(z_hat), its prior point")
-    st.image(widgets.picture("correction", (v.run, it, clouds.key), lambda: clouds.png(
-        xy(f.z), labels, before=xy(f.before), arrows=(xy(f.source), xy(f.target)), notes=(title, ""))), width="stretch")
-    st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else ""))
+    p = projection.place(key, "pca" if method == "umap" else method, w.frames[-1].z, {"after": f.z})
+    header, blobs = _base("live", "correction", "one correction", title, p)
+    header["correction"] = {"iteration": it}
+    blobs |= {"z0": p.xy["after"], "before": p.transform(f.before), "after": p.xy["after"],
+              "src": p.transform(f.source), "tgt": p.transform(f.target)}
+    latent_cloud.show("correction", header, blobs, payloads.answer({"ours": (s, w)}, p.transform, p.method))
+    st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else "")
+               + (" · on the PCA plane (UMAP places only the live clouds)" if d > 2 and method == "umap" else ""))
 
 
-with right:
-    one_correction()
+one_correction()
 
 st.subheader("ABP beside ours, same data (paper Fig. 3)")
 abp = registry.sessions().get("abp")
@@ -91,14 +102,13 @@ def compare() -> None:
                    "data, seed and settings, next to the main run.")
         return
     a, o = abp.view(), s.view()
-    fa, fo = a.frames[-1].metrics.get("q_fit", np.nan), o.frames[-1].metrics.get("q_fit", np.nan)
-    both = widgets.axis_limit(f"main{v.run}", xy(a.live), xy(o.live))
-    clouds = widgets.clouds("compare_clouds", both, classes, True, prior,
-                       titles=(f"ours (alpha {o.cfg.alpha:g})", "ABP (alpha 0)"), ghost_label=None, line_label=None)
-    notes = (f"iteration {o.iteration}, q(z^K) {fo / o.q_prior_fit:.1f}x the prior level",
-             f"iteration {a.iteration}, q(z^K) {fa / a.q_prior_fit:.1f}x the prior level")
-    st.image(widgets.picture("compare", (v.run, o.iteration, a.iteration, clouds.key),
-                        lambda: clouds.png(xy(o.live), labels, xy(a.live), notes=notes)), width="stretch")
+    p = projection.place(key, method, o.frames[-1].z, {"ours": o.live, "ABP": a.live}, o.iteration)
+    header, blobs = _base("live", "compare", f"ours (alpha {o.cfg.alpha:g})", f"iteration {o.iteration}", p)
+    header["interval"] = 1.0
+    header["panels"].append({"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"})
+    blobs |= {"z0": p.xy["ours"], "z1": p.xy["ABP"]}
+    latent_cloud.show("compare", header, blobs, payloads.answer({"ours": (s, o), "ABP": (abp, a)}, p.transform,
+                                                                p.method))
 
 
 compare()

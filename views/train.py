@@ -2,10 +2,13 @@
 import time
 import warnings
 
+
+import numpy as np
 import streamlit as st
 
+from ui.components import latent_cloud
+from ui.components.latent_cloud import payloads
 from ui.pictures import grids
-from ui.pictures import clouds as cloud_pictures
 from ui import projection, registry, widgets
 from lvm.data import MissingDataError
 from lvm.live.session import ON_PRIOR
@@ -20,13 +23,18 @@ s = registry.main_session()
 cfg = s.cfg
 st.title("Train")
 widgets.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
-           "digit; every L iterations the whole population is matched one-to-one to a fixed prior sample and "
-           "moved by Eq. 10: the grey ghost is the cloud just before the last correction, the red lines show where "
-           "each point went. Open circles are ABP, trained beside it with alpha = 0 (no correction).\n\n"
+           "class; the points glide from one redraw to the next. Every L iterations the whole population is "
+           "matched one-to-one to a fixed prior sample and moved by Eq. 10: you see each point travel from z_hat "
+           "(the grey cloud before the correction) along its assignment line (a sample of them is drawn). "
+           "ABP, trained beside it with alpha = 0 (no correction), is drawn beside or on the same axes.\n\n"
+           "Hover a point to see its training image; click it to pin it (its reconstruction and its chain's path); "
+           "click the empty plane to see what the generator draws there, g(z). Wheel or pinch to zoom, drag to "
+           "pan, double-click to reset. The layers, the slow motion and the replay of the last correction are in "
+           "the bar above the clouds.\n\n"
            "The chains are what the correction moves, so they sit on the prior by construction right after it. "
            "The honest test is the model's own short-run inference q(z^K): K Langevin steps from fresh noise "
-           "with the current generator (the solid curves), which reaches the prior only if the generator has "
-           "learned to map the prior onto the data.",
+           "with the current generator (the solid curves: its W2 distance to the prior), which reaches the prior "
+           "only if the generator has learned to map the prior onto the data.",
            r"z \leftarrow z + \tfrac{s^2}{2}\nabla_z \log p(z \mid x) + s\,\xi",
            r"z_i \leftarrow \alpha\,T(z_i) + (1-\alpha)\,z_i")
 
@@ -37,10 +45,14 @@ step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.st
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
 rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
                             help="each redraw draws two pictures on the server, which the training threads then lack")
-with_abp = live[4].toggle("ABP beside (alpha 0)", True, key="with_abp", disabled=cfg.method != "ours",
-                          help="trains ABP on the same data, seed and settings, drawn on the same axes")
+with_abp = live[4].toggle("ABP beside", True, key="with_abp", disabled=cfg.method != "ours",
+                          help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "
+                               "beside ours or on the same axes")
 abp = registry.abp_session(with_abp)
 if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
+    changed = [f"{n} {x:g}" for n, x, y in (("alpha", alpha, cfg.alpha), ("s", step_size, cfg.langevin.step_size),
+                                            ("K", steps, cfg.langevin.steps)) if x != y]
+    st.session_state.setdefault(f"marks:{s.view().run}", []).append((s.view().iteration, ", ".join(changed)))
     cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
     if abp is not None:
         abp.update(step_size=step_size, steps=steps)
@@ -95,11 +107,20 @@ def _rate(records: tuple) -> str:
 
 
 def _fit_text(v, name: str) -> str:
-    q = next((f.metrics["q_fit"] for f in reversed(v.frames) if "q_fit" in f.metrics), None)
-    return f"{name} q(z^K) {q / v.q_prior_fit:.1f}x the prior level" if q is not None else ""
+    """The newest W2 of q(z^K) to the prior (the debiased q_w2sq when logged, else the older q_fit)."""
+    r = next((r for r in reversed(v.records) if "q_w2sq" in r or "q_fit" in r), None)
+    if r is None:
+        return ""
+    return f"{name}: q(z^K) W2 {payloads.w2(r.get('q_w2sq', r.get('q_fit'))):.2f} to the prior"
 
 
 every = rate if s.state == "running" else min(rate, PAUSED_EVERY)
+latent_cloud.forget_sent()  # a full run: the explorer may be new in this browser (sprite sheet, last correction)
+
+
+def _corr_blobs(corr, xy) -> dict:
+    """The last correction's clouds before and after Eq. 10 and its assignment pairs (z_hat_i, T(z_hat_i))."""
+    return {"before": xy(corr.before), "after": xy(corr.z), "src": xy(corr.source), "tgt": xy(corr.target)}
 
 
 @st.fragment(run_every=every)
@@ -110,15 +131,9 @@ def live_view() -> None:
     st.session_state["redraws"] = st.session_state.get("redraws", 0) + 1
     corr = next((f for f in reversed(v.frames) if f.before is not None), None)
     d = v.live.shape[1]
-    xy, prior = (lambda z: z), None
-    if d > 2 and len(v.frames) < 2:  # the chains are still the prior noise: nothing to fit on yet
-        xy = lambda z: z[:, :2]  # noqa: E731 - the prior's first two coordinates are exactly N(0, I_2)
-    elif d > 2:  # fitted once (until Refit) on latents that carry information: the first frame after iteration 0
-        p = projection.projection(f"main{v.run}", proj, v.frames[-1].z)
-        xy = p.transform
-        prior = projection.projected_prior(p)
-    pts, other = xy(v.live), (xy(a.live) if a is not None else None)
-    lim = widgets.axis_limit(f"main{v.run}{p.method if d > 2 and len(v.frames) >= 2 else ''}", pts, other)
+    placed = projection.place(f"main{v.run}", proj, v.frames[-1].z if len(v.frames) >= 2 else None,
+                              {"ours": v.live, "ABP": a.live if a is not None else None}, v.iteration)
+    xy, method, linear = placed.transform, placed.method, placed.transform is not None
     state = {"idle": "ready", "running": "training", "paused": "paused", "error": "stopped"}[v.state]
     parts = [f"**{state}** · iteration {v.iteration} · {v.seconds:.1f} s of training · {_rate(v.records)} on "
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
@@ -126,32 +141,45 @@ def live_view() -> None:
     if v.seconds_to_prior:
         parts.append(f"ours' q(z^K) within {ON_PRIOR:g}x of the prior after **{v.seconds_to_prior:.1f} s**")
     st.markdown(" · ".join(p for p in parts if p))
-    with st.container():  # one element whatever it holds: the charts below keep their place and are not redrawn
+    with st.container():  # one element whatever it holds: the explorer below keeps its place and is not remounted
         if v.busy > 2:
             st.info(f"iteration {v.iteration + 1} has been running for {v.busy:.0f} s (K = {v.cfg.langevin.steps}, "
                     f"s = {v.cfg.langevin.step_size:g}); Pause cuts it short.")
-        for m in {v.message, a.message if a is not None else ""} - {""}:
-            st.error(m)
-    left, right = st.columns([5, 3])
-    arrows = (xy(corr.source), xy(corr.moved)) if corr is not None and corr.moved is not None else None
-    titles = (f"ours (alpha {v.cfg.alpha:g})", "ABP (alpha 0)" if a is not None else "")
-    notes = (f"iteration {v.iteration}" + (f", last correction at {corr.iteration}" if corr else ""),
-             f"iteration {a.iteration}" if a is not None else "")
-    classes = widgets.class_list(v.labels)
-    clouds = widgets.clouds("clouds", lim, classes, a is not None, prior, titles=titles)  # each redraw blits the points
-    version = (v.run, v.iteration, a.iteration if a else -1, clouds.key)
-    left.image(widgets.picture("cloud", version, lambda: clouds.png(
-        pts, v.labels if classes else None, other, xy(corr.before) if corr else None, arrows, notes)),
-        width="stretch")
-    runs = {"ours": v.records[-3000:]} | ({"ABP": a.records[-3000:]} if a is not None else {})
-    fits_version = (v.run, len(v.frames), v.frames[-1].iteration, a.frames[-1].iteration if a else -1)
-    right.image(widgets.picture("curves", fits_version, lambda: cloud_pictures.fits_png(runs, v.prior_fit, v.q_prior_fit,
-                                                                                ON_PRIOR), every=FITS_EVERY),
-                width="stretch")
+        for name, m in (("ours", v.message), ("ABP", a.message if a is not None else "")):
+            if m:
+                st.error(f"{name}: {m}")
+    sessions = {"ours": (s, v)} | ({"ABP": (abp, a)} if a is not None else {})
+    tok = payloads.token(s, v)
+    header = {"mode": "live", "token": tok, "interval": every, "iteration": v.iteration,
+              "class_names": payloads.class_names(v.cfg.data.name, v.labels),
+              "decodable": linear, "decode_note": payloads.not_decodable(d, method), "plane": method,
+              "panels": [{"name": "ours", "title": f"ours (alpha {v.cfg.alpha:g})", "note": f"iteration {v.iteration}"
+                          + (f", last correction at {corr.iteration}" if corr else "")}]}
+    if a is not None:
+        header["panels"].append({"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"})
+    blobs = {"z0": placed.xy["ours"], "z1": placed.xy["ABP"], "prior": placed.prior}
+    if latent_cloud.once("train", "sprite", tok):
+        extra_h, extra_b = payloads.sprite_blobs(s)
+        header |= extra_h
+        blobs |= extra_b
+    if corr is not None and linear:  # UMAP places only the live clouds (each transform takes seconds)
+        header["correction"] = {"iteration": corr.iteration}
+        if latent_cloud.once("train", "correction", (tok, method, corr.iteration)):
+            blobs |= _corr_blobs(corr, xy)
+    sent = latent_cloud.show("train", header, blobs, payloads.answer(sessions, xy, method))
+    st.session_state["explorer_bytes"] = len(sent)
+    marks = st.session_state.get(f"marks:{v.run}", [])
+    left, right = st.columns([3, 1])
+    with left:
+        version = (v.run, v.frames[-1].iteration, a.frames[-1].iteration if a else -1, len(marks))
+        if st.session_state.get("curves", (None,))[0] != version:  # new points only every L iterations
+            st.session_state["curves"] = (version, payloads.curves({"ours": v} | ({"ABP": a} if a else {}), marks))
+        latent_cloud.show("curves", *st.session_state["curves"][1])
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
-    right.image(grids.grid_image(v.samples, 6), width=260, caption=f"ours: g(z) on {what}, iteration "
+    right.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
                 f"{v.frames[-1].iteration}")
-    st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept")
+    st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept · "
+               f"{len(sent):,} bytes sent to the explorer this redraw")
 
 
 live_view()

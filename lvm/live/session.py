@@ -254,6 +254,18 @@ class Session:
                 self._readers -= 1
                 self._lock.notify_all()
 
+    def snapshot(self) -> tuple[int, nn.Module]:
+        """(iteration, the generator as of the newest frame, in eval mode on the CPU): published with each frame,
+        so a front end decodes a clicked z at once instead of waiting for the iteration in flight (`model`).
+        Shared: use it under torch.no_grad and never change it."""
+        with self._lock:
+            return self._snapshot
+
+    def view_index(self) -> np.ndarray:
+        """Which training images the frames' view subsample holds (row i of every frame is image view_index()[i])."""
+        with self._lock:
+            return self._idx.numpy().copy()
+
     def data(self) -> ImageData:
         return self._trainer.data
 
@@ -269,7 +281,9 @@ class Session:
         level = prior_band(min(cfg.q_fit_n, n), d).upper if min(cfg.q_fit_n, n) >= 4 else float("nan")
         labels = trainer.data.y[torch.from_numpy(idx)].numpy().copy()
         samples = decoded(trainer.generator, d)
+        snapshot = (0, copy.deepcopy(trainer.generator).cpu().eval())
         with self._lock:
+            self._snapshot = snapshot
             self._trainer, self._cfg, self._idx = trainer, cfg, torch.from_numpy(idx)
             self._run += 1
             self._pairs = torch.from_numpy(np.sort(rng.choice(len(idx), min(len(idx), PAIRS_N), replace=False)))
@@ -346,6 +360,7 @@ class Session:
         due = step.metrics.chain_fit is not None
         frame = self._frame(tr, step, live, seconds) if due else None
         samples = decoded(tr.generator, tr.cfg.model.latent_dim) if due else None
+        snapshot = (tr.iteration, copy.deepcopy(tr.generator).cpu().eval()) if due else None
         rec = step.record()
         with self._lock:
             if tr is not self._trainer:
@@ -356,7 +371,7 @@ class Session:
             self._records = thin(self._records + [dict(rec, elapsed=seconds, wall=time.monotonic())], MAX_RECORDS)
             if frame is not None:
                 self._frames = thin(self._frames + [frame], MAX_FRAMES)
-                self._samples = samples
+                self._samples, self._snapshot = samples, snapshot
                 m = step.metrics
                 if self._seconds_to_prior is None and on_prior(m.q_w2sq, m.q_mse, m.q_prior_mse, self._on_prior_w2sq):
                     self._seconds_to_prior = seconds
