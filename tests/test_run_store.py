@@ -149,7 +149,10 @@ def test_a_link_cannot_name_a_file_outside_the_runs_folder(tmp_path) -> None:
 def test_the_keeper_writes_on_pause_and_while_training_and_not_when_nothing_changed(tmp_path, wait_until) -> None:
     s = Session(CFG)
     k = store.Keeper("cafe01", lambda: {"main": s}, lambda: {"presenter": "x"}, every=1.0, root=tmp_path)
-    wait_until(lambda: k.writes == 1)  # the new run, once
+    time.sleep(2 * store.POLL + 0.5)
+    assert k.writes == 0  # a run never trained: nothing to go on from
+    _steps(s, 1, wait_until)
+    wait_until(lambda: k.writes == 1)  # a Step, written once
     time.sleep(2 * store.POLL + 0.5)
     assert k.writes == 1  # nothing changed: nothing written
     s.start()

@@ -147,8 +147,8 @@ class Keeper:
         with self._lock:
             sessions = dict(self._sessions())
             mark = self._mark(sessions)
-            if not sessions or (mark == self._written and not force):
-                return False
+            if not sessions or (mark == self._written and not force) or all(m[2] == 0 for m in mark):
+                return False  # unchanged, or never trained (nothing to go on from)
             try:
                 save(self.run_id, {n: s.export() for n, s in sessions.items()}, self._meta(), self._root)
             except OSError as e:  # a full or read-only disk: the run goes on, the page can say why
