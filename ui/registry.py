@@ -31,8 +31,8 @@ from lvm.live.turns import process_turns
 from lvm.presets import DEMO
 
 MAX_RUNS_ENV = "LVM_MAX_RUNS"
-GRACE = 15.0  # seconds a run with no viewer left lives on (a reload reattaches at once); with the server's
-#               disconnectedSessionTTL (10 s, .streamlit/config.toml) a closed lecture ends within 30 s
+GRACE = 15.0  # seconds a run with no viewer left lives on (a reload reattaches at once), then it is written and
+#               ends: within 30 s of its last tab closing (a session's hold goes at the disconnect)
 COOKIE = "lvm_presenter_"  # + run id: the presenter's key, in its browser only
 KEY_DAYS = 7  # how long the presenter's browser keeps the key
 
@@ -175,7 +175,8 @@ def is_presenter(ss: Sessions | None = None) -> bool:
     ss = ss or sessions()
     flag = f"presents:{ss.run_id}"
     if flag not in st.session_state:
-        key = st.context.cookies.get(COOKIE + ss.run_id, "")
+        key = st.context.cookies.get(COOKIE + ss.run_id)
+        key = key if isinstance(key, str) else ""  # none (or, under AppTest, not a browser's cookie)
         st.session_state[flag] = bool(key and ss.presenter) and hmac.compare_digest(key_hash(key), ss.presenter)
     return st.session_state[flag]
 
