@@ -32,6 +32,7 @@ def _steps(s: Session, n: int, wait_until) -> None:
         wait_until(lambda: s.view().iteration == it + 1 and s.view().busy == 0)
 
 
+@pytest.mark.slow
 def test_a_restored_run_goes_on_exactly_as_the_same_run_paused_and_resumed(tmp_path, wait_until) -> None:
     a = Session(CFG)
     _steps(a, BEFORE, wait_until)
@@ -146,6 +147,7 @@ def test_a_link_cannot_name_a_file_outside_the_runs_folder(tmp_path) -> None:
         store.load("abcdef", root=tmp_path)  # no such run
 
 
+@pytest.mark.slow
 def test_the_keeper_writes_on_pause_and_while_training_and_not_when_nothing_changed(tmp_path, wait_until) -> None:
     s = Session(CFG)
     k = store.Keeper("cafe01", lambda: {"main": s}, lambda: {"presenter": "x"}, every=1.0, root=tmp_path)
