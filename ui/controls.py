@@ -171,5 +171,6 @@ def _wait(ss: registry.Sessions) -> None:
     place, _ = registry.waiting()
     if registry.admitted(ss):
         st.rerun(scope="app")
-    st.info(f"Waiting for a run of your own: you are number {max(place, 1)} in line; this page checks every "
-            f"{WAIT_EVERY:g} s and opens your run as soon as one ends.")
+    what = f"run {ss.run_id} to come back" if ss.saved else "a run of your own"
+    st.info(f"Waiting for {what}: you are number {max(place, 1)} in line; this page checks every "
+            f"{WAIT_EVERY:g} s and opens it as soon as a run ends.")

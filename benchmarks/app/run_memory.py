@@ -15,6 +15,7 @@ import gc
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,10 +34,15 @@ def rss_mb() -> float:
 
 
 def _filled(e: dict) -> dict:
-    """An export with its records and frames repeated up to the bounds."""
+    """An export with its records and frames repeated up to the bounds, each a copy of its own (new dicts,
+    floats and arrays, as a long run's are)."""
     rec, fr = list(e["records"]), list(e["frames"])
-    return {**e, "records": tuple((rec * (MAX_RECORDS // max(1, len(rec)) + 1))[:MAX_RECORDS]),
-            "frames": tuple((fr * (MAX_FRAMES // max(1, len(fr)) + 1))[:MAX_FRAMES])}
+    records = tuple({k: v + 0.0 for k, v in rec[i % len(rec)].items()} for i in range(MAX_RECORDS))
+    frames = tuple(replace(fr[i % len(fr)], **{k: getattr(fr[i % len(fr)], k).copy() for k in
+                                               ("z", "before", "source", "target", "moved")
+                                               if getattr(fr[i % len(fr)], k) is not None})
+                   for i in range(MAX_FRAMES))
+    return {**e, "records": records, "frames": frames}
 
 
 def main() -> None:
