@@ -64,9 +64,9 @@ def main() -> None:
     v = main_s.view()
     rows.append((f"after {args.seconds:g} s of training ({v.iteration} iterations, {len(v.frames)} frames, "
                  f"{len(v.records)} records)", rss_mb()))
-    filled = {"main": _filled(main_s.export()), "abp": _filled(abp.export())}
     gc.collect()
-    base = rss_mb()
+    base = rss_mb()  # before the copies: the second run owns them (restore keeps the records it is given)
+    filled = {"main": _filled(main_s.export()), "abp": _filled(abp.export())}
     m2, a2 = Session(DEMO), Session(abp_config(DEMO))
     m2.restore(filled["main"]), a2.restore(filled["abp"])
     del filled
