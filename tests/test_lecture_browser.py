@@ -108,7 +108,10 @@ def test_the_presenter_controls_the_run_and_a_viewer_of_its_link_watches_it(runs
         viewer.reload()  # a viewer stays a viewer
         viewer.get_by_text(VIEWER_LINE).wait_for()
         assert viewer.get_by_role("button", name="Start").count() == 0
-        print(f"presenter at {link}: paused at {paused}, stepped to {_state(viewer)[1]}; the viewer saw both")
+        stepped = _state(viewer)[1]
+        _keys(presenter, "Home")  # Reset: back to iteration 0, for everyone
+        _until(viewer, "s[0] === 'ready' && s[1] === 0")
+        print(f"presenter at {link}: paused at {paused}, stepped to {stepped}, reset; the viewer saw each")
         browser.close()
 
 
