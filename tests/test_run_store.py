@@ -98,11 +98,18 @@ def test_a_run_resumes_after_its_process_is_killed_as_if_it_had_only_paused(tmp_
 
 _WRITE_FOREVER = textwrap.dedent("""
     import sys, torch
-    sys.path.insert(0, {root!r})
-    from lvm.fileio import atomic_save
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_run_store import CFG
+    from lvm.live import store
+    from lvm.live.session import Session
+    s = Session(CFG)
+    s.step()
+    saved = s.export()
     n = 0
-    while True:  # ~40 MB per write, so that a kill lands inside one most of the time
-        atomic_save({path!r}, {{"n": n, "big": torch.full((10_000_000,), float(n))}})
+    while True:  # a real run's file, made ~40 MB so that a kill lands inside a write most of the time
+        saved["trainer"]["ballast"] = torch.full((10_000_000,), float(n))
+        store.save("abcdef", {{"main": saved}}, {{"n": n}}, root=Path({out!r}))
         n += 1
         print(n, flush=True)
 """)
@@ -110,24 +117,21 @@ _WRITE_FOREVER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_kill_during_a_write_leaves_the_previous_file_readable(tmp_path) -> None:
-    path = tmp_path / "abcdef.pt"
+    code = _WRITE_FOREVER.format(root=str(ROOT), tests=str(ROOT / "tests"), out=str(tmp_path))
     mid_write = 0
     for attempt in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITE_FOREVER.format(root=str(ROOT), path=str(path))],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         done = int(proc.stdout.readline())  # one whole write on disk
         time.sleep(0.05 + 0.07 * attempt)   # then somewhere inside a later one
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         mid_write += any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
-        from lvm.fileio import read_torch
-
-        got = read_torch(path)
-        assert got["n"] >= done - 1 and float(got["big"][-1]) == got["n"]  # a whole file, never half of one
+        sessions, meta = store.load("abcdef", root=tmp_path)  # a whole file, never half of one
+        assert meta["n"] >= done - 1 and float(sessions["main"]["trainer"]["ballast"][-1]) == meta["n"]
         for p in tmp_path.glob(".*.tmp"):  # what sweep deletes an hour later
             os.utime(p, (time.time() - 7200, time.time() - 7200))
         store.sweep(root=tmp_path)
-        assert not list(tmp_path.glob(".*.tmp")) and path.exists()
+        assert not list(tmp_path.glob(".*.tmp")) and (tmp_path / "abcdef.pt").exists()
     assert mid_write >= 1  # at least one kill landed inside a write
 
 
