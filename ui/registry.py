@@ -238,19 +238,22 @@ def _build(ss: Sessions) -> None:
     with ss.build_lock:
         if "main" in ss:
             return
-        saved = {}
+        main = abp = None
         if ss.saved:
-            try:
+            try:  # e.g. its image folder is gone or changed since (MissingDataError, CheckpointError)
                 saved = store.load(ss.run_id)[0]
-            except CheckpointError as e:
-                st.warning(f"This run's saved state could not be read ({e}); it starts over.")
-        main = Session(saved["main"]["cfg"] if saved else DEMO, turns=process_turns())
-        if saved:
-            main.restore(saved["main"])
-        if "abp" in saved:
-            ss["abp"] = Session(saved["abp"]["cfg"], turns=process_turns())
-            ss["abp"].restore(saved["abp"])
-            ss["abp"].keep_pace(main)
+                main = Session(saved["main"]["cfg"], turns=process_turns())
+                main.restore(saved["main"])
+                if "abp" in saved:
+                    abp = Session(saved["abp"]["cfg"], turns=process_turns())
+                    abp.restore(saved["abp"])
+                    abp.keep_pace(main)
+            except (ValueError, OSError, RuntimeError) as e:
+                st.warning(f"Run {ss.run_id} could not be brought back ({e}); a new run starts from the demo.")
+                main = abp = None
+        main = main or Session(DEMO, turns=process_turns())
+        if abp is not None:
+            ss["abp"] = abp
         ss["main"] = main
         ss.keeper = store.Keeper(ss.run_id, lambda: ss, ss.meta)
         if not ss.saved:

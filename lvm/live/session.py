@@ -176,7 +176,7 @@ class Session:
             return self._cfg
 
     def reset(self, cfg: TrainConfig | None = None, saved: dict | None = None) -> None:
-        """Pause, then start over from iteration 0 with `cfg` (default: the current config).
+        """Pause, then start over from iteration 0 with `cfg` (default: the current config), or from `saved`.
 
         Raises:
             MissingDataError, ValueError: the data cannot be loaded with `cfg`; the old run is kept.
