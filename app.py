@@ -8,7 +8,7 @@ import os
 
 import streamlit as st
 
-from ui import warmup
+from ui import projector, warmup
 
 os.environ.setdefault("LVM_PRETRAINED_DIR", str(warmup.pretrained_dir()))  # lvm.pretrained assumes no layout
 
@@ -19,6 +19,7 @@ nav = st.navigation([st.Page("views/home.py", title="Home", default=True),
                      st.Page("views/reconstruct.py", title="Reconstruct & generate"),
                      st.Page("views/anomaly.py", title="Anomaly")])
 st.set_page_config(page_title="lvm: short-run MCMC + OT", layout="wide")
+projector.toggle()  # large type, thick lines, high contrast: one toggle in every page's sidebar
 if nav.title != "Home":
     warmup.wait(nav.title)  # every other view imports torch: until the warm-up is done, it says so at once
     from lvm.live.turns import process_turns

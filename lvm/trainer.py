@@ -371,11 +371,16 @@ class Trainer:
     def resume(cls, path: str | Path, data: ImageData, device: str | torch.device = "cpu",
                **overrides) -> "Trainer":
         """Rebuild a trainer from a checkpoint; `overrides` replace config fields (e.g. epochs)."""
-        state = checkpoint.load(path)
+        return cls.from_state(checkpoint.load(path), data, device, str(path), **overrides)
+
+    @classmethod
+    def from_state(cls, state: dict, data: ImageData, device: str | torch.device = "cpu", where: str = "the state",
+                   **overrides) -> "Trainer":
+        """Rebuild a trainer from a `state_dict` (a checkpoint's, or a live run's kept one); as `resume`."""
         cfg = from_dict({**state["config"], **overrides})
         if len(state["latents"]) != len(data):
             raise checkpoint.CheckpointError(
-                f"{path}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
+                f"{where}: holds {len(state['latents'])} latent chains but the data set has {len(data)} images")
         tr = cls(cfg, data, device)
         tr._load_state(tr._from_checkpoint(state))
         tr.good.clear()

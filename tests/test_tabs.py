@@ -36,8 +36,9 @@ def _training_threads(pid: int) -> int:
     return thread_count(pid, THREAD_NAME)
 
 
-def test_several_tabs_train_at_once_and_closing_them_ends_their_threads() -> None:
+def test_several_tabs_train_at_once_and_closing_them_ends_their_threads(monkeypatch) -> None:
     assert not MISSING, f"CI=true but {MISSING} missing"
+    monkeypatch.setenv("LVM_MAX_RUNS", str(TABS))  # every tab a run of its own (the default cap is one per 2 cores)
     with streamlit_app("--server.disconnectedSessionTTL", str(TTL)) as (url, proc), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         assert _training_threads(proc.pid) == 0

@@ -1,21 +1,13 @@
 """Train: settings, Start / Pause / Step / Reset, and q(z^K) pulled onto the prior live, ABP beside it."""
-import time
-import warnings
-
-
-import numpy as np
 import streamlit as st
 
 from ui.components import latent_cloud
 from ui.components.latent_cloud import payloads
 from ui.pictures import grids
-from ui import projection, registry, widgets
-from lvm.data import MissingDataError
+from ui import controls, projection, registry, widgets
 from lvm.live.session import ON_PRIOR
 
 FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
-STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
-STEP_WAIT = 0.4  # seconds Step waits for its iteration before redrawing (a slower one shows at the next redraw)
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
 #                      a redraw of a paused run costs next to nothing (its pictures are cached)
 
@@ -38,60 +30,8 @@ widgets.explain("Each dot is one training image's persistent chain z_i after K L
            r"z \leftarrow z + \tfrac{s^2}{2}\nabla_z \log p(z \mid x) + s\,\xi",
            r"z_i \leftarrow \alpha\,T(z_i) + (1-\alpha)\,z_i")
 
-live = st.columns(5)
-alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha", disabled=cfg.method != "ours")
-alpha = alpha if cfg.method == "ours" else cfg.alpha  # disabled, it may still hold ours' alpha: abp is alpha 0
-step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f", key="s")
-steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
-rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
-                            help="each redraw draws two pictures on the server, which the training threads then lack")
-with_abp = live[4].toggle("ABP beside", True, key="with_abp", disabled=cfg.method != "ours",
-                          help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "
-                               "beside ours or on the same axes")
-abp = registry.abp_session(with_abp)
-if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
-    changed = [f"{n} {x:g}" for n, x, y in (("alpha", alpha, cfg.alpha), ("s", step_size, cfg.langevin.step_size),
-                                            ("K", steps, cfg.langevin.steps)) if x != y]
-    st.session_state.setdefault(f"marks:{s.view().run}", []).append((s.view().iteration, ", ".join(changed)))
-    cfg = s.update(alpha=alpha, step_size=step_size, steps=steps)  # live: from the next iteration on
-    if abp is not None:
-        abp.update(step_size=step_size, steps=steps)
-if step_size > STABLE_S:
-    st.warning(f"s = {step_size:g} is far above the stable range (about 0.01 to {STABLE_S} here): the chains "
-               "overshoot, an iteration can take much longer, and training may diverge (it then rolls back).")
-
-new, proj = widgets.run_settings(cfg, alpha, step_size, steps)
-projection.set_projection_method(proj)
-
-b = st.columns(5)
-if b[0].button("Start", type="primary", key="start"):
-    for r in registry.runs():
-        r.start()
-if b[1].button("Pause", key="pause"):
-    for r in registry.runs():
-        r.pause()
-if b[2].button("Step", key="step", help="one iteration: inference, correction when due, learning"):
-    before, t_end = s.view().iteration, time.monotonic() + STEP_WAIT
-    for r in registry.runs():
-        r.step()
-    while s.view().iteration == before and time.monotonic() < t_end:  # a quick step shows in this very redraw
-        time.sleep(0.02)
-if b[3].button("Reset", key="reset", disabled=new is None):
-    try:
-        with st.spinner("loading the data"), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            s.reset(new)
-            if abp is not None:
-                abp.reset(registry.abp_config(new))
-        st.session_state["data_warnings"] = sorted({str(w.message) for w in caught})
-        st.rerun()  # redraw the settings from the new config: the "changed settings" warning goes
-    except (MissingDataError, ValueError, OSError) as e:
-        st.error(f"Cannot start this run: {e}")
-for w in st.session_state.get("data_warnings", []):  # e.g. a folder without a test split
-    st.warning(w)
-if s.cfg.model.latent_dim > 2 and b[4].button("Refit projection", key="refit",
-                                               help="fit the 2-D projection again on the latents as they are now"):
-    projection.forget_projection(f"main{s.view().run}")
+panel = controls.panel(s)  # the presenter's controls, or a viewer's line saying the presenter has them
+cfg, abp, rate, proj = panel.cfg, panel.abp, panel.rate, panel.proj
 
 
 def _rate(records: tuple) -> str:

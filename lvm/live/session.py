@@ -186,8 +186,8 @@ class Session:
             self._cfg = retuned(self._cfg, **live)
             return self._cfg
 
-    def reset(self, cfg: TrainConfig | None = None) -> None:
-        """Pause, then start over from iteration 0 with `cfg` (default: the current config).
+    def reset(self, cfg: TrainConfig | None = None, saved: dict | None = None) -> None:
+        """Pause, then start over from iteration 0 with `cfg` (default: the current config), or from `saved`.
 
         Raises:
             MissingDataError, ValueError: the data cannot be loaded with `cfg`; the old run is kept.
@@ -198,7 +198,7 @@ class Session:
             self._interrupt.set()
             cfg = cfg or self._cfg
         with self._train_lock:  # waits for the iteration in flight
-            self._build(cfg)
+            self._build(cfg, saved)
 
     def close(self) -> None:
         """End the thread after the iteration in flight, without waiting for it (safe on an event loop).
@@ -269,10 +269,34 @@ class Session:
     def data(self) -> ImageData:
         return self._trainer.data
 
+    def export(self) -> dict:
+        """What a restart needs to go on from here (`restore`), taken between iterations: a copy of the trainer's
+        `state_dict` (model, optimiser, chains, OT state, iteration), the live config, the kept frames, records
+        and clocks (lvm.live.store writes it)."""
+        with self._lock:
+            self._readers += 1  # as `model`: the thread starts no iteration until the copy is made
+        try:
+            with self._train_lock, self._lock:
+                return {"trainer": copy.deepcopy(self._trainer.state_dict()), "cfg": self._cfg,
+                        "frames": tuple(self._frames), "records": tuple(self._records), "seconds": self._seconds,
+                        "epoch": self._epoch, "seconds_to_prior": self._seconds_to_prior}
+        finally:
+            with self._lock:
+                self._readers -= 1
+                self._lock.notify_all()
+
+    def restore(self, saved: dict) -> None:
+        """Go on from an `export` (this process's or an earlier one's): paused at the iteration it reached, with
+        its history and live settings. Raises as `reset`."""
+        self.reset(saved["cfg"], saved)
+
     # ---- internals ----------------------------------------------------------------------------
-    def _build(self, cfg: TrainConfig) -> None:
-        """A fresh trainer and empty history (caller holds _train_lock or no thread runs yet)."""
-        trainer = Trainer(cfg, self._load(cfg.data, "train"), self.device)
+    def _build(self, cfg: TrainConfig, saved: dict | None = None) -> None:
+        """A fresh trainer and empty history, or those of an `export` (caller holds _train_lock or no thread runs
+        yet)."""
+        data = self._load(cfg.data, "train")
+        trainer = Trainer(cfg, data, self.device) if saved is None else Trainer.from_state(saved["trainer"], data,
+                                                                                           self.device)
         n, d = len(trainer.data), cfg.model.latent_dim
         rng = np.random.RandomState(cfg.seed)
         idx = np.sort(rng.choice(n, min(n, view_size(d)), replace=False))
@@ -294,6 +318,10 @@ class Session:
             self._records: list[dict] = []
             self._prior_fit, self._q_prior_fit, self._labels, self._samples = prior_fit, q_prior_fit, labels, samples
             self._on_prior_w2sq = level
+            if saved is not None:
+                self._frames, self._records, self._state = list(saved["frames"]), list(saved["records"]), State.PAUSED
+                self._iteration, self._epoch = trainer.iteration, saved["epoch"]
+                self._seconds, self._seconds_to_prior = saved["seconds"], saved["seconds_to_prior"]
 
     def _ensure_thread(self) -> None:
         if not self._closed and (self._thread is None or not self._thread.is_alive()):
