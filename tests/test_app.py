@@ -11,6 +11,7 @@ import shutil
 import weakref
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
