@@ -8,7 +8,8 @@ many viewers (its link in browsers of their own), and visitors who open the Trai
 Reports the presenter's iterations/s alone and with every context open (and their ratio), the server's peak RSS
 and its CPU while all are open, the time each page takes to show its first picture (for a visitor beyond the cap:
 the cap's message), exceptions on any page, and the lecture threads (training and keeper) left 30 s after every
-context has closed. `--background N` pages (viewers and visitors, not the presenter) are frozen through the
+context has closed. Pages open one after another (a class arriving), each once the one before has shown its
+first picture (at most --first-wait s). The last `--background N` pages (viewers and visitors) are frozen through the
 DevTools protocol once their first picture is there, as a browser freezes a background tab: they stop asking
 for redraws and painting, so that 30 browsers do not take the cores the server needs (headless Chromium has no
 background tabs: every page is visible). Each figure is one run; the load average is recorded.
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--visitors", type=int, default=9)
     ap.add_argument("--watch", type=float, default=45.0, help="seconds each iterations/s is measured over")
     ap.add_argument("--background", type=int, default=25, help="pages frozen as background tabs")
+    ap.add_argument("--first-wait", type=float, default=120.0, help="seconds a page may take to show a picture")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("lecture_load.md"))
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -161,27 +163,28 @@ def main() -> None:
         presenter["page"].get_by_role("button", name="Start").click()
         presenter["page"].wait_for_function(r"() => /training · iteration (1[6-9]|[2-9]\d|\d{3,})/.test("
                                             "document.body.innerText)")  # two corrections done
+        presenter["first"] = presenter["page"].evaluate("window.__first || null")
         alone = _rate(presenter["page"], args.watch)
         link = presenter["page"].url
         print(f"alone: {alone:.2f} it/s (load average {os.getloadavg()[0]:.2f})", flush=True)
 
         pages = [presenter]
         t_open = time.monotonic()
-        pages += [open_page("viewer", link) for _ in range(args.viewers)]
-        pages += [open_page("visitor", f"{url}/train") for _ in range(args.visitors)]
-        to_freeze = set(range(len(pages) - args.background, len(pages))) if args.background else set()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and any(r["first"] is None for r in pages):
-            for i, r in enumerate(pages):
-                if r["first"] is None:
-                    r["first"] = r["page"].evaluate("window.__first || null")
-                    if r["first"] is not None and i in to_freeze:
-                        cdp = r["ctx"].new_cdp_session(r["page"])
-                        cdp.send("Page.setWebLifecycleState", {"state": "frozen"})
-                        r["frozen"], r["cdp"] = True, cdp
-            time.sleep(0.5)
+        kinds = [("viewer", link)] * args.viewers + [("visitor", f"{url}/train")] * args.visitors
+        for i, (kind, where) in enumerate(kinds, start=1):  # they arrive one after another, as a class does
+            r = open_page(kind, where)
+            pages.append(r)
+            t_page = time.monotonic()
+            while r["first"] is None and time.monotonic() - t_page < args.first_wait:
+                time.sleep(0.5)
+                r["first"] = r["page"].evaluate("window.__first || null")
+            if r["first"] is not None and i > len(kinds) - args.background:  # the last ones go to the background
+                cdp = r["ctx"].new_cdp_session(r["page"])
+                cdp.send("Page.setWebLifecycleState", {"state": "frozen"})
+                r["frozen"], r["cdp"] = True, cdp
+            print(f"{kind} {i}: first picture {r['first']}", flush=True)
         all_open = time.monotonic() - t_open
-        print(f"every page showed its first picture {all_open:.0f} s after the first opened", flush=True)
+        print(f"{len(kinds)} pages opened in {all_open:.0f} s", flush=True)
         t0 = time.monotonic()
         loaded = _rate(presenter["page"], args.watch)
         cpu = sampler.cpu_between(t0, time.monotonic())
@@ -204,23 +207,25 @@ def main() -> None:
     shown = {k: sorted({r["first"][1] for r in pages if r["kind"] == k and r["first"]}) for k in firsts}
     missing = sum(r["first"] is None for r in pages)
     rows = [("contexts", f"{len(pages)} (1 presenter, {args.viewers} viewers of its run, {args.visitors} visitors; "
-                         f"{len(to_freeze)} frozen as background tabs after their first picture)"),
+                         f"{sum(r['frozen'] for r in pages)} frozen as background tabs after their first picture)"),
             ("presenter iterations/s alone", f"{alone:.2f}"),
             ("presenter iterations/s with every context open", f"{loaded:.2f} ({loaded / alone:.2f} of alone)"),
             ("server peak RSS", f"{peak:,.0f} MB"),
+            ("pages opened one after another, each once the one before showed its picture", f"{all_open:.0f} s"),
             ("server CPU while all are open", f"{cpu:.0f} % of one core (2 cores in all)")]
     for k, v in firsts.items():
         if v:
             rows.append((f"first picture, {k} ({', '.join(shown[k])})",
                          f"median {statistics.median(v):.1f} s, max {max(v):.1f} s (n = {len(v)})"))
-    rows += [("pages that showed nothing in 300 s", str(missing)),
+    rows += [(f"pages that showed nothing in {args.first_wait:g} s", str(missing)),
              ("exceptions on the pages (shown / JS errors)", f"{exceptions} / {len(errors)}"),
              ("lecture threads left 30 s after every context closed", str(left)),
              ("load average (1 min) at the start / while measuring", f"{load0[0]:.2f} / {load1[0]:.2f}")]
     table = "\n".join(["| what | measured |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     print(table)
     args.out.write_text(f"# A lecture under load\n\n`python -m benchmarks.app.lecture_load --viewers {args.viewers} "
-                        f"--visitors {args.visitors} --watch {args.watch:g} --background {args.background}`, "
+                        f"--visitors {args.visitors} --watch {args.watch:g} --background {args.background} "
+                        f"--first-wait {args.first_wait:g}`, "
                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, LVM_MAX_RUNS "
                         f"{os.environ.get('LVM_MAX_RUNS', 'default (one per two cores)')}, {os.cpu_count()} cores. "
                         "One run; the machine was shared with other work (see the load average).\n\n"
