@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (app.py)
 GC_TRACE = Path(__file__).resolve().parent / "gc_trace"  # its sitecustomize times the server's full collections
 CHROMIUM = "/usr/bin/chromium"
 VIEWS = ("Train", "Latent & OT", "Reconstruct & generate", "Anomaly", "Home")
@@ -209,7 +209,7 @@ def report(r: dict, load: tuple) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=ROOT / "results")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "app")
     p.add_argument("--watch", type=float, default=30.0, help="seconds of training watched for the rates")
     p.add_argument("--repeats", type=int, default=5, help="times Pause (and Start again) and Step are measured")
     p.add_argument("--linger", type=float, default=0.0,
