@@ -64,7 +64,9 @@ def test_eval_prints_finite_figures(run) -> None:
     assert result["n_test"] == 200 and result["test_steps"] == 10
     for key in ("mse", "latent_ot_cost", "latent_mmd", "q_ot_cost"):
         assert math.isfinite(result[key]), key
-    assert 0 < result["mse"] < 1
+    x = load_data(DataConfig(classes=(0, 1), limit=300), "test").x[:200]  # the 200 test images eval used
+    untrained = float(((x - 0.5) ** 2).mean())  # an untrained generator draws about 0.5 (sigmoid(0)) everywhere
+    assert result["mse"] < 0.9 * untrained  # measured 0.203 against 0.235 after the fixture's 3 iterations
 
 
 def test_eval_draws_the_fid_c_sample_apart_from_the_mse_sample(run, tmp_path: Path) -> None:
@@ -139,8 +141,9 @@ def test_anomaly_trains_on_the_meg_split_and_scores_it_again(tmp_path: Path) -> 
     small = ["--n", "300", "--test-steps", "5", "--json"]
     first = _ok(lvm("anomaly", "--holdout", "4", "--latent-dim", "2", "--limit", "300", "--epochs", "1",
                     "--out", str(out), *small))
+    # 3 iterations on 300 images score at chance (measured AUPRC 0.372 at an anomaly share of 0.373): this test
+    # checks the command's plumbing; test_pretrained checks a trained detector's AUPRC against its chance level
     assert first["n_test"] == 300 and 0.2 < first["anomaly_share"] < 0.55
-    assert 0.0 < first["auprc"] <= 1.0
     again = _ok(lvm("anomaly", "--holdout", "4", "--checkpoint", str(out / "checkpoint.pt"), *small,
                     "--scores-out", str(tmp_path / "scores.npz")))
     assert again["auprc"] == first["auprc"]  # same model, same seeded test-time inference
@@ -241,8 +244,9 @@ def test_anomaly_on_a_flat_folder_of_normal_images_writes_a_reference_that_score
     ref = json.loads((out / "reference.json").read_text())
     assert result["n_train"] == 48 and result["n_held_out"] == 12 == ref["n"] == len(ref["scores"])
     assert ref["threshold"] == pytest.approx(np.quantile(ref["scores"], 0.9)) == pytest.approx(result["threshold"])
-    assert result["n_test"] == 20 and result["anomaly_share"] == 0.5 and 0 <= result["auprc"] <= 1
-    assert 0 <= result["recall"] <= 1 and 0 <= result["test_false_alarm"] <= 1
+    assert result["n_test"] == 20 and result["anomaly_share"] == 0.5
+    assert result["auprc"] > 0.8  # chance 0.5: a 0 has far more ink than the 1s it was trained on
+    assert result["recall"] > result["test_false_alarm"]  # it flags more zeros than ones at its threshold
     scored = _ok(lvm("score", str(out / "checkpoint.pt"), str(tmp_path / "test"), "--test-steps", "10", "--json"))
     assert scored["reference"]["n"] == 12 and len(scored["scores"]) == 20
     flagged = {Path(r["image"]).parent.name: 0 for r in scored["scores"]}

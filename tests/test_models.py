@@ -11,7 +11,9 @@ from lvm.langevin import energy, infer
 from lvm.models import Encoder, build_generator
 
 
-@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 1), (64, 3)])
+@pytest.mark.parametrize("size,channels", [pytest.param(28, 1, marks=pytest.mark.slow), (32, 3),
+                                           pytest.param(64, 1, marks=pytest.mark.slow),
+                                           pytest.param(64, 3, marks=pytest.mark.slow)])
 def test_a_conv_generator_draws_its_image_size_and_learns_real_images(size: int, channels: int) -> None:
     torch.manual_seed(0)
     cfg = ModelConfig(8, "conv", size, channels, width=8)
