@@ -68,7 +68,8 @@ def rows(name: str, ckpt: Path, ns: list[int], repeats: int) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--abp", type=Path, default=None, help="ABP checkpoint (default: train one into --work)")
-    p.add_argument("--work", type=Path, default=Path("runs/w2sq_table/abp"))
+    p.add_argument("--work", type=Path, default=Path("runs/demo-abp"), help="where `make_pretrained.sh landing` "
+                   "trains ABP the demo's way; trained here if absent")
     p.add_argument("--ns", type=int, nargs="*", default=[300, 1000, 2000])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("results/w2sq_table.md"))

@@ -32,7 +32,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -125,9 +124,13 @@ def preview_png(a: argparse.Namespace) -> None:
     print(f"wrote {out / 'preview.png'}", file=sys.stderr)
 
 
+ABP_WORK = "runs/demo-abp"  # where `landing` trains ABP the demo's way (git-ignored)
+
+
 def abp_same_way(work: Path) -> dict:
     """ABP trained as the demo is (lvm.presets.DEMO with alpha 0, same data, iterations and seed) in `work`, and
     `lvm eval` of it: its q_w2sq for the landing view's comparison, with the commands (the model is not shipped)."""
+    work.mkdir(parents=True, exist_ok=True)
     cfg = _rel(save_config(replace(DEMO, method="abp", alpha=0.0), work / "config.json"))
     _, train = _run(["train", "--config", cfg, "--out", _rel(work), "--threads", "1", "--json"])
     ev, evaluate = _run(["eval", _rel(work / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
@@ -143,8 +146,7 @@ def landing(a: argparse.Namespace) -> None:
     ev, evaluate = _run(["eval", _rel(out / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
     manifest["metrics"].update({k: v for k, v in ev.items() if k != "checkpoint"})
     manifest["commands"] = [c for c in manifest["commands"] if not c.startswith("python -m lvm eval")] + [evaluate]
-    with tempfile.TemporaryDirectory() as work:
-        manifest["abp"] = abp_same_way(Path(work))
+    manifest["abp"] = abp_same_way(ROOT / ABP_WORK)  # kept (not shipped): experiments.w2sq_table reads it
     manifest["commands"].append("bash scripts/make_pretrained.sh landing")
     files = {"preview": write_preview(out), **write_preview_png(out, manifest["title"])}
     for key, path in files.items():
