@@ -47,10 +47,10 @@ def _progress(total: int, initial: int, desc: str, show: bool = True):
     def update(step: Step) -> None:
         m = step.metrics
         shown["mse"] = f"{m.mse:.4f}"
-        if m.chain_fit is not None:
-            shown["chain fit"] = f"{m.chain_fit:.3f}"
-        if m.q_fit is not None:
-            shown["q fit"] = f"{m.q_fit:.3f}"
+        if m.chains_w2sq is not None:
+            shown["chains W2^2"] = f"{m.chains_w2sq:.3f}"
+        if m.q_w2sq is not None:
+            shown["q W2^2"] = f"{m.q_w2sq:.3f}"
         if step.correction is not None:
             shown["unmatched"] = f"{step.correction.result.unmatched:.0%}"
         bar.set_postfix(shown, refresh=False)
@@ -133,8 +133,17 @@ def train(cfg: TrainConfig, out: Path, device: torch.device | str = "cpu", resum
     return {"checkpoint": str(Path(out) / "checkpoint.pt"), "iterations": tr.iteration,
             "of_iterations": tr.total_iterations,
             "seconds": time.perf_counter() - t0,
+            "chains_w2sq": metrics.prior_w2sq(z[:n_fit], tr.cfg.seed),
             "latent_ot_cost": metrics.latent_ot_cost(z, n_fit, tr.cfg.seed),
             "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, tr.cfg.model.latent_dim, tr.cfg.seed)}
+
+
+EVAL_BAND_REPEATS = 10  # prior pairs behind eval's on_prior_w2sq and w2sq_sd (n = 2,000: 40 assignments of 1,000)
+
+
+def _rows(z: torch.Tensor, n: int) -> torch.Tensor:
+    """n rows of z, a fixed random subsample (seed 0), all of them if fewer."""
+    return z[torch.from_numpy(np.random.RandomState(0).permutation(len(z))[:n])]
 
 
 def _test_images(cfg: TrainConfig, n: int) -> datasets.ImageData:
@@ -144,8 +153,9 @@ def _test_images(cfg: TrainConfig, n: int) -> datasets.ImageData:
 
 def evaluate(path: str, inference: InferenceConfig, classifier: str = "", fid_n: int = 10000,
              device: torch.device | str = "cpu") -> dict:
-    """Test MSE with test-time Langevin, the training chains' fit (OT cost, MMD), the model's own q(z^K) fit
-    (`q_ot_cost`; both at the `prior_ot_cost` level when they fit), and FID-C if a classifier is given."""
+    """Test MSE with test-time Langevin; the debiased W2^2 to the prior (lvm.distance) of the training chains
+    (`chains_w2sq`), of the test latents and of the model's own q(z^K) (`q_w2sq`, with `q_mse`, `q_prior_mse`
+    and `on_prior_w2sq`, the band's edge at that n); the old raw OT costs and MMD; FID-C given a classifier."""
     cfg, gen, state = checkpoint.load_model(path, device)
     test = _test_images(cfg, inference.n)
     lcfg = inference.langevin(cfg.langevin)
@@ -153,17 +163,21 @@ def evaluate(path: str, inference: InferenceConfig, classifier: str = "", fid_n:
     z_test, x_rec = metrics.reconstruct(gen, test.x.to(device), lcfg, rng, restarts=inference.restarts)
     z_train = state["latents"]
     n_fit = min(2000, len(z_train))
+    band = metrics.prior_band(n_fit, cfg.model.latent_dim, EVAL_BAND_REPEATS)
     result = {"checkpoint": str(path), "method": cfg.method, "n_test": len(test),
               "test_steps": lcfg.steps, "test_step_size": lcfg.step_size, "restarts": inference.restarts,
               "mse": metrics.mse(test.x, x_rec.cpu()),
               "latent_ot_cost": metrics.latent_ot_cost(z_train, n_fit),
               "latent_mmd": metrics.latent_mmd(z_train, n_fit),
               "prior_ot_cost": metrics.prior_baseline_ot_cost(n_fit, cfg.model.latent_dim),
-              "test_latent_ot_cost": metrics.latent_ot_cost(z_test, min(2000, len(z_test)))}
+              "test_latent_ot_cost": metrics.latent_ot_cost(z_test, min(2000, len(z_test))),
+              "w2sq_n": n_fit, "chains_w2sq": metrics.prior_w2sq(_rows(z_train, n_fit)),
+              "test_w2sq": metrics.prior_w2sq(_rows(z_test, 2000)), "on_prior_w2sq": band.upper, "w2sq_sd": band.sd}
     if cfg.method != "vae":  # the model's own q(z^K): K training-time steps from noise on n_fit training images
         train = datasets.load(cfg.data, "train")
         idx = torch.from_numpy(np.random.RandomState(0).permutation(len(train))[:n_fit])
-        result["q_ot_cost"] = metrics.q_ot_cost(gen, train.x[idx].to(device), cfg.langevin)  # vs prior_ot_cost
+        q = metrics.q_fit(gen, train.x[idx].to(device), cfg.langevin)
+        result.update(q_w2sq=q.w2sq, q_mse=q.mse, q_prior_mse=q.prior_mse, q_ot_cost=q.ot_cost)  # old: vs prior_ot_cost
     if state.get("encoder"):  # the VAE's own amortised inference, beside the shared Langevin protocol
         enc = Encoder(cfg.model).to(device)
         enc.load_state_dict(state["encoder"])

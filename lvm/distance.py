@@ -35,7 +35,7 @@ def ot_cost(a: np.ndarray, b: np.ndarray) -> float:
     return float(cost[rows, cols].mean())
 
 
-def _halves(x: np.ndarray, h: int, rs: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+def _halves(x: np.ndarray, h: int, rs: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     perm = rs.permutation(len(x))
     return x[perm[:h]], x[perm[h:2 * h]]
 
@@ -43,7 +43,7 @@ def _halves(x: np.ndarray, h: int, rs: np.random.RandomState) -> tuple[np.ndarra
 def debiased_w2sq(a, b, seed: int = 0) -> float:
     """Debiased estimate of W2^2 between the distributions of samples `a` and `b` (squared latent units).
 
-    Each sample is split into two random halves of h = min(len(a), len(b)) // 2 points (RandomState(seed));
+    Each sample is split into two random halves of h = min(len(a), len(b)) // 2 points (default_rng(seed));
     the estimate is the mean of the two cross OT costs minus the mean of the two within-sample costs, all
     exact and all between h points (module docstring). About 0 (either sign) for one distribution; for
     N(m1, I) and N(m2, I) about ||m1 - m2||^2.
@@ -54,16 +54,18 @@ def debiased_w2sq(a, b, seed: int = 0) -> float:
         seed: the split's seed.
 
     Raises:
-        ValueError: not two 2-D arrays of the same width, or fewer than 4 points in either.
+        ValueError: not two 2-D arrays of the same width, fewer than 4 points in either, or a NaN or inf.
     """
     a, b = (np.asarray(_host(v), dtype=np.float64) for v in (a, b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two (n, d) samples of the same d; got shapes {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("the samples hold NaN or inf (did the Langevin chains diverge? lower the step size)")
     h = min(len(a), len(b)) // 2
     if h < 2:
         raise ValueError(f"need at least 4 points in each sample; got {len(a)} and {len(b)}")
-    rs = np.random.RandomState(seed)
-    (a1, a2), (b1, b2) = _halves(a, h, rs), _halves(b, h, rs)
+    rs = np.random.default_rng(seed)  # not RandomState(seed), which callers draw samples from: a split must not
+    (a1, a2), (b1, b2) = _halves(a, h, rs), _halves(b, h, rs)  # depend on the values it splits
     return (ot_cost(a1, b1) + ot_cost(a2, b2)) / 2 - (ot_cost(a1, a2) + ot_cost(b1, b2)) / 2
 
 

@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,35 +80,80 @@ def _manifest(out: Path, title: str, commands: list[str], result: dict, files: d
 
 
 def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
-    """preview.npz: a latent subsample and prior samples g(z) (uint8), which the landing view reads without torch."""
+    """preview.npz, which the landing view reads without torch: `q_latents`, the model's own q(z^K) (K training
+    steps from fresh noise, seed 0) on the n training images `lvm eval` measures q_w2sq on; `latents`, as many
+    persistent chains; `samples`, g(z) for prior draws (uint8)."""
+    from lvm import data as datasets
+    from lvm.metrics import q_latents
+
     cfg, gen, state = checkpoint.load_model(out / "checkpoint.pt")
     z = state["latents"].numpy()
     z = z[np.random.RandomState(0).permutation(len(z))[:n]].astype(np.float32)
+    train = datasets.load(cfg.data, "train")
+    idx = torch.from_numpy(np.random.RandomState(0).permutation(len(train))[:min(n, len(train))])  # as eval's
+    q = q_latents(gen, train.x[idx], cfg.langevin).detach().numpy().astype(np.float32)
     with torch.no_grad():
         x = gen(torch.randn(n_samples, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
-    np.savez_compressed(out / "preview.npz", latents=z, samples=(x.numpy() * 255).round().astype(np.uint8))
+    np.savez_compressed(out / "preview.npz", latents=z, q_latents=q,
+                        samples=(x.numpy() * 255).round().astype(np.uint8))
     return "preview.npz"
 
 
-def write_preview_png(out: Path, title: str) -> str:
-    """preview.png: the landing view's picture of preview.npz's latents. Drawn here, the app shows it as an
-    image: a Plotly chart on the first page costs a fresh browser 1-2 s of script (benchmarks/app/app_cold_start.md)."""
-    from ui.pictures import clouds as cloud_pictures, grids
+def write_preview_png(out: Path, title: str) -> dict[str, str]:
+    """preview.png (the model's own q(z^K) over the prior) and preview_chains.png (with the persistent chains
+    beneath): the landing view's pictures of preview.npz, drawn here and shown as images (a chart library on the
+    first page costs a fresh browser 1-2 s of script, benchmarks/app/app_cold_start.md)."""
+    from ui.pictures import grids
+    from ui.pictures.landing import landing_png
 
     with np.load(out / "preview.npz") as f:
-        z = f["latents"]
-    (out / "preview.png").write_bytes(cloud_pictures.cloud_png(z, grids.preview_lim(z), title))
-    return "preview.png"
+        z, q = f["latents"], f["q_latents"] if "q_latents" in f else f["latents"]
+    lim = max(grids.preview_lim(z), grids.preview_lim(q))
+    (out / "preview.png").write_bytes(landing_png(q, lim, title))
+    (out / "preview_chains.png").write_bytes(landing_png(q, lim, title, chains=z))
+    return {"preview_png": "preview.png", "preview_chains_png": "preview_chains.png"}
 
 
 def preview_png(a: argparse.Namespace) -> None:
-    """preview-png: (re)draw the demo's preview.png from its preview.npz, and list it in its manifest."""
+    """preview-png: (re)draw the demo's pictures from its preview.npz, and list them in its manifest."""
     out = a.out / "demo"
     manifest = json.loads((out / "manifest.json").read_text())
-    path = write_preview_png(out, manifest["title"])
-    manifest["files"]["preview_png"] = {"path": path, "sha256": sha256(out / path)}
+    for key, path in write_preview_png(out, manifest["title"]).items():
+        manifest["files"][key] = {"path": path, "sha256": sha256(out / path)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {out / path}", file=sys.stderr)
+    print(f"wrote {out / 'preview.png'}", file=sys.stderr)
+
+
+ABP_WORK = "runs/demo-abp"  # where `landing` trains ABP the demo's way (git-ignored)
+
+
+def abp_same_way(work: Path) -> dict:
+    """ABP trained as the demo is (lvm.presets.DEMO with alpha 0, same data, iterations and seed) in `work`, and
+    `lvm eval` of it: its q_w2sq for the landing view's comparison, with the commands (the model is not shipped)."""
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = _rel(save_config(replace(DEMO, method="abp", alpha=0.0), work / "config.json"))
+    _, train = _run(["train", "--config", cfg, "--out", _rel(work), "--threads", "1", "--json"])
+    ev, evaluate = _run(["eval", _rel(work / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
+    keep = ("q_w2sq", "q_mse", "q_prior_mse", "chains_w2sq", "w2sq_n", "on_prior_w2sq", "mse")
+    return {**{k: ev[k] for k in keep}, "commands": [train, evaluate]}
+
+
+def landing(a: argparse.Namespace) -> None:
+    """landing: the demo's eval figures (q_w2sq, ...), its preview.npz and pictures, and ABP trained the same
+    way, refreshed for the shipped checkpoint without retraining it (`demo` runs this too)."""
+    out = a.out / "demo"
+    manifest = json.loads((out / "manifest.json").read_text())
+    ev, evaluate = _run(["eval", _rel(out / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
+    manifest["metrics"].update({k: v for k, v in ev.items() if k != "checkpoint"})
+    manifest["commands"] = [c for c in manifest["commands"] if not c.startswith("python -m lvm eval")] + [evaluate]
+    manifest["abp"] = abp_same_way(ROOT / ABP_WORK)  # kept (not shipped): experiments.w2sq_table reads it
+    manifest["commands"].append("bash scripts/make_pretrained.sh landing")
+    files = {"preview": write_preview(out), **write_preview_png(out, manifest["title"])}
+    for key, path in files.items():
+        manifest["files"][key] = {"path": path, "sha256": sha256(out / path)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {out / 'manifest.json'}: ours q_w2sq {ev['q_w2sq']:.3f}, ABP {manifest['abp']['q_w2sq']:.3f}",
+          file=sys.stderr)
 
 
 def demo(a: argparse.Namespace) -> None:
@@ -125,7 +171,8 @@ def demo(a: argparse.Namespace) -> None:
     title = "Teaching demo: MNIST 0 and 1, d = 2"
     _manifest(out, title, [train, evaluate], result,
               {"checkpoint": "checkpoint.pt", "config": "config.json", "metrics": "metrics.jsonl",
-               "preview": write_preview(out), "preview_png": write_preview_png(out, title)}, time.perf_counter() - t0)
+               "preview": write_preview(out), **write_preview_png(out, title)}, time.perf_counter() - t0)
+    landing(a)
 
 
 def _slim_checkpoint(src: Path, dst: Path) -> None:
@@ -373,7 +420,7 @@ def classifiers(a: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("which", nargs="*", help="demo, preview-png (the demo's landing picture, redrawn), "
+    p.add_argument("which", nargs="*", help="demo, landing (the demo's eval figures, q(z^K) pictures and ABP trained the same way, without retraining it), preview-png (the demo's landing pictures, redrawn), "
                                             "anomaly (Table 2's runs), detectors (the full-data recipe's "
                                             "runs, into the same anomaly-D folders), full-split (the shipped "
                                             "anomaly-D rescored on the whole test split, in place), generators, "
@@ -388,12 +435,12 @@ def main() -> None:
     p.add_argument("--pick", default="", help="budget: the run directory (under --runs/anomaly_budget) to ship")
     p.add_argument("--force", action="store_true", help="full-split: rescore a detector already scored so")
     a = p.parse_args()
-    makers = {"demo": demo, "preview-png": preview_png, "anomaly": anomaly, "detectors": detectors,
+    makers = {"demo": demo, "landing": landing, "preview-png": preview_png, "anomaly": anomaly, "detectors": detectors,
               "generators": generators, "classifiers": classifiers, "full-split": full_split, "budget": budget}
     unknown = set(a.which) - set(makers)
     if unknown:
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")
-    for w in a.which or [m for m in makers if m not in ("preview-png", "detectors", "full-split", "budget")]:
+    for w in a.which or [m for m in makers if m not in ("landing", "preview-png", "detectors", "full-split", "budget")]:
         makers[w](a)
 
 

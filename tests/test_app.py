@@ -67,6 +67,19 @@ def test_home_shows_the_demo_latents_and_samples() -> None:
 
 
 @needs_demo
+def test_home_shows_the_models_own_q_with_its_distance_and_abps_and_the_chains_on_request() -> None:
+    manifest = json.loads((pretrained.root() / "demo" / "manifest.json").read_text())
+    at = _app()
+    text = at.caption[0].value
+    ours, abp = (max(v, 0.0) ** 0.5 for v in (manifest["metrics"]["q_w2sq"], manifest["abp"]["q_w2sq"]))
+    assert f"W2 = {ours:.2f}" in text and f"ABP, trained the same way but without the OT correction: W2 = {abp:.2f}" \
+        in text and "q(z^K)" in text
+    first = at.get("image")[0].proto.imgs[0].url
+    at.toggle[0].set_value(True).run()
+    assert not at.error and at.get("image")[0].proto.imgs[0].url != first  # the picture with the chains
+
+
+@needs_demo
 def test_home_draws_the_picture_of_a_demo_without_one_and_refuses_a_changed_one(monkeypatch, tmp_path) -> None:
     """A demo made before preview.png existed gets its latents drawn there and then; a picture whose bytes
     differ from the manifest's hash is an error that says what to run, not a stale picture."""

@@ -53,6 +53,7 @@ def test_train_writes_a_checkpoint_and_a_metrics_log(run) -> None:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert "unmatched" in records[1] and "chain_fit" in records[1]  # the correction at L = 2
+    assert {"chains_w2sq", "q_w2sq", "q_mse", "q_prior_mse"} <= records[1].keys() and "q_w2sq" not in records[0]
     state = load(out / "checkpoint.pt")
     assert state["iteration"] == 3 and state["latents"].shape == (300, 2)
     assert tuple(state["config"]["data"]["classes"]) == (0, 1)
@@ -62,8 +63,10 @@ def test_eval_prints_finite_figures(run) -> None:
     out, _ = run
     result = _ok(lvm("eval", str(out / "checkpoint.pt"), "--json", "--n", "200", "--test-steps", "10"))
     assert result["n_test"] == 200 and result["test_steps"] == 10
-    for key in ("mse", "latent_ot_cost", "latent_mmd", "q_ot_cost"):
+    for key in ("mse", "latent_ot_cost", "latent_mmd", "q_ot_cost", "q_w2sq", "chains_w2sq", "test_w2sq", "q_mse",
+                "q_prior_mse", "on_prior_w2sq", "w2sq_sd"):
         assert math.isfinite(result[key]), key
+    assert result["on_prior_w2sq"] > 0 and result["w2sq_n"] == 300 and result["q_mse"] < result["q_prior_mse"]
     x = load_data(DataConfig(classes=(0, 1), limit=300), "test").x[:200]  # the 200 test images eval used
     untrained = float(((x - 0.5) ** 2).mean())  # an untrained generator draws about 0.5 (sigmoid(0)) everywhere
     assert result["mse"] < 0.9 * untrained  # measured 0.203 against 0.235 after the fixture's 3 iterations

@@ -246,6 +246,28 @@ def test_q_ot_cost_is_at_the_prior_level_when_the_posterior_is_the_prior_and_far
     assert M.q_ot_cost(deaf, x, LangevinConfig(steps=30, step_size=0.3, sigma=1.0), seed=0) == prior_like  # seeded
 
 
+def test_q_fit_reads_about_zero_on_the_prior_far_off_it_and_says_whether_z_explain_x():
+    """The debiased distance is about 0 (within the estimator's band at n = 300) where q(z^K) is the prior, and far
+    above it where it is not; the pixel errors tell a model whose z explain x from one whose z^K is just noise."""
+    band = M.prior_band(300, D_LATENT, repeats=8)
+    near = lambda v: abs(v) < 3 * band.sd + 0.01  # noqa: E731
+    sharp = LangevinConfig(steps=60, step_size=0.02, sigma=0.05)
+    g = _linear_generator()
+    made = lambda scale: g(scale * torch.randn(300, D_LATENT, generator=torch.Generator().manual_seed(3))).detach()  # noqa: E731
+    on = M.q_fit(g, made(1.0), sharp)  # images g makes from prior draws: their posteriors tile the prior
+    assert near(on.w2sq) and on.n == 300 and on.mse < 0.01 * on.prior_mse
+    off = M.q_fit(g, made(3.0), sharp)  # made from N(0, 9 I): W2^2 to the prior = d (3 - 1)^2 = 16
+    assert off.w2sq == pytest.approx(4 * D_LATENT, rel=0.2) and off.mse < 0.01 * off.prior_mse
+    noise = M.q_fit(g, made(1.0), LangevinConfig(steps=0, step_size=0.02, sigma=0.05))  # K = 0: z^K is the noise
+    assert near(noise.w2sq) and noise.mse > 0.8 * noise.prior_mse
+    deaf = _linear_generator()
+    with torch.no_grad():
+        deaf[0].weight.zero_()
+    ignored = M.q_fit(deaf, made(1.0), LangevinConfig(steps=30, step_size=0.3, sigma=1.0))  # p(z | x) = N(0, I)
+    assert near(ignored.w2sq) and ignored.mse == pytest.approx(ignored.prior_mse, rel=1e-6)
+    assert M.q_fit(g, made(1.0), sharp) == on  # seeded
+
+
 def test_a_score_does_not_depend_on_the_other_images_of_the_call():
     g = build_generator(ModelConfig(latent_dim=4, arch="mlp", width=8))
     x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(0))

@@ -302,7 +302,7 @@ def test_an_untrained_model_and_k0_never_claim_the_prior(what: str, wait_until) 
     s = Session(cfg)
     try:
         s.start()
-        wait_until(lambda: s.view().iteration >= 6, timeout=120)
+        wait_until(lambda: s.view().iteration >= 6, timeout=300)
         s.pause()
         v = s.view()
     finally:

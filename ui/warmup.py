@@ -40,16 +40,23 @@ def demo_preview(folder: str) -> tuple[dict, np.ndarray, np.ndarray, bytes | Non
         return None
 
     def read(key: str) -> bytes:
-        file = path.parent / manifest["files"][key]["path"]
-        data = file.read_bytes()
-        if hashlib.sha256(data).hexdigest() != manifest["files"][key]["sha256"]:
-            maker = "preview-png" if key == "preview_png" else "demo"
-            raise ValueError(f"{file}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh {maker}")
-        return data
+        return demo_file(str(path.parent.parent), key)
 
     with np.load(io.BytesIO(read("preview"))) as f:
         latents, samples = f["latents"], f["samples"]
     return manifest, latents, samples, read("preview_png") if "preview_png" in manifest["files"] else None
+
+
+def demo_file(folder: str, key: str) -> bytes:
+    """The bytes of the demo's file listed under `key` in its manifest, hash-checked (ValueError if they differ)."""
+    path = Path(folder) / "demo" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    file = path.parent / manifest["files"][key]["path"]
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["files"][key]["sha256"]:
+        maker = "preview-png" if key.endswith("_png") else "demo"
+        raise ValueError(f"{file}: sha256 differs from the manifest; re-run scripts/make_pretrained.sh {maker}")
+    return data
 
 
 @st.cache_data(show_spinner=False)
