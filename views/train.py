@@ -13,17 +13,16 @@ from ui import projection, registry, widgets
 from lvm.data import MissingDataError
 from lvm.live.session import ON_PRIOR
 
-FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 STABLE_S = 0.3  # Langevin steps above this drift far from the posterior on these models (and diverge near 2)
 STEP_WAIT = 0.4  # seconds Step waits for its iteration before redrawing (a slower one shows at the next redraw)
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
-#                      a redraw of a paused run costs next to nothing (its pictures are cached)
+#                      a redraw of a paused run costs next to nothing (about 16 KB of positions)
 
 s = registry.main_session()
 cfg = s.cfg
 st.title("Train")
 widgets.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
-           "class; the points glide from one redraw to the next. Every L iterations the whole population is "
+           "class; the points glide from one update to the next. Every L iterations the whole population is "
            "matched one-to-one to a fixed prior sample and moved by Eq. 10: you see each point travel from z_hat "
            "(the grey cloud before the correction) along its assignment line (a sample of them is drawn). "
            "ABP, trained beside it with alpha = 0 (no correction), is drawn beside or on the same axes.\n\n"
@@ -43,7 +42,7 @@ alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha",
 step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f", key="s")
 steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
 rate = live[3].select_slider("refresh every (s)", [0.25, 0.5, 1.0, 2.0, 5.0], 1.0, key="rate",
-                            help="each redraw draws two pictures on the server, which the training threads then lack")
+                            help="each redraw sends the newest positions (about 16 KB); the points glide between them")
 with_abp = live[4].toggle("ABP beside", True, key="with_abp", disabled=cfg.method != "ours",
                           help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "
                                "beside ours or on the same axes")
