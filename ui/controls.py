@@ -51,8 +51,7 @@ def panel(s: Session) -> Panel:
                                      key="s")
     steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
     rate = live[3].select_slider("refresh every (s)", RATES, 1.0, key="rate",
-                                 help="each redraw sends the newest positions to the explorer; a faster refresh costs "
-                                      "the training threads a little")
+                                 help="each redraw sends the newest positions (about 16 KB); the points glide between them")
     with_abp = live[4].toggle("ABP beside (alpha 0)", "abp" in ss or s.view().iteration == 0, key="with_abp",
                               disabled=cfg.method != "ours",
                               help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "

@@ -7,15 +7,14 @@ from ui.pictures import grids
 from ui import controls, projection, registry, widgets
 from lvm.live.session import ON_PRIOR
 
-FITS_EVERY = 3.0  # seconds between redraws of the fit chart at most (each costs the server ~0.2 s of a core)
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
-#                      a redraw of a paused run costs next to nothing (its pictures are cached)
+#                      a redraw of a paused run costs next to nothing (about 16 KB of positions)
 
 s = registry.main_session()
 cfg = s.cfg
 st.title("Train")
 widgets.explain("Each dot is one training image's persistent chain z_i after K Langevin steps (Eq. 7), coloured by "
-           "class; the points glide from one redraw to the next. Every L iterations the whole population is "
+           "class; the points glide from one update to the next. Every L iterations the whole population is "
            "matched one-to-one to a fixed prior sample and moved by Eq. 10: you see each point travel from z_hat "
            "(the grey cloud before the correction) along its assignment line (a sample of them is drawn). "
            "ABP, trained beside it with alpha = 0 (no correction), is drawn beside or on the same axes.\n\n"

@@ -29,7 +29,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 LC = ("(k) => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stBidiComponentIsolated]')]"
-      ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root')).filter(Boolean).map(r => r.lc)[k] || null")
+      ".map(e => e.shadowRoot && e.shadowRoot.querySelector('.lc-root')).filter(r => r && r.lc && r.lc.plane)"
+      ".map(r => r.lc)[k] || null")
 BUDGET = {"training rate, app / CLI": ">= 0.9", "animation (frames/s)": ">= 20", "hover -> tooltip (ms)": "<= 100",
           "click -> decoded image (ms)": "<= 300", "first picture (s)": "<= 2 (warm server)",
           "Start / Pause / Step (s)": "<= 0.5"}
