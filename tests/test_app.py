@@ -34,6 +34,11 @@ def _app(page: str | None = None) -> AppTest:
     return at
 
 
+def _explorers(at: AppTest) -> list:
+    """The explorer components on the page (clouds and curves; not the presenter's cookie component)."""
+    return [c for c in at.get("bidi_component") if c.key != "presenter_key_cookie"]
+
+
 def _session(at: AppTest):
     """The page's training session, reset: AppTest gives every test the same browser-session id."""
     s = at.session_state["session"]
@@ -162,7 +167,7 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     wait_until(lambda: s.view().iteration == 1)
     at.run()  # d = 3 draws through the PCA projection
     assert not at.exception and len(at.get("image")) == 1  # the decoded samples; clouds and curves: the explorer
-    assert len(at.get("bidi_component")) == 2
+    assert len(_explorers(at)) == 2
     assert "abp" in at.session_state["sessions"]  # ABP beside ours is on by default
     s.start()
     wait_until(lambda: len(s.view().frames) >= 2, 600)  # a projection is fitted once the chains carry information
@@ -171,7 +176,7 @@ def test_train_page_steps_changes_alpha_live_and_resets(wait_until) -> None:
     it = s.view().iteration
     at.radio(key="proj").set_value("umap").run()  # UMAP fits in another process: the page goes on with PCA
     assert not at.exception and any("fitting the UMAP" in c.value for c in at.caption)
-    assert len(at.get("image")) == 1 and len(at.get("bidi_component")) == 2
+    assert len(at.get("image")) == 1 and len(_explorers(at)) == 2
     at.button(key="step").click().run()  # the controls still act while it fits
     wait_until(lambda: s.view().iteration == it + 1)
     from ui import projection
@@ -198,7 +203,7 @@ def test_latent_ot_page_replays_frames_and_picks_a_correction(wait_until) -> Non
     at.run()
     assert not at.exception and not at.get("image")  # no picture of a cloud: the explorer draws them
     abp = "abp" in at.session_state["sessions"]
-    assert len(at.get("bidi_component")) == 2 + abp  # the replay, one correction (and ABP beside ours when on)
+    assert len(_explorers(at)) == 2 + abp  # the replay, one correction (and ABP beside ours when on)
     last = [f.iteration for f in s.view().frames if f.before is not None][-1]
     assert f"iteration {last}:" in " ".join(c.value for c in at.caption)  # follows the latest correction
     at.toggle(key="follow").set_value(False).run()
