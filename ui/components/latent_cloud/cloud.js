@@ -698,7 +698,13 @@ export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   let inst = INSTANCES.get(parentElement);
   if (!inst) { inst = new Explorer(parentElement); INSTANCES.set(parentElement, inst); }
+  if (inst.dead && parentElement.isConnected) {  // a cleanup of a superseded call ran: the element lives on
+    inst.dead = false;
+    document.addEventListener("visibilitychange", inst.onVis);
+  }
   inst.setTrigger = setTriggerValue;
   if (data) inst.update(unpack(data));
-  return inst.destroy;
+  // Streamlit runs a call's cleanup at once when newer data arrived while that call was pending (a busy
+  // machine): only an element that has left the page is torn down.
+  return () => { if (!parentElement.isConnected) inst.destroy(); };
 }
