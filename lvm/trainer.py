@@ -21,7 +21,7 @@ import math
 import threading
 import warnings
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ from .config import TrainConfig, from_dict
 from .data import ImageData
 from .metrics import QFit, latent_ot_cost, prior_w2sq, q_fit
 from .models import Encoder, build_generator, prior_sample
+from .records import Correction, Step, StepMetrics
 from .vae import negative_elbo
 
 LATENT_FIT_N = 500  # subsample of the chains whose distance to the prior is logged at due iterations
@@ -58,64 +59,6 @@ def live_settings(cfg: TrainConfig) -> dict[str, float]:
     """The values of RETUNABLE in `cfg`, by name (what a front end hands to `Trainer.retune`)."""
     lv = cfg.langevin
     return {"alpha": cfg.alpha, "lr": cfg.lr, "step_size": lv.step_size, "steps": lv.steps, "sigma": lv.sigma}
-
-
-@dataclass(frozen=True)
-class StepMetrics:
-    """The figures of one iteration.
-
-    On a due iteration (every L; None on the others): chains_w2sq, the debiased W2^2 (lvm.distance, squared
-    latent units) of LATENT_FIT_N persistent chains (before Eq. 10 moves them) to the prior; q_w2sq, the same
-    for the model's own q_theta(z^K), K Langevin steps from fresh noise on cfg.q_fit_n fixed training images
-    with the current generator (metrics.q_fit; None for the VAE and when q_fit_n is 0), with q_mse and
-    q_prior_mse, the pixel error of g(z^K) and of g(z) for prior draws z (do the inferred z explain x?).
-    chain_fit, q_fit: the old raw OT costs (metrics.latent_ot_cost), kept for old readers; superseded.
-    """
-
-    iteration: int          # iterations done, this one included
-    epoch: float
-    loss: float             # -log p(x | z) per example (Eq. 5), or the VAE's negative ELBO
-    mse: float              # mean squared pixel error of the batch
-    seconds: float          # wall time of the iteration
-    chain_fit: float | None = None
-    q_fit: float | None = None
-    chains_w2sq: float | None = None
-    q_w2sq: float | None = None
-    q_mse: float | None = None
-    q_prior_mse: float | None = None
-
-
-@dataclass(frozen=True)
-class Correction:
-    """One OT correction of the whole population (Alg. 1 lines 8-11).
-
-    before: (n, d) the chains before Eq. 10; assignment: (n,) target index of each chain
-    (-1: left uncorrected); skipped: an unfinished fast solve, so Eq. 10 was not applied.
-    """
-
-    before: torch.Tensor
-    assignment: torch.Tensor
-    result: ot.OTResult
-    seconds: float
-    skipped: bool = False
-
-
-@dataclass(frozen=True)
-class Step:
-    """What `Trainer.step` returns: the iteration's metrics and its correction, if one was due."""
-
-    metrics: StepMetrics
-    correction: Correction | None = None
-
-    def record(self) -> dict[str, float]:
-        """The flat JSON line of metrics.jsonl."""
-        m = {k: v for k, v in asdict(self.metrics).items() if v is not None}
-        c = self.correction
-        if c is not None:
-            r = c.result
-            m.update(ot_cost=r.cost, unmatched=r.unmatched, ot_iterations=r.iterations, ot_gap=r.gap,
-                     ot_converged=float(r.converged), ot_skipped=float(c.skipped), ot_seconds=c.seconds)
-        return m
 
 
 class DivergedError(FloatingPointError):

@@ -14,7 +14,8 @@ import torch
 
 from lvm.config import DataConfig, LangevinConfig, ModelConfig, OTConfig, TrainConfig
 from lvm.projection import Projection
-from lvm.live.session import PAIRS_N, RECON_SHARE, Session, mean_prior_fit, on_prior
+from lvm.live.levels import RECON_SHARE, mean_prior_fit, on_prior
+from lvm.live.session import PAIRS_N, Session
 from lvm.live.turns import Turns
 
 CFG = TrainConfig(method="ours", alpha=0.5, ot_every=3, batch_size=100, checkpoint_every=0, seed=0,
@@ -233,7 +234,7 @@ def test_pause_cuts_a_long_iteration_short(wait_until) -> None:
 
 
 def test_the_session_device_follows_the_setting_and_refuses_what_is_not_there(monkeypatch) -> None:
-    from lvm.live.session import DEVICE_ENV, session_device
+    from lvm.live.levels import DEVICE_ENV, session_device
     monkeypatch.delenv(DEVICE_ENV, raising=False)
     assert session_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")  # auto
     monkeypatch.setenv(DEVICE_ENV, "cpu")

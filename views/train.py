@@ -5,7 +5,7 @@ from ui.components import latent_cloud
 from ui.components.latent_cloud import payloads
 from ui.pictures import grids
 from ui import controls, projection, registry, widgets
-from lvm.live.session import ON_PRIOR
+from lvm.live.levels import ON_PRIOR
 
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
 #                      a redraw of a paused run costs next to nothing (about 16 KB of positions)

@@ -74,7 +74,7 @@ class View:
     prior_fit: float            # old raw statistic: mean OT cost between two prior samples of FIT_N
     q_prior_fit: float          # the same for cfg.q_fit_n points (the old level of q_fit)
     seconds_to_prior: float | None  # first time q(z^K) was on the prior: q_w2sq <= on_prior_w2sq and its z
-                                    # explain their images (lvm.live.session.on_prior)
+                                    # explain their images (lvm.live.levels.on_prior)
     labels: np.ndarray          # (m,) class of each image of the view subsample (colour by digit)
     samples: np.ndarray         # (SAMPLES_SIDE^2, C, H, W) what the generator draws, refreshed every L iterations
     busy: float                 # seconds the iteration in flight has run (0 when none is)

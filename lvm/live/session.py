@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import functools
-import os
 import threading
 import time
 import weakref
@@ -34,56 +32,20 @@ from .. import data as datasets
 from ..config import TrainConfig
 from ..data import ImageData
 from ..langevin import Interrupted
-from ..metrics import prior_band, prior_baseline_ot_cost
+from ..metrics import prior_band
 from ..trainer import LATENT_FIT_N, RETUNABLE, DivergedError, Step, Trainer, live_settings, retuned
 from .frames import Frame, State, View, decoded, thin, view_size
+from .levels import mean_prior_fit, on_prior, session_device
 from .turns import Turns, as_training_thread, process_turns
 
 MAX_FRAMES = 240         # frames of q(z^K) kept; beyond it every other one is dropped (the replay thins evenly)
 MAX_RECORDS = 20_000     # per-iteration metric records kept, thinned the same way
 PAIRS_N = 300            # assignment lines kept per correction
 FIT_N = LATENT_FIT_N     # latents in the exact OT fit statistic, as the trainer logs it (about 20 ms)
-ON_PRIOR = 1.5           # the old multiple of the raw cost (views/train.py still reads it); the claim is `on_prior`
-RECON_SHARE = 0.5        # "the inferred z explain their images": g(z^K)'s pixel error <= this x that of prior draws
 LIVE = RETUNABLE         # what `update` changes while the thread runs: what Trainer.retune can
 
 
 THREAD_NAME = "lvm-session"
-
-
-DEVICE_ENV = "LVM_DEVICE"  # auto (CUDA when present, the default), cpu or cuda[:N]: where the app's sessions train
-
-
-def session_device(name: str | None = None) -> torch.device:
-    """The device a session trains on: `name`, else $LVM_DEVICE, else auto (CUDA when present).
-
-    Raises:
-        ValueError: an unknown name, or CUDA asked for where there is none (the message says what to set).
-    """
-    name = (name or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"{DEVICE_ENV}={name!r}: use auto, cpu or cuda (cuda:N for one of several GPUs)")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"{DEVICE_ENV}={name!r} but this machine has no CUDA device: set {DEVICE_ENV}=cpu or auto")
-    return torch.device(name)
-
-
-@functools.lru_cache(maxsize=64)  # the same (n, d) for every run of a lecture: solve the five problems once
-def mean_prior_fit(n: int, d: int, seeds: int = 5) -> float:
-    """Mean over `seeds` of the OT cost between two independent N(0, I_d) samples of size n."""
-    return float(np.mean([prior_baseline_ot_cost(n, d, seed=s) for s in range(seeds)]))
-
-
-def on_prior(q_w2sq: float | None, q_mse: float | None, q_prior_mse: float | None, level: float) -> bool:
-    """Whether a due iteration's q(z^K) counts as "on the prior": its debiased W2^2 is under `level` (the band
-    of `metrics.prior_band` at its n and d) AND g(z^K) reconstructs its images with at most RECON_SHARE of the
-    error of z drawn from the prior. The distance alone reads about 0 at K = 0 (z^K is the prior noise) and for
-    an untrained generator, whose z^K barely moves; neither reconstructs (error ratio about 1, README)."""
-    if q_w2sq is None or q_mse is None or not q_prior_mse:
-        return False
-    return q_w2sq <= level and q_mse <= RECON_SHARE * q_prior_mse
 
 
 _SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every Session of this process, for `_end_all`
