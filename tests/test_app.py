@@ -328,8 +328,12 @@ def test_train_page_abp_off_closes_its_run_and_refit_projection_fits_again(wait_
     at.button(key="step").click().run()
     wait_until(lambda: s.view().iteration == 1)
     assert abp.view().iteration == 0 and abp.state != "running"  # closed: Step no longer reaches it
-    at.number_input(key="d").set_value(3).run()
+    at.slider(key="alpha").set_value(0.5)  # alpha 1 puts the chains on the same prior sample at every correction
+    at.number_input(key="d").set_value(3)
+    at.number_input(key="L").set_value(2)  # a frame every 2 iterations
+    at.number_input(key="limit").set_value(500).run()
     at.button(key="reset").click().run()
+    assert (s.cfg.model.latent_dim, s.cfg.ot_every) == (3, 2)
     s.start()
     wait_until(lambda: len(s.view().frames) >= 2, 600)  # a projection is fitted once the chains carry information
     s.pause()
@@ -339,10 +343,11 @@ def test_train_page_abp_off_closes_its_run_and_refit_projection_fits_again(wait_
     first = at.session_state[slot]
     at.run()
     assert at.session_state[slot] is first  # fitted once, reused by every redraw
-    s.start()
-    wait_until(lambda: len(s.view().frames) >= 4, 600)
-    s.pause()
-    wait_until(lambda: s.view().state == "paused")
+    it = s.view().iteration
+    s.step()
+    wait_until(lambda: s.view().iteration == it + 1, 600)
+    s.step()
+    wait_until(lambda: s.view().iteration == it + 2, 600)  # a new frame: the latents moved on
     at.button(key="refit").click().run()
     again = at.session_state[slot]
     assert again is not first and not np.allclose(again.transform(np.eye(3)), first.transform(np.eye(3)))

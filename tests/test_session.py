@@ -314,3 +314,24 @@ def test_an_untrained_model_and_k0_never_claim_the_prior(what: str, wait_until) 
     if what == "K = 0":
         assert all(m["q_w2sq"] <= v.on_prior_w2sq for m in due)  # what the distance alone would have claimed
     assert v.seconds_to_prior is None
+
+
+@pytest.mark.slow
+def test_umap_projection_fits_and_keeps_clusters_apart() -> None:
+    """Projection("umap") (the Train view's other choice for d > 2): fitted once, it maps three separated clusters
+    of 8-d latents to the plane with each cluster on its own, and new points of a cluster land beside it."""
+    rng = np.random.RandomState(0)
+    centres = rng.standard_normal((3, 8)) * 6
+    labels = np.repeat(np.arange(3), 100)
+    z = centres[labels] + rng.standard_normal((300, 8))
+    p = Projection("umap").fit(z)
+    assert not p.exact_prior  # no contours: the prior is drawn as its projected sample
+    xy = p.transform(z)
+    assert xy.shape == (300, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+    means = np.stack([xy[labels == c].mean(0) for c in range(3)])
+    nearest = lambda pts: np.argmin(((pts[:, None] - means[None]) ** 2).sum(-1), 1)  # noqa: E731
+    assert (nearest(xy) == labels).mean() > 0.95
+    new = centres[labels[:30:10]] + rng.standard_normal((3, 8))  # one new point of each cluster
+    assert (nearest(p.transform(new)) == labels[:30:10]).all()
+    with pytest.raises(ValueError, match="fitted for d = 8"):
+        p.transform(z[:, :3])
