@@ -72,17 +72,19 @@ def main() -> None:
                    "trains ABP the demo's way; trained here if absent")
     p.add_argument("--ns", type=int, nargs="*", default=[300, 1000, 2000])
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--models", default="ours,abp", help="which rows: ours (pretrained/demo) and/or abp")
     p.add_argument("--out", type=Path, default=Path("results/w2sq_table.md"))
     a = p.parse_args()
     torch.set_num_threads(1)
     t0, load0 = time.perf_counter(), os.getloadavg()
-    abp = a.abp or abp_checkpoint(a.work)
+    models = a.models.split(",")
+    abp = (a.abp or abp_checkpoint(a.work)) if "abp" in models else None
     head = ["| model | n | OT cost q vs prior | prior vs prior | old \"x the prior level\" | debiased W2² (seed 0) | "
             f"W2² mean ± sd over {a.repeats} seeds | W2 (seed 0) | on-prior band edge |",
             "|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(head), flush=True)
-    body = rows("ours (pretrained/demo)", DEMO_CKPT, a.ns, a.repeats) + rows("ABP, trained the same way", abp, a.ns,
-                                                                             a.repeats)
+    body = ((rows("ours (pretrained/demo)", DEMO_CKPT, a.ns, a.repeats) if "ours" in models else [])
+            + (rows("ABP, trained the same way", abp, a.ns, a.repeats) if abp else []))
     note = (f"\n`python -m experiments.w2sq_table` ({time.perf_counter() - t0:.0f} s; load average {load0[0]:.1f} "
             f"before, {os.getloadavg()[0]:.1f} after, other work on the machine). ABP: {abp}.\n")
     a.out.write_text("# q(z^K) to the prior: old multiple against the debiased W2²\n\n" + "\n".join(head + body) + note)

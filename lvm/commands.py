@@ -9,7 +9,6 @@ import contextlib
 import json
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

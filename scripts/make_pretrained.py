@@ -147,7 +147,7 @@ def landing(a: argparse.Namespace) -> None:
     manifest["metrics"].update({k: v for k, v in ev.items() if k != "checkpoint"})
     manifest["commands"] = [c for c in manifest["commands"] if not c.startswith("python -m lvm eval")] + [evaluate]
     manifest["abp"] = abp_same_way(ROOT / ABP_WORK)  # kept (not shipped): experiments.w2sq_table reads it
-    manifest["commands"].append("bash scripts/make_pretrained.sh landing")
+    manifest["made_by"] = "bash scripts/make_pretrained.sh landing"  # `commands` lists `python -m lvm` lines only
     files = {"preview": write_preview(out), **write_preview_png(out, manifest["title"])}
     for key, path in files.items():
         manifest["files"][key] = {"path": path, "sha256": sha256(out / path)}
