@@ -52,6 +52,9 @@ class Digit:
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the level that maximises the between-class variance of `values`."""
+    values = np.asarray(values, np.float64)
+    if values.max() - values.min() < 1e-6:  # one level: nothing to split
+        return float(values.min())
     hist, edges = np.histogram(values, bins)
     mids = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)[:-1].astype(np.float64)
@@ -108,6 +111,9 @@ def mnist_style(grey: np.ndarray) -> Digit:
     sizes = ndimage.sum_labels(mask, labels, np.arange(1, n + 1))
     mask = np.isin(labels, 1 + np.flatnonzero(sizes >= SPECK * sizes.max()))
     full = float(np.percentile(ink[mask], 90))  # the strokes' core: MNIST's strokes are saturated
+    if full < max(MIN_CONTRAST, NOISE_TIMES * noise):  # Otsu split the paper's own texture: no strokes
+        return Digit(None, inverted, f"no ink found: nothing stands out of the background (strokes at "
+                     f"{full:.3f}, background noise {noise:.3f})", None, full, noise)
     near = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=max(1, max(mask.shape) // 100))
     half = near & (ink > max(floor, 0.5 * full))  # the box: pixels over half the peak, as MNIST's (module doc)
     rows, cols = np.flatnonzero(half.any(1)), np.flatnonzero(half.any(0))

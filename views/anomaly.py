@@ -187,7 +187,7 @@ def _prepared(data: bytes, name: str, how: str, size: int, channels: int) -> dic
     {error}. Any failure is this file's alone: the rest of the batch goes on."""
     try:
         p = prepare(data, name, size, channels, how)
-    except (ImageError, ValueError) as e:
+    except ImageError as e:
         return {"error": str(e)}
     except Exception as e:  # noqa: BLE001  an odd file must not stop the batch
         return {"error": f"{name}: could not be read ({type(e).__name__}: {e}); export it again as PNG or JPEG"}

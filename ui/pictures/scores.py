@@ -72,10 +72,10 @@ def histogram(normal: np.ndarray, anomalous: np.ndarray | None, threshold: float
                         hovertemplate="%{customdata[0]}<br>score %{x:.1f}, higher than %{customdata[1]:.1f} % of "
                                       "the normal reference<extra></extra>")
     fig.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text="threshold",
-                  annotation_position="top")
-    fig.update_layout(barmode="overlay", height=340, margin=dict(l=10, r=10, t=30, b=40), bargap=0,
+                  annotation_position="top right")
+    fig.update_layout(barmode="overlay", height=360, margin=dict(l=10, r=10, t=60, b=40), bargap=0,
                       xaxis=dict(title="score -log p(x, z)", range=[lo, hi]), yaxis=dict(title="density"),
-                      legend=dict(orientation="h", y=1.12, x=0), hovermode="closest")
+                      legend=dict(orientation="h", y=1.22, x=0), hovermode="closest")
     return fig, off
 
 
