@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from benchmarks.app.server import streamlit_server
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (app.py)
 GC_TRACE = Path(__file__).resolve().parent / "gc_trace"  # its sitecustomize times the server's full collections
@@ -39,27 +38,12 @@ DEMO_L = 8  # lvm.presets.DEMO.ot_every (not imported: torch would load in this 
 def app(gc_log: Path | None = None):
     """``streamlit run app.py`` on a free localhost port; its URL. `gc_log`: the server appends the start and
     duration of each of its full garbage collections there (benchmarks/app/gc_trace)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {}
     if gc_log is not None:
-        env |= {"LVM_GC_LOG": str(gc_log),
-                "PYTHONPATH": os.pathsep.join([str(GC_TRACE)] + [p for p in [env.get("PYTHONPATH")] if p])}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        env = {"LVM_GC_LOG": str(gc_log),
+               "PYTHONPATH": os.pathsep.join([str(GC_TRACE)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    with streamlit_server(env) as (url, _):
+        yield url
 
 
 def _text(page) -> str:
