@@ -27,153 +27,20 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
-import shlex
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from experiments._common import inference_args
+from scripts.make_demo import demo, landing, preview_png
+from scripts.packaging import ROOT, rel, run_lvm, write_manifest
 from lvm import checkpoint
-from lvm.config import InferenceConfig, load_config, save_config
+from lvm.config import InferenceConfig, load_config
 from lvm.pretrained import sha256
-from lvm.presets import DEMO
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _rel(p: Path) -> str:
-    """`p` relative to the repository root when inside it (commands are run from there), else as given."""
-    try:
-        return str(Path(p).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(p)
-
-
-def _run(args: list[str]) -> tuple[dict, str]:
-    """Run ``python -m lvm ARGS`` (ARGS include --json) from the repo: its JSON result and the command as recorded."""
-    print("+ python -m lvm", shlex.join(args), file=sys.stderr, flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # eval and anomaly scoring too: one thread per process
-    out = subprocess.run([sys.executable, "-m", "lvm", *args], cwd=ROOT, check=True, stdout=subprocess.PIPE,
-                         text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1]), shlex.join(["python", "-m", "lvm", *args])
-
-
-def _manifest(out: Path, title: str, commands: list[str], result: dict, files: dict[str, str],
-              seconds: float, **extra) -> None:
-    cfg, _, _ = checkpoint.load_model(out / files["checkpoint"])
-    state = checkpoint.load(out / files["checkpoint"])
-    manifest = {
-        "title": title, "data": state["config"]["data"], "config": state["config"],
-        "metrics": result, "commands": commands, "kind": "generator",
-        "seconds": round(seconds, 1), "torch": torch.__version__, **extra,
-        "files": {k: {"path": p, "sha256": sha256(out / p)} for k, p in files.items()},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {out / 'manifest.json'} ({cfg.method}, d = {cfg.model.latent_dim})", file=sys.stderr)
-
-
-def write_preview(out: Path, n: int = 2000, n_samples: int = 36) -> str:
-    """preview.npz, which the landing view reads without torch: `q_latents`, the model's own q(z^K) (K training
-    steps from fresh noise, seed 0) on the n training images `lvm eval` measures q_w2sq on; `latents`, as many
-    persistent chains; `samples`, g(z) for prior draws (uint8)."""
-    from lvm import data as datasets
-    from lvm.metrics import q_latents
-
-    cfg, gen, state = checkpoint.load_model(out / "checkpoint.pt")
-    z = state["latents"].numpy()
-    z = z[np.random.RandomState(0).permutation(len(z))[:n]].astype(np.float32)
-    train = datasets.load(cfg.data, "train")
-    idx = torch.from_numpy(np.random.RandomState(0).permutation(len(train))[:min(n, len(train))])  # as eval's
-    q = q_latents(gen, train.x[idx], cfg.langevin).detach().numpy().astype(np.float32)
-    with torch.no_grad():
-        x = gen(torch.randn(n_samples, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
-    np.savez_compressed(out / "preview.npz", latents=z, q_latents=q,
-                        samples=(x.numpy() * 255).round().astype(np.uint8))
-    return "preview.npz"
-
-
-def write_preview_png(out: Path, title: str) -> dict[str, str]:
-    """preview.png (the model's own q(z^K) over the prior) and preview_chains.png (with the persistent chains
-    beneath): the landing view's pictures of preview.npz, drawn here and shown as images (a chart library on the
-    first page costs a fresh browser 1-2 s of script, benchmarks/app/app_cold_start.md)."""
-    from ui.pictures import grids
-    from ui.pictures.landing import landing_png
-
-    with np.load(out / "preview.npz") as f:
-        z, q = f["latents"], f["q_latents"] if "q_latents" in f else f["latents"]
-    lim = max(grids.preview_lim(z), grids.preview_lim(q))
-    (out / "preview.png").write_bytes(landing_png(q, lim, title))
-    (out / "preview_chains.png").write_bytes(landing_png(q, lim, title, chains=z))
-    return {"preview_png": "preview.png", "preview_chains_png": "preview_chains.png"}
-
-
-def preview_png(a: argparse.Namespace) -> None:
-    """preview-png: (re)draw the demo's pictures from its preview.npz, and list them in its manifest."""
-    out = a.out / "demo"
-    manifest = json.loads((out / "manifest.json").read_text())
-    for key, path in write_preview_png(out, manifest["title"]).items():
-        manifest["files"][key] = {"path": path, "sha256": sha256(out / path)}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {out / 'preview.png'}", file=sys.stderr)
-
-
-ABP_WORK = "runs/demo-abp"  # where `landing` trains ABP the demo's way (git-ignored)
-
-
-def abp_same_way(work: Path) -> dict:
-    """ABP trained as the demo is (lvm.presets.DEMO with alpha 0, same data, iterations and seed) in `work`, and
-    `lvm eval` of it: its q_w2sq for the landing view's comparison, with the commands (the model is not shipped)."""
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = _rel(save_config(replace(DEMO, method="abp", alpha=0.0), work / "config.json"))
-    _, train = _run(["train", "--config", cfg, "--out", _rel(work), "--threads", "1", "--json"])
-    ev, evaluate = _run(["eval", _rel(work / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
-    keep = ("q_w2sq", "q_mse", "q_prior_mse", "chains_w2sq", "w2sq_n", "on_prior_w2sq", "mse")
-    return {**{k: ev[k] for k in keep}, "commands": [train, evaluate]}
-
-
-def landing(a: argparse.Namespace) -> None:
-    """landing: the demo's eval figures (q_w2sq, ...), its preview.npz and pictures, and ABP trained the same
-    way, refreshed for the shipped checkpoint without retraining it (`demo` runs this too)."""
-    out = a.out / "demo"
-    manifest = json.loads((out / "manifest.json").read_text())
-    ev, evaluate = _run(["eval", _rel(out / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
-    manifest["metrics"].update({k: v for k, v in ev.items() if k != "checkpoint"})
-    manifest["commands"] = [c for c in manifest["commands"] if not c.startswith("python -m lvm eval")] + [evaluate]
-    manifest["abp"] = abp_same_way(ROOT / ABP_WORK)  # kept (not shipped): experiments.w2sq_table reads it
-    manifest["made_by"] = "bash scripts/make_pretrained.sh landing"  # `commands` lists `python -m lvm` lines only
-    files = {"preview": write_preview(out), **write_preview_png(out, manifest["title"])}
-    for key, path in files.items():
-        manifest["files"][key] = {"path": path, "sha256": sha256(out / path)}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {out / 'manifest.json'}: ours q_w2sq {ev['q_w2sq']:.3f}, ABP {manifest['abp']['q_w2sq']:.3f}",
-          file=sys.stderr)
-
-
-def demo(a: argparse.Namespace) -> None:
-    """demo: lvm.presets.DEMO, trained from its config file with one torch thread (the checkpoint is reproducible)."""
-    out = a.out / "demo"
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    cfg = _rel(save_config(DEMO, out / "config.json"))  # train rewrites it with the same config
-    result, train = _run(["train", "--config", cfg, "--out", _rel(out), "--threads", "1", "--json"])
-    ev, evaluate = _run(["eval", _rel(out / "checkpoint.pt"), "--n", "2000", "--threads", "1", "--json"])
-    result.update({k: v for k, v in ev.items() if k != "checkpoint"})
-    result.pop("checkpoint", None)
-    if load_config(out / "config.json") != DEMO:
-        raise SystemExit(f"{_rel(out / 'config.json')}: train wrote another config than lvm.presets.DEMO")
-    title = "Teaching demo: MNIST 0 and 1, d = 2"
-    _manifest(out, title, [train, evaluate], result,
-              {"checkpoint": "checkpoint.pt", "config": "config.json", "metrics": "metrics.jsonl",
-               "preview": write_preview(out), **write_preview_png(out, title)}, time.perf_counter() - t0)
-    landing(a)
-
 
 def _slim_checkpoint(src: Path, dst: Path) -> None:
     """The run's checkpoint without what only resuming needs (optimizer, OT warm start, targets)."""
@@ -186,23 +53,23 @@ def _run_commands(run: Path) -> list[str]:
     return [c.replace(str(ROOT) + "/", "") for c in cmds if c.strip()]
 
 
-def _from_run(run: Path, experiment: str) -> Path:
+def _fromrun_lvm(run: Path, experiment: str) -> Path:
     if not (run / "checkpoint.pt").is_file():
-        raise SystemExit(f"{_rel(run)} is missing: run `python -m experiments.{experiment}` first")
+        raise SystemExit(f"{rel(run)} is missing: run `python -m experiments.{experiment}` first")
     return run
 
 
 def anomaly(a: argparse.Namespace) -> None:
     """anomaly-D: Table 2's seed-0 run of ours for each held-out digit D, with its test scores for the app."""
     for d in (int(x) for x in a.digits.split(",")):
-        run = _from_run(a.runs / "table2" / f"ours-d{d}-s0", "table2")
+        run = _fromrun_lvm(a.runs / "table2" / f"ours-d{d}-s0", "table2")
         spec = json.loads((run / "spec.json").read_text())
         if not ("inference" in spec and (run / "run.json").is_file()):
-            raise SystemExit(f"{_rel(run)} was made before runs were configs (no run.json): run "
+            raise SystemExit(f"{rel(run)} was made before runs were configs (no run.json): run "
                              "`python -m experiments.table2` again into a fresh --runs directory")
         cfg, inference = load_config(run / "run.json"), InferenceConfig(**spec["inference"])
         if spec["holdout"] != d:
-            raise SystemExit(f"{_rel(run)}: its spec.json holds out digit {spec['holdout']}, not {d}")
+            raise SystemExit(f"{rel(run)}: its spec.json holds out digit {spec['holdout']}, not {d}")
         result = json.loads((run / "anomaly.json").read_text())
         out = a.out / f"anomaly-{d}"
         out.mkdir(parents=True, exist_ok=True)
@@ -210,13 +77,13 @@ def anomaly(a: argparse.Namespace) -> None:
         _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
         # the run's own test protocol and seed (its test subset), rescoring the shipped checkpoint
-        rescored, score = _run(["anomaly", "--checkpoint", _rel(out / "checkpoint.pt"), "--holdout", str(d),
+        rescored, score = run_lvm(["anomaly", "--checkpoint", rel(out / "checkpoint.pt"), "--holdout", str(d),
                                 "--seed", str(cfg.seed), *inference_args(inference), "--threads", "1",
-                                "--scores-out", _rel(out / "test_scores.npz"), "--json"])
+                                "--scores-out", rel(out / "test_scores.npz"), "--json"])
         if abs(rescored["auprc"] - result["auprc"]) > 1e-9:
             raise SystemExit(f"anomaly-{d}: rescoring gives AUPRC {rescored['auprc']}, the run gave {result['auprc']}")
         files = {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "test_scores": "test_scores.npz"}
-        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {cfg.model.latent_dim}",
+        write_manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), d = {cfg.model.latent_dim}",
                   _run_commands(run) + [score], result, files, time.perf_counter() - t0, holdout=d,
                   test_steps=result["test_steps"], n_test=result["n_test"])
 
@@ -230,7 +97,7 @@ def detectors(a: argparse.Namespace) -> None:
     def package(d: int) -> None:
         runs = [r for r in sorted((a.runs / "anomaly_recipe").glob(f"*-d{d}-*")) if (r / "result.json").is_file()]
         if not runs:
-            raise SystemExit(f"no finished run for digit {d} under {_rel(a.runs / 'anomaly_recipe')}: run "
+            raise SystemExit(f"no finished run for digit {d} under {rel(a.runs / 'anomaly_recipe')}: run "
                              "`python -m experiments.anomaly_recipe` first")
         results = {r.name: json.loads((r / "result.json").read_text()) for r in runs}
         best = max(runs, key=lambda r: results[r.name]["auprc"])
@@ -242,9 +109,9 @@ def detectors(a: argparse.Namespace) -> None:
         _slim_checkpoint(best / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(best / "metrics.jsonl", out / "metrics.jsonl")
         if a.full_split:  # the whole MEG test split, rescored from the shipped checkpoint
-            full, score = _run(["anomaly", "--checkpoint", _rel(out / "checkpoint.pt"), "--holdout", str(d), "--seed",
+            full, score = run_lvm(["anomaly", "--checkpoint", rel(out / "checkpoint.pt"), "--holdout", str(d), "--seed",
                                 "0", "--test-steps", "100", "--test-step-size", "0.1", "--restarts", "1", "--n", "0",
-                                "--threads", "1", "--scores-out", _rel(out / "test_scores.npz"), "--json"])
+                                "--threads", "1", "--scores-out", rel(out / "test_scores.npz"), "--json"])
         else:  # the run's own scores of its seeded 2,000 test images, made by the command that trained it
             shutil.copy(best / "test_scores.npz", out / "test_scores.npz")
             full, score = dict(results[best.name]), None
@@ -256,7 +123,7 @@ def detectors(a: argparse.Namespace) -> None:
         method = "ABP" if cfg.method == "abp" else f"ours (alpha {cfg.alpha:g})"
         train = (best / "command.txt").read_text().strip().replace(str(ROOT) + "/", "")
         images = f"the first {cfg.data.limit:,}" if cfg.data.limit else "all"
-        _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, {images} normal training "
+        write_manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, {images} normal training "
                        f"images, {cfg.epochs:g} epochs",
                   [train] + ([score] if score else []), full, {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl",
                                          "test_scores": "test_scores.npz"},
@@ -297,12 +164,12 @@ def full_split(a: argparse.Namespace) -> None:
             result, command, seconds = saved["result"], saved["command"], saved["seconds"]
         else:
             t0 = time.perf_counter()
-            result, command = _run(["anomaly", "--checkpoint", _rel(out / "checkpoint.pt"), "--holdout", str(d),
-                                    *FULL_SPLIT_ARGS, "--scores-out", _rel(stage / "test_scores.npz"), "--json"])
+            result, command = run_lvm(["anomaly", "--checkpoint", rel(out / "checkpoint.pt"), "--holdout", str(d),
+                                    *FULL_SPLIT_ARGS, "--scores-out", rel(stage / "test_scores.npz"), "--json"])
             seconds = time.perf_counter() - t0
             done.write_text(json.dumps({"result": result, "command": command, "seconds": seconds,
                                         "sha256": manifest["files"]["checkpoint"]["sha256"]}, indent=1))
-        command = command.replace(_rel(stage / "test_scores.npz"), _rel(out / "test_scores.npz"))
+        command = command.replace(rel(stage / "test_scores.npz"), rel(out / "test_scores.npz"))
         with np.load(stage / "test_scores.npz") as f:
             scores, labels = f["scores"], f["labels"]
         old = manifest["metrics"]
@@ -336,10 +203,10 @@ def budget(a: argparse.Namespace) -> None:
     run = a.runs / "anomaly_budget" / a.pick
     spec = json.loads((run / "spec.json").read_text())
     if spec["digit"] != d:
-        raise SystemExit(f"{_rel(run)} holds out digit {spec['digit']}, not {d}")
+        raise SystemExit(f"{rel(run)} holds out digit {spec['digit']}, not {d}")
     full = [json.loads(f.read_text()) for f in run.glob("score-*-n0.json")]
     if len(full) != 1:
-        raise SystemExit(f"{_rel(run)}: run `python -m experiments.anomaly_budget --final` first")
+        raise SystemExit(f"{rel(run)}: run `python -m experiments.anomaly_budget --final` first")
     res = full[0]
     s = res["test_step_size"]
     subset = json.loads((run / f"score-s{s:g}-n2000.json").read_text())
@@ -367,10 +234,10 @@ def budget(a: argparse.Namespace) -> None:
                    training={"cpu_s": train["cpu_s"], "wall_s": train["wall_s"], "iterations": train["iteration"]})
     cfg = load_config(run / "run.json")
     method = "ABP" if cfg.method == "abp" else "VAE" if cfg.method == "vae" else f"ours (alpha {cfg.alpha:g})"
-    command = res["command"] + f" --scores-out {_rel(out / 'test_scores.npz')}"
-    command = command.replace(f"{_rel(run)}/checkpoint.pt", _rel(out / "checkpoint.pt"))
+    command = res["command"] + f" --scores-out {rel(out / 'test_scores.npz')}"
+    command = command.replace(f"{rel(run)}/checkpoint.pt", rel(out / "checkpoint.pt"))
     images = f"the first {cfg.data.limit:,}" if cfg.data.limit else "all the"
-    _manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, sigma {cfg.langevin.sigma:g}, "
+    write_manifest(out, f"Anomaly: MNIST with digit {d} held out (MEG split), {method}, sigma {cfg.langevin.sigma:g}, "
                    f"{images} normal training images, {cfg.epochs:.1f} epochs",
               [command], metrics, {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl",
                                    "test_scores": "test_scores.npz"}, 0.0, holdout=d, test_steps=res["test_steps"],
@@ -385,17 +252,17 @@ def budget(a: argparse.Namespace) -> None:
 def generators(a: argparse.Namespace) -> None:
     """mnist and fashion: Table 1's runs of ours (seed 0), with their evaluation as metrics."""
     for data in a.data.split(","):
-        run = _from_run(a.runs / "table1" / f"{data}-ours-s0", "table1")
+        run = _fromrun_lvm(a.runs / "table1" / f"{data}-ours-s0", "table1")
         evals = sorted(run.glob("eval-*.json"), key=lambda p: int(p.stem.split("-")[1]))
         if not evals:
-            raise SystemExit(f"{_rel(run)} has no evaluation yet: let `python -m experiments.table1` finish")
+            raise SystemExit(f"{rel(run)} has no evaluation yet: let `python -m experiments.table1` finish")
         out = a.out / data
         out.mkdir(parents=True, exist_ok=True)
         _slim_checkpoint(run / "checkpoint.pt", out / "checkpoint.pt")
         shutil.copy(run / "metrics.jsonl", out / "metrics.jsonl")
         result = {k: v for k, v in json.loads(evals[-1].read_text()).items() if k != "checkpoint"}
         name = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[data]
-        _manifest(out, f"Generator: {name}, d = 16 (Table 1's run of ours)", _run_commands(run), result,
+        write_manifest(out, f"Generator: {name}, d = 16 (Table 1's run of ours)", _run_commands(run), result,
                   {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl"}, 0.0)
 
 
@@ -404,7 +271,7 @@ def classifiers(a: argparse.Namespace) -> None:
     for data in a.data.split(","):
         src, info = a.runs / f"fidc-{data}.pt", a.runs / f"fidc-{data}.json"
         if not (src.is_file() and info.is_file()):
-            raise SystemExit(f"{_rel(src)} is missing: run `python -m experiments.table1` first")
+            raise SystemExit(f"{rel(src)} is missing: run `python -m experiments.table1` first")
         out = a.out / f"fidc-{data}"
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, out / "classifier.pt")
