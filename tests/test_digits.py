@@ -115,7 +115,9 @@ def test_otsu_splits_two_levels() -> None:
     assert 0.2 < otsu(v) < 0.7
 
 
-DETECTORS = [e for e in pretrained.available() if e.has("test_scores")]
+# One detector in the suite (about a minute of scoring each on 2 quiet cores; all five would be a quarter of CI's
+# 20 minutes); `python -m experiments.photo_evidence` measures all five (results/photo_evidence.md).
+DETECTORS = [e for e in pretrained.available() if e.has("test_scores") and e.name == "anomaly-4"]
 
 
 @pytest.mark.slow
