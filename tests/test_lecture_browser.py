@@ -56,6 +56,20 @@ def _until(page, pred: str, arg=None, timeout: float = 120) -> None:
                            timeout=timeout * 1000)
 
 
+def _settled(page, quiet: float = 2.0, timeout: float = 60) -> int:
+    """The iteration of a paused run once the page has shown the same one for `quiet` seconds: Pause cuts the
+    iteration in flight short, but it still ends (and is counted) after the page may have drawn "paused"."""
+    t0, last, since = time.monotonic(), None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        now = _state(page)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now is not None and now[0] == "paused" and time.monotonic() - since >= quiet:
+            return now[1]
+        time.sleep(0.1)
+    raise AssertionError(f"the paused run's iteration did not settle: {last}")
+
+
 def _keys(page, *keys: str) -> None:
     """Press keys with the focus on the page itself (not in a field, where shortcuts do nothing)."""
     page.locator("h1").first.click()
@@ -99,7 +113,7 @@ def test_the_presenter_controls_the_run_and_a_viewer_of_its_link_watches_it(runs
 
         _keys(presenter, "Space")  # Pause: the viewer sees it
         _until(viewer, "s[0] === 'paused'")
-        paused = _state(presenter)[1]
+        paused = _settled(presenter)
         presenter.reload()  # the presenter's key is in its browser (a cookie), not in the URL
         presenter.get_by_role("button", name="Start").wait_for()
         assert presenter.url == link and presenter.get_by_text(VIEWER_LINE).count() == 0
@@ -125,7 +139,7 @@ def test_a_restarted_server_resumes_the_run_at_the_iteration_it_reached(runs_dir
             _until(presenter, "s[0] === 'training' && s[1] >= 12", timeout=240)
             presenter.get_by_role("button", name="Pause").click()
             _until(presenter, "s[0] === 'paused'")
-            before = _state(presenter)[1]
+            before = _settled(presenter)
             rid = presenter.url.split("run=")[1]
             t0 = time.monotonic()  # the Keeper writes a Pause within about a second
             while not (store.exists(rid) and store.load(rid)[0]["main"]["trainer"]["iteration"] == before):
@@ -173,7 +187,7 @@ def test_beyond_the_cap_a_visitor_watches_or_waits_and_an_unseen_run_ends_and_co
 
         presenter.get_by_role("button", name="Pause").click()
         _until(presenter, "s[0] === 'paused'")
-        reached = _state(presenter)[1]
+        reached = _settled(presenter)
         storage = pctx.storage_state()  # the presenter's browser, to come back later
         pctx.close(), wctx.close()  # the lecture's last viewers leave
         t0 = time.monotonic()
