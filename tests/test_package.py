@@ -103,7 +103,9 @@ def test_the_training_core_never_imports_a_ui() -> None:
 
 def test_no_module_is_over_400_lines() -> None:
     big = {str(p.relative_to(ROOT)): n for p in [*LVM.rglob("*.py"), *(ROOT / "ui").rglob("*.py"),
-                                                 *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
+                                                 *(ROOT / "views").glob("*.py"), ROOT / "app.py",
+                                                 *(ROOT / "experiments").glob("*.py"), *(ROOT / "scripts").glob("*.py"),
+                                                 *(ROOT / "benchmarks").rglob("*.py")]
            if (n := len(p.read_text().splitlines())) > 400}
     assert not big, big
 
