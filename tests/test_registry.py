@@ -81,8 +81,9 @@ def test_a_run_no_tab_shows_is_written_and_ends_and_its_link_brings_it_back(runs
         at.button(key="step").click().run()
         wait_until(lambda: s.view().iteration == n and s.view().busy == 0)
     _train()  # this browser session moves to a new run of its own: the first has no tab left
-    wait_until(lambda: rid not in [r.run_id for r in registry.live_runs()], timeout=30)
-    assert store.load(rid)[0]["main"]["trainer"]["iteration"] == 2
+    # out of the registry, then written at the iteration it reached (the write follows its thread's end)
+    wait_until(lambda: rid not in [r.run_id for r in registry.live_runs()] and store.exists(rid)
+               and store.load(rid)[0]["main"]["trainer"]["iteration"] == 2, timeout=30)
     s.step()  # ended for good: its session is closed and starts no thread again
     time.sleep(1.0)
     assert s.view().iteration == 2
