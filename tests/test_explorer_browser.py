@@ -80,13 +80,13 @@ def _isolated_point(page, gap: float = 12) -> dict:
 
 
 def _idle(page) -> None:
-    page.wait_for_function(f"() => ({LC})(0).plane.panels.every(p => !p.segs || !p.segs.length)", timeout=30_000)
+    page.wait_for_function(f"() => ({LC})(0)?.plane.panels.every(p => !p.segs || !p.segs.length)", timeout=30_000)
 
 
 def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, shots: Path) -> None:
     page, _, _ = browser_page
     _go(page, "Train")
-    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0).plane.panels.length > 0")
+    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.plane.panels.length > 0")
     assert page.locator("[data-testid=stMain] iframe").count() == 0  # mounted in the page itself
     assert page.locator("[data-testid=stBidiComponentIsolated] canvas[data-testid=latent-cloud-canvas]").count() == 1
     images = page.locator("[data-testid=stMain] [data-testid=stImage] img")
@@ -94,14 +94,14 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     assert images.count() == 1 and "g(z)" in page.locator("[data-testid=stMain] [data-testid=stImage]").inner_text()
 
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function(f"() => +({LC})(0).root.dataset.iteration >= 3")
+    page.wait_for_function(f"() => +({LC})(0)?.root.dataset.iteration >= 3")
     a = page.evaluate(PIXELS)
     t0 = time.monotonic()  # the cloud moves while training: within a second here, give a busy machine five
     while page.evaluate(PIXELS) == a and time.monotonic() - t0 < 5.0:
         time.sleep(0.1)
     assert page.evaluate(PIXELS) != a, "the cloud did not move in 5 s of training"
     page.get_by_text("slow motion", exact=True).click()
-    page.wait_for_function(f"() => (({LC})(0).plane.panels[0].label || '').startsWith('correction')", timeout=120_000)
+    page.wait_for_function(f"() => (({LC})(0)?.plane.panels[0].label || '').startsWith('correction')", timeout=120_000)
     page.screenshot(path=str(shots / "explorer_train_correction.png"))
     page.get_by_text("slow motion", exact=True).click()
 
@@ -141,7 +141,7 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     page.mouse.click(*corner)
     decoded = page.locator("[data-testid=latent-cloud-decoded]")
     decoded.wait_for(state="visible", timeout=30_000)
-    page.wait_for_function(f"() => {{ const i = ({LC})(0).inspector.querySelector('img'); return i && i.complete && i.naturalWidth === 28; }}")
+    page.wait_for_function(f"() => {{ const i = ({LC})(0)?.inspector.querySelector('img'); return i && i.complete && i.naturalWidth === 28; }}")
     assert "g(z) at z = (" in page.locator("[data-testid=latent-cloud-inspector]").inner_text()
     page.screenshot(path=str(shots / "explorer_decoded.png"))
 
@@ -149,9 +149,9 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     box = page.evaluate(f"() => {{ const b = ({LC})(0).plane.canvas.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }}")
     page.mouse.move(box[0] + box[2] / 4, box[1] + box[3] / 2)
     page.mouse.wheel(0, -600)
-    page.wait_for_function(f"(h) => ({LC})(0).plane.half() < 0.6 * h", arg=half)  # the visible range shrank
+    page.wait_for_function(f"(h) => ({LC})(0)?.plane.half() < 0.6 * h", arg=half)  # the visible range shrank
     page.mouse.dblclick(box[0] + box[2] / 4, box[1] + box[3] / 2)
-    page.wait_for_function(f"(h) => Math.abs(({LC})(0).plane.half() - h) < 0.05 * h", arg=half)  # and came back
+    page.wait_for_function(f"(h) => Math.abs(({LC})(0)?.plane.half() - h) < 0.05 * h", arg=half)  # and came back
 
 
 def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_page) -> None:
@@ -162,7 +162,7 @@ def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_pag
         tab.set_default_timeout(90_000)
         assert "/train" in page.url and "run=" in page.url
         tab.goto(page.url)  # the Train view of the same run (?run=...), as a second device in the lecture hall
-        tab.wait_for_function(f"() => ({LC})(0) && ({LC})(0).plane.panels.length > 0 && ({LC})(0).plane.panels[0].pos")
+        tab.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.plane.panels.length > 0 && ({LC})(0)?.plane.panels[0].pos")
         _idle(tab)
         pt = _isolated_point(tab, 0)  # a small screen: the tap's radius is larger (16 px)
         tab.touchscreen.tap(pt["x"], pt["y"])
@@ -173,7 +173,7 @@ def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_pag
             ev('pointerdown', 11, cx - 20); ev('pointerdown', 12, cx + 20);
             for (let k = 1; k <= 10; k++) ev('pointermove', 12, cx + 20 + 10 * k);  // fingers apart: zoom in
             ev('pointerup', 12, cx + 120); ev('pointerup', 11, cx - 20); }}""")
-        tab.wait_for_function(f"(h) => ({LC})(0).plane.half() < 0.7 * h", arg=half)
+        tab.wait_for_function(f"(h) => ({LC})(0)?.plane.half() < 0.7 * h", arg=half)
     finally:
         phone.close()
 
@@ -182,14 +182,14 @@ def test_latent_ot_replays_every_kept_frame_in_the_browser(browser_page, shots: 
     page, _, _ = browser_page
     _go(page, "Latent & OT")
     page.get_by_role("heading", name="One correction").wait_for()
-    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0).frames && ({LC})(0).frames.length >= 2")
+    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.frames && ({LC})(0)?.frames.length >= 2")
     t0 = page.evaluate(f"() => ({LC})(0).t")
-    page.wait_for_function(f"(t) => ({LC})(0).t !== t", arg=t0)  # it plays from the first frame, by itself
+    page.wait_for_function(f"(t) => ({LC})(0)?.t !== t", arg=t0)  # it plays from the first frame, by itself
     page.screenshot(path=str(shots / "explorer_latent_ot.png"), full_page=True)
     page.get_by_test_id("latent-cloud-play").first.click()  # pause, then scrub to the last frame
     n = page.evaluate(f"() => ({LC})(0).frames.length")
     page.locator("[data-testid=latent-cloud-scrubber]").first.fill(str(n - 1))
-    page.wait_for_function(f"(n) => ({LC})(0).t === n - 1", arg=n)
+    page.wait_for_function(f"(n) => ({LC})(0)?.t === n - 1", arg=n)
 
 
 def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, shots: Path) -> None:
@@ -206,7 +206,7 @@ def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, sho
     page.wait_for_function("() => document.body.innerText.includes('ready · iteration 0')")
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => document.body.innerText.includes('training · iteration')")
-    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0).root.dataset.plane === 'umap'", timeout=600_000, polling=1000)
+    page.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.root.dataset.plane === 'umap'", timeout=600_000, polling=1000)
     time.sleep(2)
     page.screenshot(path=str(shots / "explorer_umap_d16.png"))
     corner = page.evaluate(f"""() => {{ const pl = ({LC})(0).plane, r = pl.layout()[0], b = pl.canvas.getBoundingClientRect();
