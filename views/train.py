@@ -5,7 +5,6 @@ from ui.components import latent_cloud
 from ui.components.latent_cloud import payloads
 from ui.pictures import grids
 from ui import controls, projection, registry, widgets
-from lvm.live.levels import ON_PRIOR
 
 PAUSED_EVERY = 0.25  # seconds between redraws while not running: a slower Step's iteration shows at once, and
 #                      a redraw of a paused run costs next to nothing (about 16 KB of positions)
@@ -78,7 +77,8 @@ def live_view() -> None:
              f"{s.device.type.upper() if s.device.type == 'cuda' else 'the CPU'}",
              _fit_text(v, "ours"), _fit_text(a, "ABP") if a is not None else ""]
     if v.seconds_to_prior:
-        parts.append(f"ours' q(z^K) within {ON_PRIOR:g}x of the prior after **{v.seconds_to_prior:.1f} s**")
+        parts.append(f"ours' q(z^K) on the prior (W2 within the band of two prior samples, and g(z^K) explains its "
+                     f"images) after **{v.seconds_to_prior:.1f} s**")
     st.markdown(" · ".join(p for p in parts if p))
     with st.container():  # one element whatever it holds: the explorer below keeps its place and is not remounted
         if v.busy > 2:

@@ -11,7 +11,6 @@ import torch
 
 from ..metrics import prior_baseline_ot_cost
 
-ON_PRIOR = 1.5           # the old multiple of the raw cost (views/train.py still reads it); the claim is `on_prior`
 RECON_SHARE = 0.5        # "the inferred z explain their images": g(z^K)'s pixel error <= this x that of prior draws
 
 
