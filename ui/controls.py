@@ -52,10 +52,10 @@ def panel(s: Session) -> Panel:
     steps = live[2].slider("K, Langevin steps", 0, 100, cfg.langevin.steps, key="K")
     rate = live[3].select_slider("refresh every (s)", RATES, 1.0, key="rate",
                                  help="each redraw sends the newest positions (about 16 KB); the points glide between them")
-    with_abp = live[4].toggle("ABP beside (alpha 0)", "abp" in ss or s.view().iteration == 0, key="with_abp",
+    with_abp = live[4].toggle("ABP beside", "abp" in ss or s.view().iteration == 0, key="with_abp",
                               disabled=cfg.method != "ours",
-                              help="trains ABP (alpha 0, no correction) on the same data, seed and settings, drawn "
-                                   "beside ours or on the same axes")
+                              help="ABP is alpha 0 (no OT correction): trained on the same data, seed and "
+                                   "settings, drawn beside ours or on the same axes")
     abp = registry.abp_session(with_abp)
     if (alpha, step_size, steps) != (cfg.alpha, cfg.langevin.step_size, cfg.langevin.steps):
         changed = [f"{n} {x:g}" for n, x, y in (("alpha", alpha, cfg.alpha), ("s", step_size, cfg.langevin.step_size),
@@ -76,12 +76,13 @@ def panel(s: Session) -> Panel:
 def _buttons(s: Session, abp: Session | None, new: TrainConfig | None) -> None:
     running = s.state == "running"
     b = st.columns(5)
-    # Space is Start while the run stands and Pause while it trains (a shortcut belongs to one button at a time)
-    if b[0].button("Start", type="primary", key="start", shortcut=None if running else SHORTCUTS["start_pause"]):
+    # Space is Start while the run stands and Pause while it trains (a shortcut belongs to one button at a time);
+    # the same button is the highlighted one, so a glance at the projector tells whether the run trains
+    if b[0].button("Start", type="secondary" if running else "primary", key="start", shortcut=None if running else SHORTCUTS["start_pause"]):
         for r in registry.runs():
             r.start()
         st.rerun()  # Space moves to Pause
-    if b[1].button("Pause", key="pause", shortcut=SHORTCUTS["start_pause"] if running else None):
+    if b[1].button("Pause", type="primary" if running else "secondary", key="pause", shortcut=SHORTCUTS["start_pause"] if running else None):
         for r in registry.runs():
             r.pause()
         st.rerun()  # Space moves to Start
