@@ -42,17 +42,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def with_settings(cfg: TrainConfig, sets: list[str]) -> TrainConfig:
-    """`cfg` with NAME=VALUE overrides of its top-level or langevin fields (alpha, ot_every, steps, step_size,
-    lr, ...), each parsed as a number."""
+    """`cfg` with NAME=VALUE overrides of its top-level, langevin or model fields (alpha, ot_every, lr, steps,
+    step_size, sigma, width, ...), each parsed as a number."""
     for item in sets:
         key, _, value = item.partition("=")
         num = float(value) if "." in value or "e" in value else int(value)
         if hasattr(cfg.langevin, key):
             cfg = replace(cfg, langevin=replace(cfg.langevin, **{key: num}))
+        elif hasattr(cfg.model, key):
+            cfg = replace(cfg, model=replace(cfg.model, **{key: num}))
         elif hasattr(cfg, key):
             cfg = replace(cfg, **{key: num})
         else:
-            raise SystemExit(f"--set {item}: no field {key!r} in the config or its langevin part")
+            raise SystemExit(f"--set {item}: no field {key!r} in the config or its langevin or model part")
     return cfg
 
 
