@@ -33,7 +33,7 @@ def _finish(fig: plt.Figure, path: Path, title: str, legend: list[str], ls: str 
 
 def scatter_panels(panels: list[tuple[str, np.ndarray, np.ndarray | None]], path: Path, title: str,
                    legend: list[str] | None = None, radius: float = 4.0, max_points: int = 3000) -> Path:
-    """Latent clouds in [-radius, radius]^2, one panel each, over the N(0, I_2) circles.
+    """Latent clouds in [-radius, radius]^2, one panel each, over the N(0, I_2) circles (unlabelled points grey).
 
     Args:
         panels: (title, points (N, 2), labels (N,) ints or None) per panel.
@@ -55,7 +55,7 @@ def scatter_panels(panels: list[tuple[str, np.ndarray, np.ndarray | None]], path
         z = np.asarray(z, dtype=float)  # (N, 2)
         labels = None if labels is None else np.asarray(labels)  # (N,)
         keep = rs.permutation(len(z))[:max_points]
-        colour = COLOURS[0] if labels is None else [COLOURS[int(k) % len(COLOURS)] for k in labels[keep]]
+        colour = "0.45" if labels is None else [COLOURS[int(k) % len(COLOURS)] for k in labels[keep]]
         ax.scatter(z[keep, 0], z[keep, 1], s=3, c=colour, linewidths=0)
         ax.set(xlim=(-radius, radius), ylim=(-radius, radius), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
         ax.set_title(name, fontsize=9)
