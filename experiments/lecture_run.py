@@ -58,18 +58,24 @@ def with_settings(cfg: TrainConfig, sets: list[str]) -> TrainConfig:
     return cfg
 
 
-def headless(cfg: TrainConfig, seconds: float, every: float) -> list[dict]:
-    """The app's two session threads without a browser: [(t, {name: (cfg, state of the generator, it)})]."""
+def headless(cfg: TrainConfig, seconds: float, every: float, cpu: bool = False) -> list[dict]:
+    """The app's two session threads without a browser: [{"t": s, "cpu": s, name: (cfg, generator, iteration)}].
+    `seconds` and `every` count wall-clock time, or with `cpu` this process's CPU time (both threads), which a
+    crowded machine does not stretch: candidates compared on a shared machine are compared at equal work."""
+    clock = time.process_time if cpu else time.monotonic
     ours = Session(cfg)
     abp = Session(replace(cfg, method="abp", alpha=None))
     abp.keep_pace(ours)
-    snaps, t0 = [], time.monotonic()
+    snaps, t0, c0 = [], time.monotonic(), time.process_time()
+    start = clock()
     ours.start(), abp.start()
     for k in range(1, int(seconds // every) + 1):
-        time.sleep(max(0.0, t0 + k * every - time.monotonic()))
-        t = time.monotonic() - t0
-        snaps.append({"t": t, **{name: s.model() for name, s in (("ours", ours), ("abp", abp))}})
-        print(f"{t:6.1f} s: ours iteration {snaps[-1]['ours'][2]}, ABP {snaps[-1]['abp'][2]}", flush=True)
+        while clock() < start + k * every:
+            time.sleep(0.05)
+        t, c = time.monotonic() - t0, time.process_time() - c0
+        snaps.append({"t": t, "cpu": c, **{name: s.model() for name, s in (("ours", ours), ("abp", abp))}})
+        print(f"{t:6.1f} s ({c:.1f} CPU s): ours iteration {snaps[-1]['ours'][2]}, ABP {snaps[-1]['abp'][2]}",
+              flush=True)
     for s in (ours, abp):
         s.stop()
     return snaps
@@ -118,7 +124,7 @@ def measure(snaps: list[dict], n: int) -> list[dict]:
     """Each copy's q(z^K) W2^2 to the prior on n fixed training images of its config."""
     rows, data = [], {}
     for s in snaps:
-        row = {"t": round(s["t"], 1)}
+        row = {"t": round(s["t"], 1), "cpu": round(s.get("cpu", float("nan")), 1)}
         for name in ("ours", "abp"):
             if name not in s:
                 continue
@@ -131,7 +137,7 @@ def measure(snaps: list[dict], n: int) -> list[dict]:
             row[name] = {"iteration": it, "w2sq": fit.w2sq, "mse": fit.mse, "prior_mse": fit.prior_mse}
         rows.append(row)
         print(f"{row['t']:6.1f} s: " + ", ".join(f"{k} it {v['iteration']} W2^2 {v['w2sq']:.3f}"
-                                                 for k, v in row.items() if k != "t"), flush=True)
+                                                 for k, v in row.items() if k in ("ours", "abp")), flush=True)
     return rows
 
 
@@ -146,12 +152,12 @@ def report(runs: Path, out: Path, n: int) -> None:
         r = json.loads(f.read_text())
         lines += [f"## {r['label']}", "", f"{r['how']}; settings: {r['settings']}. {r['machine']}; load average "
                   f"{r['load'][0]:.2f} at Start, {r['load'][1]:.2f} at the end.", "",
-                  "| s since Start | ours iteration | ours W2^2 | ours MSE | ABP iteration | ABP W2^2 | ABP MSE |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| s since Start | CPU s | ours iteration | ours W2^2 | ours MSE | ABP iteration | ABP W2^2 | ABP MSE |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
             o, a = row.get("ours", {}), row.get("abp", {})
             cell = lambda d, k, f: format(d[k], f) if k in d else "–"  # noqa: E731
-            lines.append(f"| {row['t']:.0f} | {cell(o, 'iteration', 'd')} | {cell(o, 'w2sq', '.3f')} | "
+            lines.append(f"| {row['t']:.0f} | {cell(row, 'cpu', '.0f')} | {cell(o, 'iteration', 'd')} | {cell(o, 'w2sq', '.3f')} | "
                          f"{cell(o, 'mse', '.4f')} | {cell(a, 'iteration', 'd')} | {cell(a, 'w2sq', '.3f')} | "
                          f"{cell(a, 'mse', '.4f')} |")
         lines.append("")
@@ -166,25 +172,27 @@ def main() -> None:
     p.add_argument("--label", help="the rows' name in the report (default: from the settings)")
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--every", type=float, default=15.0)
+    p.add_argument("--cpu", action="store_true", help="headless: --seconds and --every in CPU seconds of both threads")
     p.add_argument("--n", type=int, default=1000, help="training images of each q(z^K) measurement")
     p.add_argument("--runs", default=str(ROOT / "runs" / "lecture_run"))
     p.add_argument("--out", default=str(ROOT / "results" / "lecture_run.md"))
     a = p.parse_args()
-    if a.browser and a.set:
-        raise SystemExit("--set applies to headless runs; the app starts from the demo config")
+    if a.browser and (a.set or a.cpu):
+        raise SystemExit("--set and --cpu apply to headless runs; the app starts from the demo config")
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cfg = with_settings(replace(DEMO, checkpoint_every=0), a.set)
     label = a.label or ("app with a browser (demo settings)" if a.browser else
-                        "headless, " + (", ".join(a.set) or "demo settings"))
+                        "headless" + (" (CPU clock)" if a.cpu else "") + ", " + (", ".join(a.set) or "demo settings"))
     load_start = os.getloadavg()[0]
-    snaps = in_browser(a.seconds, a.every) if a.browser else headless(cfg, a.seconds, a.every)
+    snaps = in_browser(a.seconds, a.every) if a.browser else headless(cfg, a.seconds, a.every, a.cpu)
     load_end = os.getloadavg()[0]
     rows = measure(snaps, a.n)
     runs = Path(a.runs)
     runs.mkdir(parents=True, exist_ok=True)
     how = ("the app (streamlit run app.py), Chromium on Train, Start clicked" if a.browser else
-           "the app's session threads (ours, ABP keeping pace), no browser")
+           "the app's session threads (ours, ABP keeping pace), no browser"
+           + (f", a copy every {a.every:g} CPU seconds of this process" if a.cpu else ""))
     (runs / f"{''.join(c if c.isalnum() else '-' for c in label)}.json").write_text(json.dumps(
         {"label": label, "how": how, "settings": ", ".join(a.set) or "the demo's (lvm.presets.DEMO)",
          "machine": machine(), "load": [load_start, load_end], "rows": rows}, indent=1))
