@@ -107,6 +107,10 @@ def compare() -> None:
     header["interval"] = 1.0
     header["panels"].append({"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"})
     blobs |= {"z0": p.xy["ours"], "z1": p.xy["ABP"]}
+    if p.transform is None:  # UMAP: a pinned point's chain path, placed by the worker a moment later
+        path_h, path_b = payloads.umap_path("compare", key, {"ours": (s, o), "ABP": (abp, a)})
+        header |= path_h
+        blobs |= path_b
     latent_cloud.show("compare", header, blobs, payloads.answer({"ours": (s, o), "ABP": (abp, a)}, p.transform,
                                                                 p.method))
 
