@@ -17,6 +17,8 @@ CLASS_NAMES = {"mnist": DIGITS, "svhn": DIGITS,
                "fashion": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                            "Ankle boot")}
 RUN_COLOURS = {"ours": "#1f77b4", "ABP": "#d62728"}
+PLANES = {"identity": "the latent plane itself (d = 2)", "first two coordinates": "the plane of z's first two "
+          "coordinates", "pca": "the PCA plane"}
 
 
 def class_names(data_name: str, labels: np.ndarray) -> list[str]:
@@ -80,7 +82,7 @@ def answer(runs: dict[str, tuple[Session, View]], xy_of, method: str) -> lc.Answ
                 f"iteration {it}")
         path = np.concatenate([xy_of(np.stack([f.z[i] for f in v.frames] + [v.live[i]]))])
         return decode(s, v.live[i]), path, (f"{panel}: its chain z_i over the {len(v.frames)} kept frames (black "
-                                           f"line, on the {method} plane); g(z_i) by the generator of iteration {it}")
+                                           f"line, on {PLANES.get(method, f'the {method} plane')}); g(z_i) by the generator of iteration {it}")
     return lc.Answer(dec, pick)
 
 
