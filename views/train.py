@@ -107,6 +107,8 @@ def live_view() -> None:
             blobs |= _corr_blobs(corr, xy)
     elif corr is not None:  # UMAP: the worker places the correction's clouds and pairs a few seconds later
         got = payloads.umap_correction(f"main{v.run}", corr)
+        if got is None or got[0]["iteration"] != corr.iteration:
+            header["correction_pending"] = corr.iteration
         if got is not None:
             header["correction"] = got[0]
             if latent_cloud.once("train", "correction", (tok, method, got[0]["iteration"])):

@@ -101,6 +101,7 @@ class Explorer {
     if (this.abpSel) this.abpSel.style.display = names.length < 2 ? "none" : "";
     const dur = h.interval * 1000;
     const corr = h.correction;
+    this.pendingCorr = h.correction_pending;  // UMAP: a correction the worker has not placed yet
     if (corr && blob("before")) {  // a new correction's cloud before Eq. 10, its pairs: kept until the next one
       this.before = blob("before"); this.after = blob("after"); this.src = blob("src"); this.tgt = blob("tgt");
       this.corrIt = corr.iteration;
@@ -137,7 +138,11 @@ class Explorer {
 
   replayCorrection() {
     const p = this.plane.panels[0];
-    if (!p || !this.before) { this.insNote.textContent = "No correction yet: one happens every L iterations (method ours, alpha > 0)."; return; }
+    if (!p || !this.before) {
+      this.insNote.textContent = this.pendingCorr !== undefined ? `The correction at iteration ${this.pendingCorr} is being placed on the UMAP plane by the projection worker: replay it in a moment.`
+        : "No correction yet: one happens every L iterations (method ours, alpha > 0).";
+      return;
+    }
     const live = p.segs && p.segs.length ? p.segs[p.segs.length - 1].b : p.pos.slice();
     p.pos = this.before.slice();
     this.playCorrection(p, live, 2500);
