@@ -104,7 +104,7 @@ def test_the_umap_plane_gets_the_last_correction_and_a_pinned_chain_from_the_pro
         for name, z in (("before", corr.before), ("after", corr.z), ("src", corr.source), ("tgt", corr.target)):
             assert np.allclose(np.abs(got[1][name]), np.abs(ref.transform(z)), atol=1e-4), name
         runs = {"ours": (trained, v)}
-        head, blobs = _until(lambda: payloads.umap_path("train", key, runs)[0] and payloads.umap_path("train", key, runs))
+        head, blobs = _until(lambda: (got := payloads.umap_path("train", key, runs))[0] and got)
         chain = np.stack([f.z[3] for f in v.frames] + [v.live[3]])
         assert head == {"pick_path": {"seq": 7}}
         assert np.allclose(np.abs(blobs["pick_path"]), np.abs(ref.transform(chain)), atol=1e-4)

@@ -159,12 +159,14 @@ DARK = ("(cv) => { const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv
         " for (let i = 0; i < d.length; i += 4) { const a = d[i + 3] / 255;"
         " if (3 * 255 - a * (3 * 255 - d[i] - d[i + 1] - d[i + 2]) < 600) n++; } return n; }")
 CURVES = ("() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stBidiComponentIsolated]')]"
-          ".map(e => e.shadowRoot && e.shadowRoot.querySelector('canvas[data-testid=latent-curves-canvas]')).find(c => c)")
+          ".map(e => e.shadowRoot && e.shadowRoot.querySelector('canvas[data-testid=latent-curves-canvas]'))"
+          ".find(c => c)")
 
 
-def _dark(page) -> tuple[int, int]:
-    """Dark pixels per CSS pixel of the cloud's canvas and of the curves' canvas."""
-    return tuple(page.evaluate(f"() => [({LC})(0).plane.canvas, ({CURVES})()].map(cv => ({DARK})(cv) / (cv.width * cv.height))"))
+def _dark(page) -> tuple[float, float]:
+    """The share of dark pixels of the cloud's canvas and of the curves' canvas."""
+    return tuple(page.evaluate(f"() => [({LC})(0).plane.canvas, ({CURVES})()]"
+                               f".map(cv => ({DARK})(cv) / (cv.width * cv.height))"))
 
 
 def test_projector_mode_draws_the_same_view_thicker_and_larger_and_keeps_zoom_and_pin(browser_page, shots) -> None:

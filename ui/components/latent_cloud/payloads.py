@@ -81,8 +81,9 @@ def answer(runs: dict[str, tuple[Session, View]], xy_of, method: str) -> lc.Answ
                 f"image, joined by straight pieces, a guide only, as UMAP bends space); g(z_i) by the generator of "
                 f"iteration {it}")
         path = np.concatenate([xy_of(np.stack([f.z[i] for f in v.frames] + [v.live[i]]))])
+        plane = PLANES.get(method, f"the {method} plane")
         return decode(s, v.live[i]), path, (f"{panel}: its chain z_i over the {len(v.frames)} kept frames (black "
-                                           f"line, on {PLANES.get(method, f'the {method} plane')}); g(z_i) by the generator of iteration {it}")
+                                           f"line, on {plane}); g(z_i) by the generator of iteration {it}")
     return lc.Answer(dec, pick)
 
 
