@@ -83,6 +83,13 @@ function fmt(v) {  // ticks and values: 2, 2.5, 0.25, 130 (no "2.0", no exponent
   return Math.abs(v) >= 100 ? v.toFixed(0) : String(+v.toPrecision(Math.abs(v) >= 10 ? 3 : 2));
 }
 
+function fitText(c, text, w) {  // cut with an ellipsis to at most w pixels in the context's font
+  if (c.measureText(text).width <= w) return text;
+  let n = text.length;
+  while (n > 1 && c.measureText(text.slice(0, n) + "…").width > w) n--;
+  return text.slice(0, n) + "…";
+}
+
 function quantileAbs(arrs, q) {
   const vals = [];
   for (const a of arrs) if (a) for (let i = 0; i < a.length; i++) if (isFinite(a[i])) vals.push(Math.abs(a[i]));

@@ -113,6 +113,7 @@ class Explorer {
         if (!p.pos || tokenChanged) p.pos = this.before.slice();  // a first view opens on the correction itself
         this.playCorrection(p, to, dur);
       }
+      else if (p.segs && p.segs.length > 1) p.segs[p.segs.length - 1].b = to;  // a correction plays on to the newest frame
       else plane.setTarget(p, [{ b: to, dur: this.slow ? dur * 4 : dur, label: "" }]);
     });
     if (corr) this.lastCorr = corr.iteration;

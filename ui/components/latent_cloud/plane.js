@@ -134,7 +134,8 @@ class Plane {
       const col = L.colour && labels ? (i) => K.classes[labels[i] % 10] : () => (r.p.name === "ABP" ? RUNS.ABP : RUNS.ours);
       this.drawDots(r, r.p.pos, col, K.dot, r.p.name === "ABP" && L.abp === "same");
       const pinHere = this.inst.pin && (this.inst.pin.panel === r.p.name || (main && L.abp === "same"));
-      if (pinHere && this.inst.pin.path) this.drawPath(r, this.inst.pin.path);
+      const pinPos = this.inst.pin && r.p.pos && this.inst.pin.panel === r.p.name ? r.p.pos.subarray(2 * this.inst.pin.i, 2 * this.inst.pin.i + 2) : null;
+      if (pinHere && this.inst.pin.path) this.drawPath(r, this.inst.pin.path, pinPos);
       if (this.inst.pin && r.p.pos && this.inst.pin.panel === r.p.name) {
         const i = this.inst.pin.i, [x, y] = this.toScreen(r, r.p.pos[2 * i], r.p.pos[2 * i + 1]);
         c.strokeStyle = "#000"; c.lineWidth = 2 * K.ring; c.beginPath(); c.arc(x, y, K.pin, 0, 7); c.stroke();
@@ -149,7 +150,7 @@ class Plane {
       c.strokeStyle = K.frame; c.lineWidth = K.ring; c.strokeRect(r.x, r.y, r.w, r.h);
       this.drawTicks(r);
       c.fillStyle = K.text; c.font = `${K.title}px sans-serif`; c.textAlign = "left";
-      c.fillText(r.p.title + (r.p.label ? "  ·  " + r.p.label : ""), r.x, r.y - 0.5 * K.title);
+      c.fillText(fitText(c, r.p.title + (r.p.label ? "  ·  " + r.p.label : ""), r.w), r.x, r.y - 0.5 * K.title);
       c.fillStyle = K.noteText; c.font = `${K.note}px sans-serif`;
       c.fillText(r.p.note || "", r.x + 4, r.y + r.h - 0.5 * K.note);
     }
@@ -214,14 +215,19 @@ class Plane {
     c.stroke();
   }
 
-  drawPath(r, path) {
-    const c = this.ctx;
+  drawPath(r, path, now) {  // the chain over the kept frames, then dashed to where the point is now
+    const c = this.ctx, n = path.length / 2;
+    if (!n) return;
     c.strokeStyle = this.inst.look.chain; c.lineWidth = this.inst.look.path; c.beginPath();
-    for (let k = 0; k < path.length / 2; k++) {
+    for (let k = 0; k < n; k++) {
       const [x, y] = this.toScreen(r, path[2 * k], path[2 * k + 1]);
       if (k) c.lineTo(x, y); else c.moveTo(x, y);
     }
     c.stroke();
+    if (!now) return;
+    c.setLineDash([4, 4]); c.beginPath();
+    c.moveTo(...this.toScreen(r, path[2 * n - 2], path[2 * n - 1])); c.lineTo(...this.toScreen(r, now[0], now[1]));
+    c.stroke(); c.setLineDash([]);
   }
 
   drawLegend(r) {
