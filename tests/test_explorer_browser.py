@@ -258,6 +258,9 @@ def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, sho
     page.get_by_text("umap", exact=True).click()
     page.get_by_role("button", name="Reset").click()
     page.wait_for_function("() => document.body.innerText.includes('ready · iteration 0')")
+    # the new run has d = 16 (a fresh page is at iteration 0 before the Reset lands too): its first plane, before
+    # a frame to fit on, is the first two coordinates
+    page.wait_for_function(f"() => ({LC})(0)?.root.dataset.plane === 'first two coordinates'", timeout=60_000)
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => document.body.innerText.includes('training · iteration')")
     page.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.root.dataset.plane === 'umap'", timeout=600_000, polling=1000)
@@ -267,4 +270,15 @@ def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, sho
         return [b.left + r.x + 6, b.top + r.y + 6]; }}""")
     page.mouse.click(*corner)  # a UMAP plane is not linear: a click says so instead of decoding
     assert "No decode on the UMAP plane" in page.locator("[data-testid=latent-cloud-inspector]").inner_text()
+    # the worker also places the last correction (grey cloud, assignment lines) and a pinned point's chain path
+    page.wait_for_function(f"() => {{ const lc = ({LC})(0); return lc?.root.dataset.plane === 'umap' && lc.before"
+                           " && lc.src && lc.src.length === lc.tgt.length && lc.before.length === lc.after.length; }",
+                           polling=1000)
     page.get_by_role("button", name="Pause").click()
+    page.wait_for_function("() => document.body.innerText.includes('paused ·')")
+    time.sleep(1.5)
+    _idle(page)
+    pt = _isolated_point(page, 0)
+    page.mouse.click(pt["x"], pt["y"])
+    page.wait_for_function(f"() => ({LC})(0)?.pin?.path?.length >= 4", polling=500)  # two kept frames or more
+    page.screenshot(path=str(shots / "explorer_umap_d16_pinned.png"))
