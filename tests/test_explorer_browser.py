@@ -199,6 +199,7 @@ def test_projector_mode_draws_the_same_view_thicker_and_larger_and_keeps_zoom_an
     kept = page.evaluate(f"() => {{ const lc = ({LC})(0); return [lc.marker, lc.plane.half(), lc.pin && lc.pin.i]; }}")
     assert kept[0] == "this instance" and abs(kept[1] - half) < 1e-6 * half and kept[2] == pt["i"]  # not remounted
     assert "pinned: ours" in page.locator("[data-testid=latent-cloud-inspector]").inner_text()
+    print(f"share of dark pixels (cloud, curves): off {off}, on {on}")
     assert on[0] > 1.4 * off[0] and on[1] > 1.4 * off[1], (off, on)  # the same frame, drawn thicker and larger
 
     page.get_by_text("Projector mode", exact=True).click()
