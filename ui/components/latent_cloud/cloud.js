@@ -133,7 +133,8 @@ class Explorer {
   playCorrection(p, live, dur) {  // current -> z_hat -> Eq. 10 along the assignment lines -> the live frame
     const k = this.slow ? 4 : 1, d = Math.max(dur, 1200) * k;
     this.plane.setTarget(p, [{ b: this.before, dur: 0.2 * d, label: "" },
-      { b: this.after, dur: 0.6 * d, label: `correction at iteration ${this.corrIt}: z ← α T(ẑ) + (1 − α) ẑ` },
+      { b: this.after, dur: 0.6 * d, label: `correction at iteration ${this.corrIt}: z ← α T(ẑ) + (1 − α) ẑ`,
+        short: `correction at ${this.corrIt}` },
       { b: live, dur: 0.2 * d, label: "" }]);
   }
 

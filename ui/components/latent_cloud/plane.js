@@ -84,10 +84,10 @@ class Plane {
         const e = t < 0.5 ? 2 * t * t : 1 - 2 * (1 - t) * (1 - t);
         const out = p.pos && p.pos.length === s.b.length ? p.pos : new Float32Array(s.b.length);
         for (let i = 0; i < s.b.length; i++) out[i] = s.a[i] + (s.b[i] - s.a[i]) * e;
-        p.pos = out; p.label = s.label; moving = true;
+        p.pos = out; p.label = s.label; p.short = s.short; moving = true;
         break;
       }
-      if (!p.segs || !p.segs.length) p.label = "";
+      if (!p.segs || !p.segs.length) p.label = p.short = "";
     }
     // the axes follow the cloud (both ways: they shrink back after a divergence), eased
     const d = this.targetHalf - this.autoHalf;
@@ -150,7 +150,9 @@ class Plane {
       c.strokeStyle = K.frame; c.lineWidth = K.ring; c.strokeRect(r.x, r.y, r.w, r.h);
       this.drawTicks(r);
       c.fillStyle = K.text; c.font = `${K.title}px sans-serif`; c.textAlign = "left";
-      c.fillText(fitText(c, r.p.title + (r.p.label ? "  ·  " + r.p.label : ""), r.w), r.x, r.y - 0.5 * K.title);
+      let title = r.p.title + (r.p.label ? "  ·  " + r.p.label : "");  // the short label where the long one is cut
+      if (r.p.short && c.measureText(title).width > r.w) title = r.p.title + "  ·  " + r.p.short;
+      c.fillText(fitText(c, title, r.w), r.x, r.y - 0.5 * K.title);
       c.fillStyle = K.noteText; c.font = `${K.note}px sans-serif`;
       c.fillText(r.p.note || "", r.x + 4, r.y + r.h - 0.5 * K.note);
     }
