@@ -43,8 +43,11 @@ class Curves {
       c.fillStyle = "rgba(44,160,44,0.13)"; c.fillRect(r.x, this.sy(h.band), r.w, this.sy(0) - this.sy(h.band));
       c.fillStyle = K.name === "projector" ? "#005a00" : "#2a7a2a"; c.textAlign = "left"; c.fillText(h.band_label, r.x + 4, this.sy(h.band) - 3);
     }
-    for (const m of h.marks || []) {
+    let labelled = Infinity;  // newest first: a label only where it does not overlap a newer one (a slider dragged
+    for (const m of [...(h.marks || [])].reverse()) {  // step by step leaves a mark per step)
       const x = this.sx(m[0]); c.strokeStyle = K.contours; c.lineWidth = K.ring; c.setLineDash([3, 3]); c.beginPath(); c.moveTo(x, r.y); c.lineTo(x, r.y + r.h); c.stroke(); c.setLineDash([]);
+      if (labelled - x < 1.2 * f) continue;
+      labelled = x;
       c.save(); c.translate(x + 3, r.y + 3); c.rotate(Math.PI / 2); c.fillStyle = K.noteText; c.textAlign = "left"; c.fillText(m[1], 0, 0); c.restore();
     }
     for (const s of this.series) {
