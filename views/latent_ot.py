@@ -86,7 +86,7 @@ def one_correction() -> None:
               "src": p.transform(f.source), "tgt": p.transform(f.target)}
     latent_cloud.show("correction", header, blobs, payloads.answer({"ours": (s, w)}, p.transform, p.method))
     st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else "")
-               + (" · on the PCA plane (any kept correction at once; the Train view shows the latest on the UMAP plane)"
+               + (" · on the PCA plane (any kept correction at once; the Train view shows the latest on UMAP)"
                   if d > 2 and method == "umap" else ""))
 
 
