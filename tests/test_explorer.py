@@ -84,6 +84,45 @@ def test_a_click_on_the_plane_decodes_with_the_snapshot_of_the_newest_frame(trai
     assert payloads.answer({"ours": (trained, v)}, None, "umap").decode(0.0, 0.0, "ours") is None  # not linear
 
 
+@pytest.mark.slow
+def test_the_umap_plane_gets_the_last_correction_and_a_pinned_chain_from_the_projection_worker(trained) -> None:
+    """The worker that places the live clouds on a UMAP plane also places the last correction's clouds and pairs
+    and a pinned point's chain path, never waited for. A PCA worker stands in for UMAP (its compile takes
+    minutes; tests/test_explorer_browser.py runs UMAP in the app): the same process, queues and messages."""
+    import streamlit as st
+    from lvm.projection import Projection
+
+    v, key = trained.view(), "main-umap-test"
+    corr = next(f for f in reversed(v.frames) if f.before is not None)
+    assert payloads.umap_correction(key, corr) is None  # no UMAP worker for this run: nothing (the view has PCA)
+    w = st.session_state[f"proj:{key}:umap"] = projection.Worker("pca", v.frames[-1].z)
+    st.session_state["lc:ask:train:pick"] = {"i": 3, "panel": "ours", "seq": 7}
+    ref = Projection("pca").fit(v.frames[-1].z)
+    try:
+        got = _until(lambda: payloads.umap_correction(key, corr))
+        assert got[0] == {"iteration": corr.iteration}
+        for name, z in (("before", corr.before), ("after", corr.z), ("src", corr.source), ("tgt", corr.target)):
+            assert np.allclose(np.abs(got[1][name]), np.abs(ref.transform(z)), atol=1e-4), name
+        runs = {"ours": (trained, v)}
+        head, blobs = _until(lambda: (got := payloads.umap_path("train", key, runs))[0] and got)
+        chain = np.stack([f.z[3] for f in v.frames] + [v.live[3]])
+        assert head == {"pick_path": {"seq": 7}}
+        assert np.allclose(np.abs(blobs["pick_path"]), np.abs(ref.transform(chain)), atol=1e-4)
+        st.session_state["lc:ask:train:pick"] = {"i": 5, "panel": "ours", "seq": 8}
+        assert payloads.umap_path("train", key, runs) == ({}, {})  # a new pin never gets the old pin's path
+    finally:
+        w.close()
+        del st.session_state[f"proj:{key}:umap"], st.session_state["lc:ask:train:pick"]
+
+
+def _until(get, timeout: float = 120):
+    t0 = time.monotonic()
+    while not (got := get()):
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.05)
+    return got
+
+
 def decode_at(g, z: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return g(torch.from_numpy(np.asarray(z, np.float32)[None]))[0].numpy()

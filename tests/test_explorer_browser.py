@@ -154,6 +154,61 @@ def test_train_explorer_animates_hovers_pins_decodes_and_zooms(browser_page, sho
     page.wait_for_function(f"(h) => Math.abs(({LC})(0)?.plane.half() - h) < 0.05 * h", arg=half)  # and came back
 
 
+# dark pixels of a canvas as it shows on the page's white (its pixels are RGBA): points, lines, ticks, labels
+DARK = ("(cv) => { const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) { const a = d[i + 3] / 255;"
+        " if (3 * 255 - a * (3 * 255 - d[i] - d[i + 1] - d[i + 2]) < 600) n++; } return n; }")
+CURVES = ("() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stBidiComponentIsolated]')]"
+          ".map(e => e.shadowRoot && e.shadowRoot.querySelector('canvas[data-testid=latent-curves-canvas]'))"
+          ".find(c => c)")
+
+
+def _dark(page) -> tuple[float, float]:
+    """The share of dark pixels of the cloud's canvas and of the curves' canvas."""
+    return tuple(page.evaluate(f"() => [({LC})(0).plane.canvas, ({CURVES})()]"
+                               f".map(cv => ({DARK})(cv) / (cv.width * cv.height))"))
+
+
+def test_projector_mode_draws_the_same_view_thicker_and_larger_and_keeps_zoom_and_pin(browser_page, shots) -> None:
+    """The sidebar's projector toggle reaches the canvases (thick points and lines, large type: many more dark
+    pixels for the same frame) without remounting the explorer: the zoom and the pinned point stay."""
+    page, _, _ = browser_page
+    _go(page, "Train")
+    page.wait_for_function(f"() => ({LC})(0)?.plane.panels[0]?.pos && ({CURVES})()")
+    if "training · iteration" in page.inner_text("body"):
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_function("() => document.body.innerText.includes('paused ·')")
+        time.sleep(1.5)  # the last redraw of the run lands
+    _idle(page)
+    pt = _isolated_point(page, 6)
+    page.mouse.click(pt["x"], pt["y"])
+    page.locator("[data-testid=latent-cloud-recon]").wait_for(state="visible", timeout=30_000)
+    page.mouse.move(pt["x"], pt["y"])
+    page.mouse.wheel(0, -150)  # zoom in about the pinned point
+    page.wait_for_function(f"() => ({LC})(0)?.plane.zoom > 1.1")
+    page.evaluate(f"() => {{ ({LC})(0).marker = 'this instance'; }}")
+    page.mouse.move(5, 5)  # no tooltip over the canvas
+    time.sleep(1)
+    half, off = page.evaluate(f"() => ({LC})(0).plane.half()"), _dark(page)
+
+    page.get_by_text("Projector mode", exact=True).click()
+    page.wait_for_function(f"() => ({LC})(0)?.root.dataset.look === 'projector'")
+    time.sleep(1)  # a redraw with the new look (the curves redraw with their next packet)
+    on = _dark(page)
+    page.screenshot(path=str(shots / "explorer_projector.png"))
+    kept = page.evaluate(f"() => {{ const lc = ({LC})(0); return [lc.marker, lc.plane.half(), lc.pin && lc.pin.i]; }}")
+    assert kept[0] == "this instance" and abs(kept[1] - half) < 1e-6 * half and kept[2] == pt["i"]  # not remounted
+    assert "pinned: ours" in page.locator("[data-testid=latent-cloud-inspector]").inner_text()
+    print(f"share of dark pixels (cloud, curves): off {off}, on {on}")
+    assert on[0] > 1.4 * off[0] and on[1] > 1.4 * off[1], (off, on)  # the same frame, drawn thicker and larger
+
+    page.get_by_text("Projector mode", exact=True).click()
+    page.wait_for_function(f"() => ({LC})(0)?.root.dataset.look === 'normal'")
+    time.sleep(1)
+    back = _dark(page)
+    assert abs(back[0] - off[0]) < 0.15 * off[0], (off, back)  # and back to the ordinary look
+
+
 def test_a_tap_shows_the_tooltip_and_a_pinch_zooms_on_a_touch_screen(browser_page) -> None:
     page, _, _ = browser_page
     phone = page.browser_.new_context(viewport={"width": 800, "height": 1200}, has_touch=True, is_mobile=True)
@@ -204,6 +259,9 @@ def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, sho
     page.get_by_text("umap", exact=True).click()
     page.get_by_role("button", name="Reset").click()
     page.wait_for_function("() => document.body.innerText.includes('ready · iteration 0')")
+    # the new run has d = 16 (a fresh page is at iteration 0 before the Reset lands too): its first plane, before
+    # a frame to fit on, is the first two coordinates
+    page.wait_for_function(f"() => ({LC})(0)?.root.dataset.plane === 'first two coordinates'", timeout=60_000)
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => document.body.innerText.includes('training · iteration')")
     page.wait_for_function(f"() => ({LC})(0) && ({LC})(0)?.root.dataset.plane === 'umap'", timeout=600_000, polling=1000)
@@ -213,4 +271,15 @@ def test_d16_with_umap_shows_the_umap_plane_in_the_running_app(browser_page, sho
         return [b.left + r.x + 6, b.top + r.y + 6]; }}""")
     page.mouse.click(*corner)  # a UMAP plane is not linear: a click says so instead of decoding
     assert "No decode on the UMAP plane" in page.locator("[data-testid=latent-cloud-inspector]").inner_text()
+    # the worker also places the last correction (grey cloud, assignment lines) and a pinned point's chain path
+    page.wait_for_function(f"() => {{ const lc = ({LC})(0); return lc?.root.dataset.plane === 'umap' && lc.before"
+                           " && lc.src && lc.src.length === lc.tgt.length && lc.before.length === lc.after.length; }",
+                           polling=1000)
     page.get_by_role("button", name="Pause").click()
+    page.wait_for_function("() => document.body.innerText.includes('paused ·')")
+    time.sleep(1.5)
+    _idle(page)
+    pt = _isolated_point(page, 0)
+    page.mouse.click(pt["x"], pt["y"])
+    page.wait_for_function(f"() => ({LC})(0)?.pin?.path?.length >= 4", polling=500)  # two kept frames or more
+    page.screenshot(path=str(shots / "explorer_umap_d16_pinned.png"))

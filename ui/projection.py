@@ -3,7 +3,9 @@
 UMAP's fit and its transform of new points are compiled code that holds the GIL for seconds to minutes on two
 busy cores (`python -m benchmarks.app.umap_worker`), so both run in one worker process per run, a fresh interpreter that imports only lvm.projection (a
 `spawn` pool would import the app's script as its main module and die at `nav.title`). The views show the
-newest points the worker has placed and ask it for the next ones; the server never imports umap.
+newest points the worker has placed and ask it for the next ones; the server never imports umap. The same
+worker places a correction's clouds and a pinned point's chain path on the UMAP plane (`place_more`), each in
+its own queue, so that the live clouds never wait behind them for more than one transform.
 """
 from __future__ import annotations
 
@@ -215,3 +217,14 @@ def place(key: str, method: str, fit_on: np.ndarray | None, arrays: dict[str, np
                    "minutes on a busy machine); PCA until then.")
         return linear
     return Placed({k: shown[1].get(k) for k in arrays}, "umap", w.prior(), None, shown[0])
+
+
+def place_more(key: str, version, arrays: dict[str, np.ndarray]) -> tuple[object, dict[str, np.ndarray]] | None:
+    """Further arrays (the same names every call: a correction's clouds, a chain's path) on run `key`'s UMAP
+    plane: the newest set placed so far, (its version, name -> (n, 2)), possibly of an older version; None before
+    the first is placed, and where run `key` has no fitted UMAP worker (PCA: use `Placed.transform`). Never
+    waits: the worker places `version` next when it is not the one shown."""
+    w = st.session_state.get(f"proj:{key}:umap")
+    if not isinstance(w, Worker) or not w.ready() or w.error is not None:
+        return None
+    return w.latest(version, arrays)

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import streamlit as st
 
+# Global CSS (isolate_styles=False), on while <html> has the class "lvm-projector" (PROJECTOR_JS sets it).
 PROJECTOR_CSS = """
-html, body, [data-testid="stApp"] { font-size: 20px; }
-[data-testid="stApp"] { background: #ffffff; color: #000000; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, label, [data-testid="stCaptionContainer"]
-  { font-size: 1.25rem !important; color: #000000 !important; font-weight: 500; }
-h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
-button p { font-size: 1.15rem !important; font-weight: 700; }
-[data-testid="stBaseButton-primary"] { background: #0033cc !important; border-color: #0033cc !important; }
-[data-testid="stBaseButton-secondary"] { border: 3px solid #000000 !important; }
-[data-testid="stSlider"] [role="slider"] { width: 1.6rem; height: 1.6rem; }
-[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img { filter: url(#lvm-thick) contrast(1.2); }
+html.lvm-projector,
+  html.lvm-projector body,
+  html.lvm-projector [data-testid="stApp"] { font-size: 20px; }
+html.lvm-projector [data-testid="stApp"] { background: #ffffff; color: #000000; }
+html.lvm-projector [data-testid="stMarkdownContainer"] p,
+  html.lvm-projector [data-testid="stMarkdownContainer"] li,
+  html.lvm-projector label,
+  html.lvm-projector [data-testid="stCaptionContainer"] { font-size: 1.25rem !important; color: #000000 !important; font-weight: 500; }
+html.lvm-projector h1 { font-size: 3.2rem !important; }
+html.lvm-projector h2, html.lvm-projector h3 { font-size: 2.2rem !important; }
+html.lvm-projector button p { font-size: 1.15rem !important; font-weight: 700; }
+html.lvm-projector [data-testid="stBaseButton-primary"] { background: #0033cc !important; border-color: #0033cc !important; }
+html.lvm-projector [data-testid="stBaseButton-secondary"] { border: 3px solid #000000 !important; }
+html.lvm-projector [data-testid="stSlider"] [role="slider"] { width: 1.6rem; height: 1.6rem; }
+html.lvm-projector [data-testid="stImage"] img,
+  html.lvm-projector [data-testid="stFullScreenFrame"] img { filter: url(#lvm-thick) contrast(1.2); }
 """
+PROJECTOR_JS = """export default function ({ data }) { document.documentElement.classList.toggle("lvm-projector", !!data); }"""
 # The coloured points and lines of the server's pictures one pixel thicker on every side (an erosion of the
 # bright background), laid over the picture only where a pixel is coloured (|R - B| large), so that grey and black
 # text and axes stay sharp.
@@ -33,14 +41,15 @@ def toggle() -> bool:
     the pictures' points and lines thicker; whether it is on."""
     on = st.sidebar.toggle("Projector mode", key="projector",
                            help="large type, thick lines and points, high contrast: for a lecture hall")
-    if on:
-        _projector_component()(key="projector_look")
+    with st.sidebar:  # mounted on and off alike: adding or removing it would remount the page's other components
+        _projector_component()(key="projector_look", data=on)  # (the explorer's zoom and pinned point would go)
     return on
 
 
 @st.cache_resource(show_spinner=False)
 def _projector_component():
-    return st.components.v2.component("lvm_projector", html=PROJECTOR_SVG, css=PROJECTOR_CSS, isolate_styles=False)
+    return st.components.v2.component("lvm_projector", html=PROJECTOR_SVG, css=PROJECTOR_CSS, js=PROJECTOR_JS,
+                                      isolate_styles=False)
 
 
 def is_on() -> bool:

@@ -86,7 +86,8 @@ def one_correction() -> None:
               "src": p.transform(f.source), "tgt": p.transform(f.target)}
     latent_cloud.show("correction", header, blobs, payloads.answer({"ours": (s, w)}, p.transform, p.method))
     st.caption(title + (f" · the latest of {len(its)} corrections kept" if follow else "")
-               + (" · on the PCA plane (UMAP places only the live clouds)" if d > 2 and method == "umap" else ""))
+               + (" · on the PCA plane (any kept correction at once; the Train view shows the latest on UMAP)"
+                  if d > 2 and method == "umap" else ""))
 
 
 one_correction()
@@ -107,6 +108,10 @@ def compare() -> None:
     header["interval"] = 1.0
     header["panels"].append({"name": "ABP", "title": "ABP (alpha 0)", "note": f"iteration {a.iteration}"})
     blobs |= {"z0": p.xy["ours"], "z1": p.xy["ABP"]}
+    if p.transform is None:  # UMAP: a pinned point's chain path, placed by the worker a moment later
+        path_h, path_b = payloads.umap_path("compare", key, {"ours": (s, o), "ABP": (abp, a)})
+        header |= path_h
+        blobs |= path_b
     latent_cloud.show("compare", header, blobs, payloads.answer({"ours": (s, o), "ABP": (abp, a)}, p.transform,
                                                                 p.method))
 

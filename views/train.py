@@ -101,10 +101,22 @@ def live_view() -> None:
         extra_h, extra_b = payloads.sprite_blobs(s)
         header |= extra_h
         blobs |= extra_b
-    if corr is not None and linear:  # UMAP places only the live clouds (each transform takes seconds)
+    if corr is not None and linear:
         header["correction"] = {"iteration": corr.iteration}
         if latent_cloud.once("train", "correction", (tok, method, corr.iteration)):
             blobs |= _corr_blobs(corr, xy)
+    elif corr is not None:  # UMAP: the worker places the correction's clouds and pairs a few seconds later
+        got = payloads.umap_correction(f"main{v.run}", corr)
+        if got is None or got[0]["iteration"] != corr.iteration:
+            header["correction_pending"] = corr.iteration
+        if got is not None:
+            header["correction"] = got[0]
+            if latent_cloud.once("train", "correction", (tok, method, got[0]["iteration"])):
+                blobs |= got[1]
+    if not linear:  # and a pinned point's chain path
+        path_h, path_b = payloads.umap_path("train", f"main{v.run}", sessions)
+        header |= path_h
+        blobs |= path_b
     sent = latent_cloud.show("train", header, blobs, payloads.answer(sessions, xy, method))
     st.session_state["explorer_bytes"] = len(sent)
     marks = st.session_state.get(f"marks:{v.run}", [])
@@ -117,8 +129,11 @@ def live_view() -> None:
     what = "a grid of z in [-2.5, 2.5]^2" if d == 2 else "36 fixed draws z ~ N(0, I)"
     right.image(grids.grid_image(v.samples, 6), width=220, caption=f"ours: g(z) on {what}, iteration "
                 f"{v.frames[-1].iteration}")
+    bent = (" · on the UMAP plane every point, grey cloud, assignment line end and chain position is the UMAP "
+            "image of its latent; UMAP bends space, so the straight lines between them are a guide, not the path "
+            "in R^d" if not linear else "")
     st.caption(f"redraw {st.session_state['redraws']} · every {every:g} s · {len(v.frames)} frames kept · "
-               f"{len(sent):,} bytes sent to the explorer this redraw")
+               f"{len(sent):,} bytes sent to the explorer this redraw" + bent)
 
 
 live_view()

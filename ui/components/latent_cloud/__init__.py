@@ -1,4 +1,5 @@
-"""The latent cloud explorer: a `st.components.v2` component drawn on a canvas in the browser (cloud.js).
+"""The latent cloud explorer: a `st.components.v2` component drawn on a canvas in the browser
+(base.js, plane.js, curves.js and cloud.js, joined into one module at import).
 
 The server sends arrays, never pictures of clouds: one packed byte string per redraw (`pack`), holding the
 newest frame's positions as float32 (m x 2 x 4 bytes per run shown: 8,000 bytes for the 1,000 points of a
@@ -6,6 +7,9 @@ view), the last correction's before/after clouds and assignment pairs only when 
 and the thumbnails of the view's training images (one PNG sprite sheet), their classes and indices once per
 run and page visit. `sent` remembers, per browser session, what this page has already sent since its last
 full run (a page switch remounts the component; a full run sends everything again).
+
+Every packet also says whether this browser session is in projector mode (`ui.projector`): cloud.js then
+draws thick points and lines, large type and a high-contrast palette, keeping the user's zoom and pinned point.
 
 Clicks come back as trigger values: "decode" (a point of the plane) and "pick" (a point of the cloud); the
 view answers them in the same redraw with the callables it passes (`Answer`).
@@ -23,11 +27,14 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from ui import projector
+
 HERE = Path(__file__).parent
 MAGIC = b"LVC1"
 DTYPES = {np.dtype(np.float32): "f4", np.dtype(np.uint8): "u1", np.dtype(np.int32): "i4", np.dtype(np.uint16): "u2"}
 
-_mount = st.components.v2.component("lvm.latent_cloud", js=(HERE / "cloud.js").read_text(),
+PARTS = ("base.js", "plane.js", "curves.js", "cloud.js")  # one ES module, joined in this order
+_mount = st.components.v2.component("lvm.latent_cloud", js="\n".join((HERE / f).read_text() for f in PARTS),
                                      css=(HERE / "cloud.css").read_text())
 
 
@@ -106,6 +113,11 @@ def _remember(key: str, event: str) -> None:
         st.session_state[f"lc:ask:{key}:{event}"] = value
 
 
+def asked(key: str, event: str) -> dict | None:
+    """The newest click of this kind ("pick": {i, panel, seq}; "decode": {x, y, panel, seq}) on explorer `key`."""
+    return st.session_state.get(f"lc:ask:{key}:{event}")
+
+
 def answers(key: str, answer: Answer) -> tuple[dict, dict]:
     """The header entries and blobs answering this view's newest pick and decode (each answered once, then
     kept and sent again with its sequence number, which cloud.js matches against its own)."""
@@ -140,7 +152,7 @@ def show(key: str, header: dict, blobs: dict, answer: Answer | None = None, heig
     """Mount (or update: the element's identity is `key`, so new data never remounts it) the explorer with
     this packet; returns the packet's bytes (what this redraw sends)."""
     extra_h, extra_b = answers(key, answer) if answer is not None else ({}, {})
-    packet = pack(dict(header, **extra_h), {**blobs, **extra_b})
+    packet = pack(dict(header, projector=projector.is_on(), **extra_h), {**blobs, **extra_b})
     callbacks = {"on_decode_change": lambda: _remember(key, "decode"), "on_pick_change": lambda: _remember(key, "pick")}
     _mount(key=key, data=packet, height=height or "content", **callbacks)
     return packet

@@ -9,6 +9,7 @@ import torch
 
 from lvm.live.frames import View
 from lvm.live.session import Session
+from ui import projection
 from ui.components import latent_cloud as lc
 
 DIGITS = tuple(f"digit {k}" for k in range(10))
@@ -16,6 +17,8 @@ CLASS_NAMES = {"mnist": DIGITS, "svhn": DIGITS,
                "fashion": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                            "Ankle boot")}
 RUN_COLOURS = {"ours": "#1f77b4", "ABP": "#d62728"}
+PLANES = {"identity": "the latent plane itself (d = 2)", "first two coordinates": "the plane of z's first two "
+          "coordinates", "pca": "the PCA plane"}
 
 
 def class_names(data_name: str, labels: np.ndarray) -> list[str]:
@@ -72,14 +75,40 @@ def answer(runs: dict[str, tuple[Session, View]], xy_of, method: str) -> lc.Answ
     def pick(i: int, panel: str):
         s, v = runs.get(panel, next(iter(runs.values())))
         it = s.snapshot()[0]
-        if xy_of is None:
+        if xy_of is None:  # the path comes a moment later from the UMAP worker (`umap_path`)
             return decode(s, v.live[i]), np.zeros((0, 2), np.float32), (
-                f"{panel}: g(z_i) by the generator of iteration {it}; no chain path on the UMAP plane (each "
-                "placement takes the worker seconds)")
+                f"{panel}: its chain z_i over the {len(v.frames)} kept frames (black line: each position's UMAP "
+                f"image, joined by straight pieces, a guide only, as UMAP bends space); g(z_i) by the generator of "
+                f"iteration {it}")
         path = np.concatenate([xy_of(np.stack([f.z[i] for f in v.frames] + [v.live[i]]))])
+        plane = PLANES.get(method, f"the {method} plane")
         return decode(s, v.live[i]), path, (f"{panel}: its chain z_i over the {len(v.frames)} kept frames (black "
-                                           f"line, on the {method} plane); g(z_i) by the generator of iteration {it}")
+                                           f"line, on {plane}); g(z_i) by the generator of iteration {it}")
     return lc.Answer(dec, pick)
+
+
+def umap_correction(key: str, corr) -> tuple[dict, dict] | None:
+    """A correction's clouds before and after Eq. 10 and its assignment pairs (z_hat_i, T(z_hat_i)) on run `key`'s
+    UMAP plane, placed by its worker: (header entry, blobs) of the newest correction placed so far (a few
+    seconds behind the live cloud, never waited for), or None before the first is placed."""
+    got = projection.place_more(key, corr.iteration, {"before": corr.before, "after": corr.z, "src": corr.source,
+                                                       "tgt": corr.target})
+    return None if got is None else ({"iteration": got[0]}, got[1])
+
+
+def umap_path(view: str, key: str, runs: dict[str, tuple[Session, View]]) -> tuple[dict, dict]:
+    """On run `key`'s UMAP plane, the chain path of the point pinned last on explorer `view` over the kept frames
+    and now, placed by the worker: header {"pick_path": {"seq"}} and blob "pick_path" once placed, else nothing
+    (cloud.js draws it when its pin's sequence number matches)."""
+    ask = lc.asked(view, "pick")
+    if ask is None:
+        return {}, {}
+    s, v = runs.get(str(ask.get("panel")), next(iter(runs.values())))
+    i, version = int(ask["i"]), (view, ask["seq"])
+    got = projection.place_more(key, version, {"path": np.stack([f.z[i] for f in v.frames] + [v.live[i]])})
+    if got is None or got[0] != version:
+        return {}, {}
+    return {"pick_path": {"seq": ask["seq"]}}, {"pick_path": got[1]["path"]}
 
 
 def not_decodable(d: int, method: str) -> str:
