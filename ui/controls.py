@@ -44,7 +44,7 @@ def panel(s: Session) -> Panel:
         return _viewer(s, ss)
     _remember_presenter()
     cfg = s.cfg
-    live = st.columns(5)
+    live = st.columns([1, 1, 1, 1, 1.4])  # the last holds "ABP beside" and its help, in full in projector mode too
     alpha = live[0].slider("alpha (Eq. 10)", 0.0, 1.0, cfg.alpha, 0.05, key="alpha", disabled=cfg.method != "ours")
     alpha = alpha if cfg.method == "ours" else cfg.alpha  # disabled, it may still hold ours' alpha: abp is alpha 0
     step_size = live[1].number_input("s, Langevin step", 0.001, 2.0, cfg.langevin.step_size, 0.01, format="%.3f",
@@ -78,11 +78,13 @@ def _buttons(s: Session, abp: Session | None, new: TrainConfig | None) -> None:
     b = st.columns(5)
     # Space is Start while the run stands and Pause while it trains (a shortcut belongs to one button at a time);
     # the same button is the highlighted one, so a glance at the projector tells whether the run trains
-    if b[0].button("Start", type="secondary" if running else "primary", key="start", shortcut=None if running else SHORTCUTS["start_pause"]):
+    if b[0].button("Start", type="secondary" if running else "primary", key="start",
+                   shortcut=None if running else SHORTCUTS["start_pause"]):
         for r in registry.runs():
             r.start()
         st.rerun()  # Space moves to Pause
-    if b[1].button("Pause", type="primary" if running else "secondary", key="pause", shortcut=SHORTCUTS["start_pause"] if running else None):
+    if b[1].button("Pause", type="primary" if running else "secondary", key="pause",
+                   shortcut=SHORTCUTS["start_pause"] if running else None):
         for r in registry.runs():
             r.pause()
         st.rerun()  # Space moves to Start
