@@ -200,7 +200,7 @@ def test_mnist_format_digits_are_left_exactly_as_they_are(mnist_test) -> None:
     assert np.mean(same) > 0.999
 
 
-# One detector in the suite (scoring 3,000 images, about 3 minutes on 2 busy cores);
+# One detector in the suite (scoring 3,000 images: 15 min at load average 12-15 on the shared 2 cores, a few alone);
 # `python -m experiments.mnist_preprocessing` measures all five.
 DETECTORS = [e for e in pretrained.available() if e.has("test_scores") and e.name == "anomaly-5"]
 
