@@ -128,6 +128,50 @@ def score_files(files: list[bytes], gen, lcfg, how: str) -> np.ndarray:
     return out
 
 
+def held_out_recall(n: int, seed: int) -> list[dict]:
+    """Per detector: recall on `n` photo-like images (`photo`) of its held-out digit, drawn from MNIST's test
+    digits of that class, after the preprocessing, beside the recall on the held-out digit of its whole MEG test
+    split (its shipped scores) at the same 5 % threshold. Issue 30's aim: at least half the test split's."""
+    mn = datasets.load(DataConfig("mnist"), "test")
+    rows = []
+    for entry in pretrained.available():
+        if not entry.has("test_scores"):
+            continue
+        t0, holdout = time.time(), int(entry.manifest["metrics"]["holdout"])
+        cfg, gen, _ = entry.load()
+        lcfg = replace(cfg.langevin, steps=int(entry.manifest.get("test_steps", 100)))
+        ref = entry.arrays("test_scores")
+        thr = float(np.quantile(ref["scores"][ref["labels"] == 0], 0.95))
+        rs = np.random.RandomState(seed + holdout)
+        idx = rs.permutation(np.flatnonzero(mn.y.numpy() == holdout))[:n]
+        s = score_files([photo(mn.x[i, 0].numpy(), rs) for i in idx], gen, lcfg, "mnist")
+        ok = ~np.isnan(s)
+        held = ref["scores"][ref["labels"] == 1]
+        rows.append({"detector": entry.name, "holdout": holdout, "n": len(idx), "refused": int((~ok).sum()),
+                     "recall": float((s[ok] > thr).mean()), "recall_split": float((held > thr).mean()),
+                     "n_split": len(held), "seconds": time.time() - t0, "load": os.getloadavg()[0]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def write_held(rows: list[dict], n: int, seed: int, out: str) -> None:
+    lines = ["# Photos of each detector's held-out digit: recall against the test split's", "",
+             f"`python -m experiments.photo_evidence --held {n} --seed {seed}`: per shipped detector, {n} photo-like "
+             f"images (`photo`: dark ink on unevenly lit paper, off-centre, rotated, JPEG) of MNIST test digits of "
+             f"its held-out class, `--preprocess mnist`, at the detector's 5 % threshold; beside the recall on the "
+             f"held-out digit of the whole MEG test split (shipped scores). The issue's aim: at least half the "
+             f"split's recall. Other engineers' jobs were on the 2-core machine (load in the table).", "",
+             "| detector | n photos (refused) | recall, photos | recall, test split (n) | aim met | s | load |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['detector']} ({r['holdout']}) | {r['n']} ({r['refused']}) | {100 * r['recall']:.1f} % | "
+                     f"{100 * r['recall_split']:.1f} % ({r['n_split']}) | "
+                     f"{'yes' if r['recall'] >= r['recall_split'] / 2 else 'no'} | {r['seconds']:.0f} | "
+                     f"{r['load']:.1f} |")
+    Path(out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=300, help="scikit-learn digits (of 1,797)")
@@ -136,8 +180,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "photo_evidence.md"))
+    ap.add_argument("--held", type=int, default=0, help="only the held-out digit's recall on this many photos per "
+                    "detector (results/photo_evidence_held.md)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.held:
+        write_held(held_out_recall(a.held, a.seed), a.held, a.seed, str(ROOT / "results" / "photo_evidence_held.md"))
+        return
     t0 = time.time()
     external = sets(a.n, a.photos, a.seed)
     rows = []

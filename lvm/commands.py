@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, data as datasets, distributed, metrics
+from . import checkpoint, data as datasets, distributed, metrics, scoring
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
 from .config import DataConfig, InferenceConfig, LangevinConfig, ModelConfig, TrainConfig, save_config
 from .fileio import atomic_write
 from .scoring import REFERENCE, check_false_alarm, read_reference, reference, score  # noqa: F401 (`lvm score`, ui)
 from .models import Encoder, build_generator, n_params, prior_sample
+from .scores import for_detector
 from .trainer import DivergedError, Step, Trainer
 from .distributed.trainer import DistributedTrainer
 
@@ -215,8 +216,13 @@ def anomaly(holdout: int, inference: InferenceConfig, cfg: TrainConfig | None = 
         test = test.subset(torch.from_numpy(np.random.RandomState(seed).permutation(len(test))[:inference.n]))
     lcfg = inference.langevin(cfg.langevin)
     rng = torch.Generator().manual_seed(seed)
-    scores = metrics.anomaly_scores(gen, test.x.to(device), lcfg, rng, restarts=inference.restarts).cpu()
-    result = {"holdout": holdout, "seed": seed, "method": cfg.method, "n_test": len(test),
+    manifest = scoring.read_manifest(checkpoint_path) if checkpoint_path else {}
+    score_name = scoring.detector_score(manifest)  # a detector's own score (its manifest's), else the paper's
+    if score_name == "joint":
+        scores = metrics.anomaly_scores(gen, test.x.to(device), lcfg, rng, restarts=inference.restarts).cpu()
+    else:
+        scores = torch.from_numpy(for_detector(manifest, gen, test.x.to(device), lcfg, seed))
+    result = {"holdout": holdout, "seed": seed, "method": cfg.method, "score": score_name, "n_test": len(test),
               "anomaly_share": float(test.y.float().mean()), "test_steps": lcfg.steps,
               "auprc": metrics.auprc(scores, test.y)}
     if scores_out:  # what the app's histogram and precision-recall curve read

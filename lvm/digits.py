@@ -3,7 +3,8 @@
 MNIST's digits (LeCun et al.) were size-normalised so that the ink fits a 20 x 20 box with its aspect kept
 (anti-aliased, hence grey edges), then placed in a 28 x 28 field with their centre of mass at its centre:
 white ink on black. On MNIST's own test digits the box of pixels over half the peak is 20 px on its longer
-side for every digit, and the centre of mass sits at pixel (14.0, 14.0) (mean over 2,000, std 0.3). A
+side for 98 % of the digits (18-19 for the rest), and the centre of mass sits at pixel (14.0, 14.0) (mean over
+2,000, std 0.3); such an image is left as it is (`in_format`: making it again would blur and brighten it). A
 practitioner's image is dark ink on unevenly lit paper, anywhere in the frame, at any size; `mnist_style`
 finds the ink and redoes MNIST's steps:
 
@@ -14,6 +15,11 @@ finds the ink and redoes MNIST's steps:
    largest dropped (dust, specks), and nothing found when the contrast does not clear the paper's noise;
 4. crop to the ink's box with a margin (zeros beyond the border), scale so the box's longer side is 20 px,
    place by the centre of mass at (14, 14).
+
+Nothing to score (refused with the reason): a uniform page; nothing standing out of the paper's noise; a light
+page whose only marks are lighter (glare, over-exposure); "ink" running along the frame over more than its own
+size (a shadow, uneven light: a written digit is rarely cut by the frame that much); a speck; and, at MNIST's
+scale, fewer than MIN_STROKE stroke pixels (dust) or strokes thicker than THICK (a blot, a glare spot).
 """
 from __future__ import annotations
 
@@ -29,6 +35,12 @@ NOISE_TIMES = 6.0    # ... and this many times the paper's noise (robust sigma)
 MIN_EXTENT = 0.03    # and span at least this share of the image's longer side
 SATURATED = 70      # percentile of the inked pixels (> 0.05) set to full ink: 4.9 % of 16.5 % on MNIST's test
 SPECK = 0.1          # ink pieces smaller than this share of the largest are not part of the digit
+LIGHT = 0.6          # a page with its median grey over this is paper: its ink is darker (lighter marks are glare)
+EDGE = 1.2           # ink touching the image's border over more than this many times its box's longer side is light
+#                      (scikit-learn's 8 x 8 digits, cropped to the ink, touch it over at most 1.125 times)
+MIN_STROKE = 15      # pixels over half in the 28 x 28 result: fewer is dust (MNIST's test digits: at least 19)
+THICK = 3.3          # mean distance to the strokes' edge (px, 28 x 28) above which it is a patch: MNIST's test digits
+#                      <= 2.6, photos of them <= 2.3, scikit-learn's 8 x 8 digits <= 3.2; a glare spot 3.5, a blot 3.9
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,15 @@ def mnist_style(grey: np.ndarray) -> Digit:
     if hi - lo < MIN_CONTRAST / 2:
         return Digit(None, False, f"no ink found: the image is uniform (grey levels span {hi - lo:.3f})",
                      None, float(hi - lo), 0.0)
+    if in_format(g):  # made the way MNIST's digits were already: redoing it would resample and brighten it
+        rows, cols = np.flatnonzero((g > 0.5 * g.max()).any(1)), np.flatnonzero((g > 0.5 * g.max()).any(0))
+        return checked(g.copy(), False, (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1),
+                       float(g.max()), 0.0)
     inverted = bool(med - lo > hi - med)  # the far tail is dark: dark ink on light paper
+    if not inverted and med > LIGHT:  # a light page whose only marks are lighter still
+        return Digit(None, False, f"no ink found: the page is light (median grey {med:.2f}) and nothing on it is "
+                     f"darker than the paper; what stands out is lighter (glare or over-exposure, not ink)",
+                     None, float(hi - med), 0.0)
     a = 1.0 - g if inverted else g
     bg, noise = background(a)
     ink = a - bg
@@ -114,6 +134,12 @@ def mnist_style(grey: np.ndarray) -> Digit:
     if full < max(MIN_CONTRAST, NOISE_TIMES * noise):  # Otsu split the paper's own texture: no strokes
         return Digit(None, inverted, f"no ink found: nothing stands out of the background (strokes at "
                      f"{full:.3f}, background noise {noise:.3f})", None, full, noise)
+    edge = int(mask[0].sum() + mask[-1].sum() + mask[1:-1, 0].sum() + mask[1:-1, -1].sum())
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if edge > EDGE * max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1):  # light is cut by the frame, digits rarely
+        return Digit(None, inverted, f"no ink found: what stands out runs {edge} pixels along the picture's edge, "
+                     f"more than its own size (over-exposure, a shadow or uneven light, not a written digit)",
+                     None, full, noise)
     near = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=max(1, max(mask.shape) // 100))
     half = near & (ink > max(floor, 0.5 * full))  # the box: pixels over half the peak, as MNIST's (module doc)
     rows, cols = np.flatnonzero(half.any(1)), np.flatnonzero(half.any(0))
@@ -139,4 +165,32 @@ def mnist_style(grey: np.ndarray) -> Digit:
     inked = out[out > 0.05]
     if inked.size:  # MNIST's strokes: about 30 % of the inked pixels saturated (bilinear shrinking softens ours)
         out = np.clip(out / max(float(np.percentile(inked, SATURATED)), 1e-6), 0, 1)
-    return Digit(out, inverted, "", (int(top), int(left), int(bottom), int(right)), contrast, noise)
+    return checked(out, inverted, (int(top), int(left), int(bottom), int(right)), contrast, noise)
+
+
+def in_format(g: np.ndarray) -> bool:
+    """Whether `g` is a digit as MNIST made it: 28 x 28, white on a black ground (the median pixel 0), the box of
+    the pixels over half the peak 18-20 px on its longer side (MNIST's test digits: 18-20, 98 % at 20), the centre
+    of mass within a pixel of (14, 14)."""
+    if g.shape != (SIDE, SIDE) or np.median(g) > 0.01 or g.max() < 0.5:
+        return False
+    half = g > 0.5 * g.max()
+    rows, cols = np.flatnonzero(half.any(1)), np.flatnonzero(half.any(0))
+    cy, cx = ndimage.center_of_mass(g)
+    long = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    return BOX - 2 <= long <= BOX and abs(cy - CENTRE) <= 1 and abs(cx - CENTRE) <= 1
+
+
+def checked(out: np.ndarray, inverted: bool, box: tuple[int, int, int, int], contrast: float, noise: float) -> Digit:
+    """The 28 x 28 result `out` as a Digit, or a refusal when it holds no pen strokes: too few pixels over half
+    (dust) or strokes thicker than MNIST's (a blot, a glare, a shadow)."""
+    strokes = out > 0.5
+    if strokes.sum() < MIN_STROKE:
+        return Digit(None, inverted, f"no ink found: only scattered specks ({int(strokes.sum())} pixels of "
+                     f"stroke at MNIST's scale; dust or noise?)", box, contrast, noise)
+    width = float(ndimage.distance_transform_edt(strokes)[strokes].mean())
+    if width > THICK:
+        return Digit(None, inverted, f"no ink found: a solid patch, not pen strokes (mean half-width {width:.1f} "
+                     f"pixels at MNIST's scale, where digits are at most {THICK}: a blot, a glare or a shadow?)",
+                     box, contrast, noise)
+    return Digit(out, inverted, "", box, contrast, noise)

@@ -163,7 +163,8 @@ def prepare(data: bytes, name: str, image_size: int, channels: int, preprocess: 
     w, h = img.size
     grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     out = dict(name=name, received=np.asarray(thumb), size=(w, h), preprocess=preprocess)
-    lo, hi = np.percentile(grey, [0.5, 99.5])
+    q = 0.01 if preprocess == "mnist" else 0.5  # a thin digit on a large page can be under 0.5 % of its pixels
+    lo, hi = np.percentile(grey, [q, 100 - q])
     if hi - lo < UNIFORM:
         return Prepared(x=None, refused=f"nothing to score: the image is blank (one grey level, {255 * lo:.0f} "
                         f"of 255{', a single pixel' if w * h == 1 else ''}); photograph or scan the digit itself",

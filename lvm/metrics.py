@@ -133,14 +133,15 @@ def anomaly_scores_per_image(generator: nn.Module, x: torch.Tensor, cfg: Langevi
     return infer_per_image(generator, x, cfg, seed, batch_size, restarts, refine, progress)[1]
 
 
-def infer_per_image(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
-                    batch_size: int = 256, restarts: int = 1, refine: int = 0,
-                    progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z_hat (N, d), its energy -log p(x, z_hat) (N,)) as :func:`anomaly_scores_per_image` infers them."""
-    if restarts < 1 or batch_size < 1:
-        raise ValueError(f"need restarts >= 1 and batch_size >= 1; got {restarts}, {batch_size}")
+def infer_per_image(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0, batch_size: int = 256,
+                    restarts: int = 1, refine: int = 0, progress: Callable[[int], None] | None = None,
+                    seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_hat, -log p(x, z_hat)) as :func:`anomaly_scores_per_image`; `seeds` replace :func:`image_seeds`."""
+    if restarts < 1 or batch_size < 1 or (seeds is not None and len(seeds) != len(x)):
+        raise ValueError(f"need restarts, batch_size >= 1, a seed per image; got {restarts}, {batch_size}, "
+                         f"{len(seeds or [])} seeds for {len(x)}")
     d, k = _latent_dim(generator), cfg.steps
-    seeds, zs, es, done = image_seeds(x, seed), [], [], 0
+    seeds, zs, es, done = image_seeds(x, seed) if seeds is None else list(seeds), [], [], 0
     for xb, sb in zip(x.split(batch_size), [seeds[i:i + batch_size] for i in range(0, len(seeds), batch_size)]):
         draws = torch.stack([torch.randn((restarts, k + 1, d), generator=torch.Generator().manual_seed(s))
                              for s in sb], dim=1).to(device=xb.device, dtype=xb.dtype)  # (R, B, K + 1, d)

@@ -1,8 +1,8 @@
 """Scoring images against a detector's reference: one entry point (`score_images`) that both `lvm score`
 and the app call, the reference file (normal held-out scores and the threshold), percentiles and verdicts.
 
-A detector with its own score (not -log p(x, z)) plugs in at `score_images`; everything else (reading and
-preprocessing the files, percentiles, verdicts, refusals) stays the same.
+A detector with its own score (its manifest's "score", lvm.scores) is scored by `score_with`; everything else
+(reading and preprocessing the files, percentiles, verdicts, refusals) stays the same.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tqdm import tqdm
 from . import checkpoint, metrics
 from .config import InferenceConfig, LangevinConfig, TrainConfig
 from .images import ImageError, image_paths, prepare, preprocessing_for, read_file
+from .scores import for_detector, of_manifest
 
 REFERENCE = "reference.json"  # beside a checkpoint: its normal held-out scores and threshold (see `reference`)
 MANIFEST = "manifest.json"    # beside a pretrained checkpoint: may record its "preprocess"
@@ -29,6 +30,33 @@ def score_images(generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, see
     """(z_hat (N, d), score (N,)) of images x (N, C, H, W): the energy -log p(x, z_hat) after K Langevin steps
     from the prior, each image with its own noise stream (metrics.infer_per_image). Higher is more anomalous."""
     return metrics.infer_per_image(generator, x, cfg, seed, batch_size, restarts, refine, progress)
+
+
+def detector_score(manifest: dict | None) -> str:
+    """The score a detector's manifest names (lvm.scores.of_manifest); "joint", the paper's, when it names none."""
+    return of_manifest(manifest or {})[0]
+
+
+def score_with(manifest: dict | None, generator: nn.Module, x: torch.Tensor, cfg: LangevinConfig, seed: int = 0,
+               batch_size: int = 256, restarts: int = 1, refine: int = 0,
+               progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(z_hat, score, the score's name) of images x with the detector's own score (`detector_score`).
+
+    "joint" is `score_images`' energy (the scale of today's reference scores); another score comes from
+    lvm.scores.for_detector, whose reference scores the detector's packager made with that score. z_hat is always
+    the joint chain's (for the reconstruction), so another score costs its own inference on top.
+    """
+    name = detector_score(manifest)
+    z, e = score_images(generator, x, cfg, seed, batch_size, restarts, refine, progress)
+    if name != "joint":
+        e = torch.from_numpy(for_detector(manifest or {}, generator, x, cfg, seed, progress))
+    return z, e, name
+
+
+def read_manifest(checkpoint_path: str | Path) -> dict:
+    """The manifest.json beside a checkpoint (pretrained detectors), or {} when there is none."""
+    manifest = Path(checkpoint_path).parent / MANIFEST
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}
 
 
 def check_false_alarm(false_alarm: float) -> None:
@@ -69,10 +97,7 @@ def recorded_preprocessing(checkpoint_path: str | Path, ref: dict | None) -> str
     """The preprocessing a detector records: its reference's "preprocess", else its manifest's, else ""."""
     if ref and ref.get("preprocess"):
         return str(ref["preprocess"])
-    manifest = Path(checkpoint_path).parent / MANIFEST
-    if manifest.is_file():
-        return str(json.loads(manifest.read_text()).get("preprocess", ""))
-    return ""
+    return str(read_manifest(checkpoint_path).get("preprocess", ""))
 
 
 def resolve_preprocessing(cfg: TrainConfig, preprocess: str, recorded: str = "") -> str:
@@ -84,7 +109,8 @@ def resolve_preprocessing(cfg: TrainConfig, preprocess: str, recorded: str = "")
 
 def score(path: str, images: list[str], inference: InferenceConfig, seed: int = 0, reference_path: str = "",
           batch_size: int = 256, preprocess: str = "auto") -> dict:
-    """-log p(x, z) of each image file (folders and globs expanded), batched, a progress bar on stderr.
+    """The detector's score (its manifest's, default -log p(x, z): `score_with`) of each image file (folders
+    and globs expanded), batched, a progress bar on stderr.
 
     Each image is prepared as the detector's training images were made (`preprocess`, default: what the
     detector records) and has its own noise stream, so its score does not depend on the other files of the
@@ -98,6 +124,7 @@ def score(path: str, images: list[str], inference: InferenceConfig, seed: int = 
     ref_file = Path(reference_path) if reference_path else Path(path).parent / REFERENCE
     ref = read_reference(ref_file) if reference_path or ref_file.is_file() else None
     how = resolve_preprocessing(cfg, preprocess, recorded_preprocessing(path, ref))
+    manifest = read_manifest(path)
     files, problems = image_paths(images)
     rows: list[dict] = [{"image": p.split(": ")[0], "error": p} for p in problems]
     xs, ok = [], []
@@ -118,16 +145,17 @@ def score(path: str, images: list[str], inference: InferenceConfig, seed: int = 
         rows.append(row)
     if xs:
         with tqdm(total=len(xs), desc="scoring", unit="image", dynamic_ncols=True) as bar:
-            _, scores = score_images(gen, torch.stack(xs), lcfg, seed=seed, batch_size=batch_size,
-                                     restarts=inference.restarts, refine=inference.refine,
-                                     progress=lambda n: bar.update(n - bar.n))
+            _, scores, _ = score_with(manifest, gen, torch.stack(xs), lcfg, seed=seed, batch_size=batch_size,
+                                      restarts=inference.restarts, refine=inference.refine,
+                                      progress=lambda n: bar.update(n - bar.n))
         normal = np.sort(np.asarray(ref["scores"])) if ref else None
         for i, v in zip(ok, scores.tolist()):
             rows[i]["score"] = v
             if ref:
                 rows[i]["percentile"] = percentile(normal, v)
                 rows[i]["verdict"] = "anomalous" if v > ref["threshold"] else "normal"
-    out = {"checkpoint": str(path), "test_steps": lcfg.steps, "preprocess": how, "scores": rows}
+    out = {"checkpoint": str(path), "test_steps": lcfg.steps, "preprocess": how, "score": detector_score(manifest),
+           "scores": rows}
     if ref:
         out["reference"] = {"file": str(ref_file), "threshold": ref["threshold"], "false_alarm": ref["false_alarm"],
                             "n": len(ref["scores"])}

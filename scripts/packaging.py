@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from lvm import checkpoint
+from lvm.images import preprocessing_for
 from lvm.pretrained import sha256
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +37,15 @@ def run_lvm(args: list[str]) -> tuple[dict, str]:
 
 def write_manifest(out: Path, title: str, commands: list[str], result: dict, files: dict[str, str],
               seconds: float, **extra) -> None:
-    """OUT/manifest.json: what the folder holds, how it was made and the sha256 of each file."""
+    """OUT/manifest.json: what the folder holds, how it was made, how images are prepared for it ("preprocess",
+    what `lvm score` and the app apply) and the sha256 of each file."""
     cfg, _, _ = checkpoint.load_model(out / files["checkpoint"])
     state = checkpoint.load(out / files["checkpoint"])
     manifest = {
         "title": title, "data": state["config"]["data"], "config": state["config"],
         "metrics": result, "commands": commands, "kind": "generator",
-        "seconds": round(seconds, 1), "torch": torch.__version__, **extra,
+        "seconds": round(seconds, 1), "torch": torch.__version__,
+        "preprocess": preprocessing_for(cfg.data.name, cfg.model.image_size, cfg.model.channels), **extra,
         "files": {k: {"path": p, "sha256": sha256(out / p)} for k, p in files.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from experiments.photo_evidence import paired_meg
+from experiments.mnist_preprocessing import paired
 from lvm import data as datasets, pretrained
 from lvm.config import DataConfig
 from lvm.digits import mnist_style, otsu
@@ -115,19 +115,102 @@ def test_otsu_splits_two_levels() -> None:
     assert 0.2 < otsu(v) < 0.7
 
 
-# One detector in the suite (about a minute of scoring each on 2 quiet cores; all five would be a quarter of CI's
-# 20 minutes); `python -m experiments.photo_evidence` measures all five (results/photo_evidence.md).
-DETECTORS = [e for e in pretrained.available() if e.has("test_scores") and e.name == "anomaly-4"]
+BLANK = {  # a page with nothing written on it, (H, W) grid coordinates yy, xx in [0, 1) and textures -> grey levels
+    "over-exposed gradient": lambda yy, xx, r2, tex: 0.85 + 0.5 * xx + tex(1, 0.01),
+    "over-exposed corner": lambda yy, xx, r2, tex: 0.8 + 0.6 * np.exp(-(yy ** 2 + xx ** 2) / 0.1) + tex(1, 0.01),
+    "flash glare": lambda yy, xx, r2, tex: 0.75 + 0.5 * np.exp(-r2 / 0.02) + tex(1, 0.01),
+    "over-exposed, almost white": lambda yy, xx, r2, tex: 0.97 + tex(1, 0.01),
+    "over-exposed half": lambda yy, xx, r2, tex: np.where(xx > 0.6, 1.0, 0.88) + tex(1, 0.01),
+    "under-exposed": lambda yy, xx, r2, tex: 0.12 + tex(1, 0.02),
+    "under-exposed, vignetted": lambda yy, xx, r2, tex: 0.35 - 1.2 * r2 + tex(1, 0.02),
+    "under-exposed, sensor noise": lambda yy, xx, r2, tex: 0.08 + tex(0, 0.04),
+    "paper fibres": lambda yy, xx, r2, tex: 0.85 + tex(2, 0.03),
+    "recycled paper": lambda yy, xx, r2, tex: 0.8 + tex(6, 0.05) + tex(1, 0.02),
+    "linear gradient": lambda yy, xx, r2, tex: 0.95 - 0.5 * (0.7 * xx + 0.3 * yy) + tex(1, 0.01),
+    "strong vignette": lambda yy, xx, r2, tex: 0.9 - 1.5 * r2 + tex(1, 0.01),
+    "shadow across the page": lambda yy, xx, r2, tex: 0.85 + tex(1, 0.01) - 0.35 * ndimage.gaussian_filter(
+        (xx + 0.3 * yy > 0.55).astype(float), 8),
+    "a stray speck": lambda yy, xx, r2, tex: 0.88 + tex(1, 0.01) - 0.7 * ((np.abs(yy - 0.31) < 0.005)
+                                                                         & (np.abs(xx - 0.47) < 0.005)),
+    "dust": lambda yy, xx, r2, tex: 0.88 + tex(1, 0.01) - 0.6 * (ndimage.uniform_filter(tex(0, 1.0), 3) > 1.6),
+    "an ink blot": lambda yy, xx, r2, tex: 0.88 + tex(1, 0.01) - 0.75 * ((yy - 0.375) ** 2 + (xx - 0.5) ** 2 < 0.022 ** 2),
+}
+PAPERS = ["over-exposed, almost white", "paper fibres", "linear gradient", "strong vignette", "a stray speck", "dust"]
+# where a faint digit is legible. Known gap: on the coarse "recycled paper" (texture sigma 0.05) a digit taking 35 %
+# of the light is refused (ink must clear 6 times the texture) and one taking 50 % is found but misread (r = 0.48).
+
+
+def blank_page(kind: str, seed: int, size=(480, 640)) -> np.ndarray:
+    rs = np.random.RandomState(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    tex = lambda s, a: a * (ndimage.gaussian_filter(rs.randn(h, w), s) * np.sqrt(4 * np.pi) * s if s else rs.randn(h, w))  # noqa: E731
+    return BLANK[kind](yy, xx, (yy - 0.375) ** 2 + (xx - 0.5) ** 2, tex)
+
+
+def jpeg(g: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(g, 0, 1) * 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", list(BLANK))
+def test_crafted_blank_pages_are_refused_with_a_reason(kind) -> None:
+    """Over- and under-exposed, textured, lit unevenly, JPEG-compressed, with a speck, dust or a blot: every one
+    is refused, at two JPEG qualities and three seeds (with the light-page, edge, dust and patch checks of
+    lvm.digits off, 6 of the 16 kinds pass as digits: over-exposure, glare, a shadow, a blot)."""
+    for seed in range(3):
+        for quality in (80, 15):
+            p = prepare(jpeg(blank_page(kind, seed), quality), f"{kind}.jpg", 28, 1, "mnist")
+            assert p.x is None and p.refused.startswith("nothing to score"), (kind, seed, quality)
+
+
+@pytest.mark.parametrize("kind", PAPERS)
+def test_faint_digits_on_those_papers_still_pass(mnist_test, kind) -> None:
+    """A pencil-faint MNIST digit (its ink taking 35 % off the paper's light) written on the same pages is found
+    and read: it correlates with the digit as MNIST placed it."""
+    for seed in range(3):
+        a = mnist_test[0][seed]
+        big = np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((200, 200), Image.Resampling.BICUBIC),
+                         np.float32) / 255
+        ink = np.zeros((480, 640), np.float32)
+        ink[150:350, 250:450] = big
+        page = np.clip(blank_page(kind, seed), 0, 1) * (1 - 0.35 * ink)
+        p = prepare(jpeg(page, 80), f"{kind}.jpg", 28, 1, "mnist")
+        assert p.x is not None, (kind, seed, p.refused)
+        assert np.corrcoef(p.x[0].numpy().ravel(), a.ravel())[0, 1] > 0.7, (kind, seed)
+
+
+def test_real_digits_are_not_refused(mnist_test) -> None:
+    """MNIST's test digits (the first 2,000) and all of scikit-learn's 8 x 8 digits (cropped to the ink, so they
+    touch the border, and blocky when enlarged) pass the blank-page checks."""
+    from sklearn.datasets import load_digits
+
+    refused = [d.reason for d in map(mnist_style, mnist_test[0][:2000]) if d.image is None]
+    refused += [d.reason for d in (mnist_style(a / 16.0) for a in load_digits().images) if d.image is None]
+    assert not refused, refused[:3]
+
+
+def test_mnist_format_digits_are_left_exactly_as_they_are(mnist_test) -> None:
+    """A digit already made the way MNIST made it (28 x 28, 20 px box, centred) is not made again: redoing it
+    resampled 2 % of them (box 18-19 px) and brightened the faint ones (one doubled its ink), which moved the
+    shipped detectors' false alarms by up to a point (experiments/mnist_preprocessing.py)."""
+    x = mnist_test[0][:2000]
+    same = [np.array_equal(mnist_style(a).image, a) for a in x]
+    assert np.mean(same) > 0.999
+
+
+# One detector in the suite (scoring 3,000 images: 15 min at load average 12-15 on the shared 2 cores, a few alone);
+# `python -m experiments.mnist_preprocessing` measures all five.
+DETECTORS = [e for e in pretrained.available() if e.has("test_scores") and e.name == "anomaly-5"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", DETECTORS, ids=[e.name for e in DETECTORS])
 def test_mnist_preprocessing_keeps_each_detectors_auprc_and_false_alarms(entry) -> None:
-    """600 seeded test images per detector, scored as they are and preprocessed with the same noise (about 2
-    minutes each on 2 busy cores). The chains amplify the small pixel changes, so the pair differs by chain
-    noise as well: on these 600 (results/photo_evidence.md) the shipped and the rescored `none` scores differ
-    by up to 0.024 in AUPRC and 1.6 points of false alarms, and `mnist` and `none` by up to 0.016 and 1.6
-    points. The tolerance is that measured noise, rounded up; the issue's 0.01 needs more images to show."""
-    r = paired_meg(entry, 600)
-    assert abs(r["auprc_mnist"] - r["auprc_none"]) <= 0.02, r
-    assert abs(r["fa_mnist"] - r["fa_none"]) <= 0.02, r
+    """3,000 seeded test images of the detector's MEG split, scored as they are (`none`) and prepared (`mnist`)
+    with the same per-image Langevin noise (experiments.mnist_preprocessing.paired): the preparation moves the
+    AUPRC by at most 0.01, and the false alarms at the detector's 5 % threshold stay within a point of 5 %."""
+    r = paired(entry, 3000)
+    assert abs(r["delta"]) <= 0.01, r
+    assert abs(r["fa_mnist"] - 0.05) <= 0.01, r

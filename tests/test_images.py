@@ -248,6 +248,73 @@ def test_lvm_score_refuses_a_blank_page_and_scores_a_photo_of_a_digit(tmp_path):
     assert "empty folder" in rows["empty"]["error"]
 
 
+def test_shipped_detectors_record_the_preprocessing_they_were_trained_with():
+    detectors = [e for e in pretrained.available() if e.has("test_scores")]
+    assert detectors and all(e.manifest.get("preprocess") == "mnist" for e in detectors)
+
+
+def _copy_detector(tmp_path, manifest_update: dict, drop: tuple[str, ...] = ()) -> Path:
+    import json
+    import shutil
+
+    entry = pretrained.find("anomaly-4")
+    folder = tmp_path / "detector"
+    shutil.copytree(entry.folder, folder)
+    man = json.loads((folder / "manifest.json").read_text()) | manifest_update
+    for k in drop:
+        man.pop(k, None)
+    (folder / "manifest.json").write_text(json.dumps(man))
+    return folder / "checkpoint.pt"
+
+
+@pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason="pretrained/anomaly-4 is missing")
+def test_lvm_score_applies_the_preprocessing_the_manifest_records(tmp_path):
+    """The manifest's "preprocess" decides (a detector saying "none" scores the image squashed as it is); an old
+    manifest without the field still gets mnist (its data is MNIST)."""
+    from lvm.scoring import score
+
+    page = np.full((300, 400), 230, np.uint8)
+    page[60:200, 250:262] = 30  # a dark "1" on paper, off-centre
+    Image.fromarray(page).save(tmp_path / "one.png")
+    runs = {}
+    for name, update, drop in (("none", {"preprocess": "none"}, ()), ("old", {}, ("preprocess",)),
+                               ("mnist", {"preprocess": "mnist"}, ())):
+        ckpt = _copy_detector(tmp_path / name, update, drop)
+        runs[name] = score(str(ckpt), [str(tmp_path / "one.png")], InferenceConfig(steps=20),
+                           reference_path=str(ckpt.parent / "test_scores.npz"))
+    assert [runs[k]["preprocess"] for k in ("none", "old", "mnist")] == ["none", "mnist", "mnist"]
+    assert runs["old"]["scores"][0]["score"] == runs["mnist"]["scores"][0]["score"]
+    assert runs["none"]["scores"][0]["score"] != runs["mnist"]["scores"][0]["score"]
+
+
+@pytest.mark.skipif(pretrained.find("anomaly-4") is None, reason="pretrained/anomaly-4 is missing")
+def test_a_manifest_naming_another_score_changes_what_lvm_score_and_lvm_anomaly_compute(tmp_path):
+    """A detector whose manifest names "joint-zlib" is scored with it (lvm.scores.for_detector), by `lvm score`
+    and by `lvm anomaly`; a manifest naming none keeps the paper's -log p(x, z) (today's detectors)."""
+    from lvm import commands, scores
+    from lvm.scoring import score
+
+    page = np.full((300, 400), 230, np.uint8)
+    page[60:200, 250:262] = 30
+    Image.fromarray(page).save(tmp_path / "one.png")
+    inference = InferenceConfig(steps=10, n=40)
+    out, anomaly = {}, {}
+    for name, update in (("joint", {}), ("joint-zlib", {"score": {"name": "joint-zlib"}})):
+        ckpt = _copy_detector(tmp_path / name, update, drop=() if update else ("score",))
+        out[name] = score(str(ckpt), [str(tmp_path / "one.png")], inference)
+        anomaly[name] = commands.anomaly(4, inference, checkpoint_path=str(ckpt))
+    assert out["joint"]["score"] == anomaly["joint"]["score"] == "joint"
+    assert out["joint-zlib"]["score"] == anomaly["joint-zlib"]["score"] == "joint-zlib"
+    entry = pretrained.find("anomaly-4")
+    cfg, gen, _ = entry.load()
+    x = prepare((tmp_path / "one.png").read_bytes(), "one.png", 28, 1, "mnist").x[None]
+    lcfg = inference.langevin(cfg.langevin)
+    want = scores.compute("joint-zlib", gen, x, lcfg)[0]
+    assert out["joint-zlib"]["scores"][0]["score"] == pytest.approx(want, rel=1e-6)
+    assert out["joint-zlib"]["scores"][0]["score"] != pytest.approx(out["joint"]["scores"][0]["score"], rel=1e-3)
+    assert anomaly["joint-zlib"]["auprc"] != anomaly["joint"]["auprc"]
+
+
 def test_a_20000_by_20000_png_is_refused_on_its_header_in_bounded_memory():
     import tracemalloc
 

@@ -14,7 +14,7 @@ from ui import models, registry, widgets
 from lvm.checkpoint import CheckpointError
 from lvm import data as datasets, metrics, pretrained
 from lvm.images import MAX_BYTES, ImageError, prepare, preprocessing_for
-from lvm.scoring import percentile, score_images
+from lvm.scoring import detector_score, percentile, score_with
 
 REFERENCE_N = 300  # a live folder run's reference: this many of the folder's test images, scored on demand
 OWN = "your detector"
@@ -58,14 +58,14 @@ def _shipped() -> dict[str, dict]:
                                  chance=float(met.get("anomaly_share", float("nan"))),
                                  method=METHOD.get(met.get("method", ""), met.get("method", "")),
                                  holdout=met.get("holdout", e.manifest.get("holdout")),
-                                 preprocess=e.manifest.get("preprocess", ""))
+                                 preprocess=e.manifest.get("preprocess", ""), score=detector_score(e.manifest))
     return dict(sorted(found.items(), key=lambda kv: -kv[1]["auprc"]))
 
 
 def _label(name: str, d: dict) -> str:
     held = "" if d["holdout"] is None else (f" · holds out {d['holdout']}, normal: "
                                             f"{_digits([k for k in range(10) if k != int(d['holdout'])])}")
-    return f"{name}{held} · {d['method']} · AUPRC {d['auprc']:.3f} (chance {d['chance']:.3f})"
+    return f"{name}{held} · {d['method']} · score {d['score']} · AUPRC {d['auprc']:.3f} (chance {d['chance']:.3f})"
 
 
 shipped = _shipped()
@@ -95,6 +95,7 @@ shown = st.selectbox("Detector", list(labels.values()), key="model_anom",
                           "flags the tenth); a live run on a folder of your own normal images appears here once it "
                           "has trained")
 choice = next(n for n, text in labels.items() if text == shown)
+manifest: dict = {}  # a shipped detector's manifest names its score; live runs and your own folder's use the paper's
 
 recorded, held, entry, anomaly_name = "", None, None, "anomalies"
 if choice == models.LIVE:
@@ -134,6 +135,7 @@ else:
         st.stop()
     m = models.Model(f"pretrained/{choice}", cfg, gen, -1, choice)
     entry, info = pretrained.find(choice), shipped[choice]
+    manifest = entry.manifest
     ref = entry.arrays("test_scores")
     normal, held = ref["scores"][ref["labels"] == 0], ref["scores"][ref["labels"] == 1]
     lcfg = replace(cfg.langevin, steps=entry.manifest.get("test_steps", 100))
@@ -195,17 +197,18 @@ def _prepared(data: bytes, name: str, how: str, size: int, channels: int) -> dic
     return out | ({"refused": p.refused} if p.refused else {"x": p.x.numpy()})
 
 
-def _scored(inputs: list[np.ndarray], m: models.Model, cfg) -> list[dict]:
-    """{score, rec, rec_term} of each prepared input, inferred together in one batch (lvm.scoring.score_images;
+def _scored(inputs: list[np.ndarray], m: models.Model, cfg, manifest: dict) -> list[dict]:
+    """{score, rec, rec_term} of each prepared input with the detector's own score (its manifest's, default the
+    paper's), inferred together in one batch (lvm.scoring.score_with;
     each image has its own noise stream, so a score does not depend on the batch), kept in this browser
     session by the image's bytes, the model and K."""
     done = st.session_state.setdefault("anomaly_scores", {})
-    keys = [(x.tobytes(), m.label, cfg.steps) for x in inputs]
+    keys = [(x.tobytes(), m.label, cfg.steps, detector_score(manifest)) for x in inputs]
     todo = [i for i, k in enumerate(keys) if k not in done]
     if todo:
         with st.spinner(f"inferring z for {len(todo)} image{'s' if len(todo) > 1 else ''}"):
             x = torch.from_numpy(np.stack([inputs[i] for i in todo]))
-            z, e = score_images(m.generator, x, cfg)
+            z, e, _ = score_with(manifest, m.generator, x, cfg)
             with torch.no_grad():
                 rec = m.generator(z)
         terms = ((x - rec) ** 2).flatten(1).sum(1) / (2 * cfg.sigma ** 2)
@@ -220,7 +223,7 @@ ranked = np.sort(normal)
 results = [{"name": f.name} | _prepared(f.getvalue(), f.name, how, cfg.model.image_size, cfg.model.channels)
            for f in files or []]
 ready = [r for r in results if "x" in r]
-for r, s in zip(ready, _scored([r["x"] for r in ready], m, lcfg) if ready else []):
+for r, s in zip(ready, _scored([r["x"] for r in ready], m, lcfg, manifest) if ready else []):
     r.update(s)
 for r in results:
     if "score" in r:
