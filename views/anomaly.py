@@ -270,23 +270,25 @@ if pr is not None:
                  f"s = {lcfg.step_size}.")
 
 vmax = 0.25 / (2 * lcfg.sigma ** 2)  # a pixel off by half the range saturates; the same scale for every upload
+if any("score" in r for r in results):
+    st.image(widgets.picture("colour-bar", (vmax,), lambda: charts.colour_bar_png(
+        vmax, "residual per pixel (x - g(z))² / 2σ², one scale for all images")), width=420)
 for i, r in enumerate(results):
     if "score" not in r and "received" not in r:
         continue
     st.divider()
-    c = st.columns([1, 1, 1, 1, 0.5, 2.5])
+    c = st.columns([1, 1, 1, 1, 3])
     c[0].image(r["received"], caption=f"as received ({r['size'][0]} x {r['size'][1]})")
     if "score" not in r:
-        c[5].markdown(f"**{i + 1}. {r['name']}**  \n**refused**: {r['refused']}")
+        c[4].markdown(f"**{i + 1}. {r['name']}**  \n**refused**: {r['refused']}")
         continue
     c[1].image(widgets.upscale(r["x"]), caption="what the model sees" + (" (dark ink inverted)" if r["inverted"]
                                                                          else ""))
     c[2].image(widgets.upscale(r["rec"]), caption="its reconstruction")
     c[3].image(charts.residual_image(((r["x"] - r["rec"]) ** 2).sum(0) / (2 * lcfg.sigma ** 2), vmax),
                caption="where it differs (residual)")
-    c[4].image(widgets.picture("colour-bar", (vmax,), lambda: charts.colour_bar_png(vmax, "per-pixel residual")))
     note = f"  \n⚠ {r['warning']}" if r["warning"] else ""
-    c[5].markdown(f"**{i + 1}. {r['name']}**  \nverdict at this threshold: **{r['verdict']}**  \n"
+    c[4].markdown(f"**{i + 1}. {r['name']}**  \nverdict at this threshold: **{r['verdict']}**  \n"
                   f"score **{r['score']:.1f}** · higher than {r['percentile']:.1f} % of the normal reference  \n"
                   f"reconstruction {r['rec_term'] / r['score']:.0%} of the score, prior "
                   f"{1 - r['rec_term'] / r['score']:.0%}{note}")

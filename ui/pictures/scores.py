@@ -118,11 +118,13 @@ def residual_image(residual: np.ndarray, vmax: float, side: int = 112) -> np.nda
 
 
 def colour_bar_png(vmax: float, label: str) -> bytes:
-    """The residual heatmaps' colour bar, 0 to vmax."""
-    fig = Figure(figsize=(1.3, 2.6), dpi=100)
-    fig.subplots_adjust(left=0.1, right=0.35, top=0.95, bottom=0.05)
+    """The residual heatmaps' colour bar, 0 to vmax: horizontal, 4.2 x 0.75 inches, shown once above the
+    uploads at its own size (a vertical bar in a narrow column beside each row was scaled down to unreadable
+    ticks)."""
+    fig = Figure(figsize=(4.2, 0.75), dpi=100)
+    fig.subplots_adjust(left=0.03, right=0.97, top=0.92, bottom=0.62)
     ax = fig.subplots()
-    fig.colorbar(ScalarMappable(Normalize(0, vmax), RESIDUAL_MAP), cax=ax, label=label)
-    ax.tick_params(labelsize=7)
-    ax.yaxis.label.set_size(7)
+    fig.colorbar(ScalarMappable(Normalize(0, vmax), RESIDUAL_MAP), cax=ax, orientation="horizontal", label=label)
+    ax.tick_params(labelsize=8)
+    ax.xaxis.label.set_size(9)
     return figure_png(fig)
