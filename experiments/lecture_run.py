@@ -148,16 +148,31 @@ def report(runs: Path, out: Path, n: int) -> None:
              f"reached and the debiased W2^2 of the model's own q(z^K) to the prior (K Langevin steps from fresh "
              f"noise on n = {n} fixed training images, seed 0; squared latent units). Two prior samples of "
              f"n = {n} read {band.mean:+.3f} ± {band.sd:.3f}; the band edge (on the prior) is {band.upper:.3f}.", ""]
-    for f in sorted(runs.glob("*.json")):
-        r = json.loads(f.read_text())
+    runs_read = [json.loads(f.read_text()) for f in sorted(runs.glob("*.json"))]
+    lines += ["## Summary", "", "Each run's last copy, and its lowest ours W2^2 on the way (the per-copy tables "
+              "below). Runs on the CPU clock are compared at equal work whatever the machine's load.", "",
+              "| run | clock | s at the end | ours iteration | ours W2^2 | ours lowest W2^2 | ours MSE | "
+              "ABP W2^2 |", "|---|---|---|---|---|---|---|---|"]
+    for r in runs_read:
+        last = r["rows"][-1]
+        o, a = last.get("ours", {}), last.get("abp", {})
+        low = min(row["ours"]["w2sq"] for row in r["rows"] if "ours" in row)
+        cpu = "cpu" in last and last["cpu"] == last["cpu"] and "CPU clock" in r["label"]
+        lines.append(f"| {r['label']} | {'CPU' if cpu else 'wall'} | {last['cpu'] if cpu else last['t']:.0f} | "
+                     f"{o.get('iteration', '–')} | {o.get('w2sq', float('nan')):.3f} | {low:.3f} | "
+                     f"{o.get('mse', float('nan')):.4f} | {a.get('w2sq', float('nan')):.3f} |")
+    lines.append("")
+    for r in runs_read:
         lines += [f"## {r['label']}", "", f"{r['how']}; settings: {r['settings']}. {r['machine']}; load average "
                   f"{r['load'][0]:.2f} at Start, {r['load'][1]:.2f} at the end.", "",
-                  "| s since Start | CPU s | ours iteration | ours W2^2 | ours MSE | ABP iteration | ABP W2^2 | ABP MSE |",
+                  "| s since Start | CPU s | ours iteration | ours W2^2 | ours MSE | ABP iteration | ABP W2^2 "
+                  "| ABP MSE |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
             o, a = row.get("ours", {}), row.get("abp", {})
             cell = lambda d, k, f: format(d[k], f) if k in d else "–"  # noqa: E731
-            lines.append(f"| {row['t']:.0f} | {cell(row, 'cpu', '.0f')} | {cell(o, 'iteration', 'd')} | {cell(o, 'w2sq', '.3f')} | "
+            lines.append(f"| {row['t']:.0f} | {cell(row, 'cpu', '.0f')} | {cell(o, 'iteration', 'd')} | "
+                         f"{cell(o, 'w2sq', '.3f')} | "
                          f"{cell(o, 'mse', '.4f')} | {cell(a, 'iteration', 'd')} | {cell(a, 'w2sq', '.3f')} | "
                          f"{cell(a, 'mse', '.4f')} |")
         lines.append("")
@@ -182,8 +197,9 @@ def main() -> None:
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cfg = with_settings(replace(DEMO, checkpoint_every=0), a.set)
-    label = a.label or ("app with a browser (demo settings)" if a.browser else
-                        "headless" + (" (CPU clock)" if a.cpu else "") + ", " + (", ".join(a.set) or "demo settings"))
+    sigma = "" if any(x.startswith("sigma=") for x in a.set) else f"sigma={cfg.langevin.sigma:g}"
+    label = a.label or ("app with a browser, the demo's settings, " + sigma if a.browser else
+                        "headless" + (" (CPU clock)" if a.cpu else "") + ", " + ", ".join(a.set + [sigma]).strip(", "))
     load_start = os.getloadavg()[0]
     snaps = in_browser(a.seconds, a.every) if a.browser else headless(cfg, a.seconds, a.every, a.cpu)
     load_end = os.getloadavg()[0]

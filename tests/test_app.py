@@ -35,8 +35,9 @@ def _app(page: str | None = None) -> AppTest:
 
 
 def _explorers(at: AppTest) -> list:
-    """The explorer components on the page (clouds and curves; not the presenter's cookie component)."""
-    return [c for c in at.get("bidi_component") if c.key != "presenter_key_cookie"]
+    """The explorer components on the page (clouds and curves; not the presenter's cookie component nor the
+    sidebar's projector look, which every page mounts)."""
+    return [c for c in at.get("bidi_component") if c.key not in ("presenter_key_cookie", "projector_look")]
 
 
 def _session(at: AppTest):
