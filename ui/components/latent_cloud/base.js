@@ -34,6 +34,7 @@ const LOOKS = {
   },
 };
 const HIT_PX = 7, TAP_PX = 16;  // hover / tap radius in CSS pixels
+const FRAME_MS = 1000 / 30;         // the animation's frame interval (cloud.js tick)
 
 function unpack(u8) {
   const buf = u8.slice().buffer;  // a copy: aligned for Float32Array whatever the protobuf's offset
