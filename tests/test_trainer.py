@@ -254,3 +254,24 @@ def test_a_second_rollback_goes_further_back(mnist01: ImageData) -> None:
     assert tr.rollback() == 2 * GOOD_EVERY
     assert tr.rollback() == GOOD_EVERY
     assert tr.rollback() == 0 and tr.rollback() == 0  # the oldest copy is kept: never an empty history
+
+
+def test_a_due_iteration_records_the_fit_of_the_generator_it_leaves(mnist01: ImageData) -> None:
+    """The step's q fields are `q_fit` of the generator after learning, each in its own field (a mutation that
+    dropped one value shifted the rest into the wrong fields and no fast test noticed)."""
+    tr = Trainer(replace(BASE, q_fit_n=50), mnist01)
+    steps = [tr.step() for _ in range(BASE.ot_every)]
+    assert all(s.metrics.q_w2sq is None for s in steps[:-1])  # only every L-th iteration measures
+    m, q = steps[-1].metrics, tr.q_fit()                       # the same generator and seed: the same numbers
+    assert (m.q_fit, m.q_w2sq, m.q_mse, m.q_prior_mse) == (q.ot_cost, q.w2sq, q.mse, q.prior_mse)
+    assert m.chains_w2sq is not None and m.chain_fit is not None and m.chains_w2sq != m.q_w2sq
+
+
+def test_the_optimiser_and_encoder_follow_the_config(mnist01: ImageData) -> None:
+    """lr reaches Adam (the default 0.001 would hide a dropped argument) and only the VAE has an encoder."""
+    tr = Trainer(replace(BASE, lr=0.02), mnist01)
+    assert [g["lr"] for g in tr.optimizer.param_groups] == [0.02] and tr.encoder is None
+    vae = Trainer(replace(BASE, method="vae", alpha=None), mnist01)
+    assert vae.encoder is not None
+    params = {id(p) for g in vae.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in params for p in vae.encoder.parameters())  # the encoder learns too
