@@ -170,7 +170,7 @@ def report(runs: Path, out: Path, n: int) -> None:
                   "|---|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
             o, a = row.get("ours", {}), row.get("abp", {})
-            cell = lambda d, k, f: format(d[k], f) if k in d else "–"  # noqa: E731
+            cell = lambda d, k, f: format(d[k], f) if k in d and d[k] == d[k] else "–"  # noqa: E731 (nan: none)
             lines.append(f"| {row['t']:.0f} | {cell(row, 'cpu', '.0f')} | {cell(o, 'iteration', 'd')} | "
                          f"{cell(o, 'w2sq', '.3f')} | "
                          f"{cell(o, 'mse', '.4f')} | {cell(a, 'iteration', 'd')} | {cell(a, 'w2sq', '.3f')} | "
