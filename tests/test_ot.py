@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from lvm.ot.auction import auction
+from lvm.ot.auction import _ctransform, auction
 from lvm.config import FastOTConfig, OTConfig, PaperOTConfig
 from lvm.ot import EXACT_MAX_N, correct, solve, to_bijection
 
@@ -336,6 +336,7 @@ def test_exact_solver_is_the_scipy_optimum(d: int) -> None:
     norms = (src.double() ** 2).sum(1).mean() + (tgt.double() ** 2).sum(1).mean()
     assert res.dual == pytest.approx(float(norms - cost[r, c].mean()) / 2, rel=1e-9)
     assert res.converged and res.unmatched == 0.0 and res.matched == 1.0
+    assert res.gap == 0.0  # the optimum: no gap to certify
 
 
 def test_exact_solver_refuses_large_problems() -> None:
@@ -396,3 +397,34 @@ def test_progress_is_told_of_every_pass():
         res = solve(src, tgt, OTConfig(solver="paper", max_iter=5), progress=lambda k, u: seen.append((k, u)))
     assert [k for k, _ in seen] == list(range(1, res.iterations + 1))
     assert seen[-1][1] == res.unmatched
+
+
+def test_the_fast_solver_tells_progress_its_start_and_its_passes():
+    src, tgt = _problem(300, 2, seed=4)
+    seen = []
+    res = solve(src, tgt, FAST, progress=lambda k, u: seen.append((k, u)))
+    assert seen[0] == (0, 1.0) and len(seen) == 2  # before the auction, and once after it
+    assert seen[1] == (max(1, round(res.iterations)), res.unmatched) and seen[1][0] >= 1
+
+
+def test_an_interrupt_stops_the_fast_solver_unconverged_and_silently():
+    src, tgt = _problem(2000, 16, seed=5)
+    asked = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a paused run's stop is not a failure to converge
+        res = solve(src, tgt, FAST, interrupt=lambda: asked.append(1) or True)
+    assert asked and not res.converged
+    assert res.iterations < solve(src, tgt, FAST).iterations
+
+
+@pytest.mark.parametrize("cols", [7, 64, 1000])
+def test_the_c_transform_is_every_target_s_best_score_over_the_sources(cols: int):
+    """_ctransform(src, tgt, v)_j = max_i (<src_i, tgt_j> - v_i), by blocks of `cols` targets (the last one short)."""
+    g = torch.Generator().manual_seed(cols)
+    src, tgt, value = torch.randn(90, 3, generator=g), torch.randn(130, 3, generator=g), torch.randn(90, generator=g)
+    expect = (src.double() @ tgt.double().T - value.double()[:, None]).max(0).values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and quietly: no output tensor resized on the way
+        got = _ctransform(src, tgt, value, cols)
+    assert got.dtype == torch.float64 and got.shape == (130,)
+    assert torch.allclose(got, expect, atol=1e-5)
