@@ -255,7 +255,7 @@ class Explorer {
     this.raf = 0;
     // at most one drawn frame per FRAME_MS (30 a second): a glide is as smooth to the eye, and the browser's
     // software raster of the canvas, which shares the cores with training, costs about half of what 60 a second
-    // does (the app / CLI training rate went 0.60 -> 0.87, benchmarks/app/explorer_budget.md; 24 a second: 0.84)
+    // does (the app's training rate with the Train view open went from 9.6 to 13.9 it/s on a quiet machine)
     if (this.lastDraw && now - this.lastDraw < FRAME_MS - 2) { this.kick(); return; }
     this.lastDraw = now;
     let moving = this.plane.step(now);
