@@ -13,7 +13,8 @@ after (``mnist``: lvm.digits), on four sets:
   paper of random tone, lit unevenly (a gradient and vignetting), textured, off-centre, rotated up to 8
   degrees, thicker or thinner strokes, RGB, JPEG quality 60-90 (`photo`).
 
-Every image goes through `lvm.images.prepare` and `lvm.scoring.score_images`, as `lvm score` does; an image
+Every image goes through `lvm.images.prepare` and `lvm.scoring.score_with` (the detector's own score), as
+`lvm score` does; an image
 refused (nothing to score) counts in neither rate. Rerun: ``python -m experiments.photo_evidence`` (about
 15 minutes on 2 busy cores; ``--n`` smaller for a quick look). Writes results/photo_evidence.md.
 """
@@ -34,7 +35,8 @@ from scipy import ndimage
 from lvm import data as datasets, metrics, pretrained
 from lvm.config import DataConfig
 from lvm.images import prepare
-from lvm.scoring import score_images
+from lvm import scores
+from lvm.scoring import score_with
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,10 @@ def paired_meg(entry: pretrained.Entry, n: int, seed: int = 0) -> dict:
     assert len(ref["scores"]) == len(test), "the shipped scores are not of the whole MEG test split"
     s = {"shipped": ref["scores"][idx.numpy()]}
     for how, x in (("none", raw), ("mnist", pre)):
-        s[how] = metrics.anomaly_scores(gen, x, lcfg, torch.Generator().manual_seed(seed)).numpy()
+        if scores.of_manifest(entry.manifest)[0] == "joint":  # the noise of the shipped scores' batches
+            s[how] = metrics.anomaly_scores(gen, x, lcfg, torch.Generator().manual_seed(seed)).numpy()
+        else:  # the detector's own score, one noise stream per image (as its shipped scores were made)
+            s[how] = scores.for_detector(entry.manifest, gen, x, lcfg, seed)
     out = {"n": n, "n_held": int(y.sum())}
     for k, v in s.items():
         out |= {f"auprc_{k}": metrics.auprc(torch.from_numpy(v), torch.from_numpy(y)),
@@ -117,13 +122,13 @@ def paired_meg(entry: pretrained.Entry, n: int, seed: int = 0) -> dict:
     return out
 
 
-def score_files(files: list[bytes], gen, lcfg, how: str) -> np.ndarray:
-    """Scores (NaN where refused) of the files prepared with `how`, as `lvm score` would."""
+def score_files(files: list[bytes], entry: pretrained.Entry, gen, lcfg, how: str) -> np.ndarray:
+    """The detector's own scores (NaN where refused) of the files prepared with `how`, as `lvm score` would."""
     prepared = [prepare(f, f"image {i}", 28, 1, how) for i, f in enumerate(files)]
     keep = [i for i, p in enumerate(prepared) if p.x is not None]
     out = np.full(len(files), np.nan)
     if keep:
-        _, s = score_images(gen, torch.stack([prepared[i].x for i in keep]), lcfg)
+        _, s, _ = score_with(entry.manifest, gen, torch.stack([prepared[i].x for i in keep]), lcfg)
         out[keep] = s.numpy()
     return out
 
@@ -144,7 +149,7 @@ def held_out_recall(n: int, seed: int) -> list[dict]:
         thr = float(np.quantile(ref["scores"][ref["labels"] == 0], 0.95))
         rs = np.random.RandomState(seed + holdout)
         idx = rs.permutation(np.flatnonzero(mn.y.numpy() == holdout))[:n]
-        s = score_files([photo(mn.x[i, 0].numpy(), rs) for i in idx], gen, lcfg, "mnist")
+        s = score_files([photo(mn.x[i, 0].numpy(), rs) for i in idx], entry, gen, lcfg, "mnist")
         ok = ~np.isnan(s)
         held = ref["scores"][ref["labels"] == 1]
         rows.append({"detector": entry.name, "holdout": holdout, "n": len(idx), "refused": int((~ok).sum()),
@@ -206,7 +211,7 @@ def main() -> None:
             row = {"detector": entry.name, "holdout": holdout, "set": name, "n": len(files),
                    "n_held": int(held.sum())}
             for how in ("none", "mnist"):
-                s = score_files(files, gen, lcfg, how)
+                s = score_files(files, entry, gen, lcfg, how)
                 ok = ~np.isnan(s)
                 row[f"fa_{how}"] = float((s[ok & ~held] > thr).mean())
                 row[f"recall_{how}"] = float((s[ok & held] > thr).mean()) if (ok & held).any() else float("nan")

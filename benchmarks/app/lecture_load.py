@@ -9,16 +9,24 @@ Reports the presenter's iterations/s alone and with every context open (and thei
 and its CPU while all are open, the time each page takes to show its first picture (for a visitor beyond the cap:
 the cap's message), exceptions on any page, and the lecture threads (training and keeper) left 30 s after every
 context has closed. Pages open one after another (a class arriving), each once the one before has shown its
-first picture (at most --first-wait s). The last `--background N` pages (viewers and visitors) are frozen through the
-DevTools protocol once their first picture is there, as a browser freezes a background tab: they stop asking
-for redraws and painting, so that 30 browsers do not take the cores the server needs (headless Chromium has no
-background tabs: every page is visible). Each figure is one run; the load average is recorded.
+first picture (at most --first-wait s). The last `--background N` pages (default: every viewer and visitor) go to
+the background once their first picture is there. Headless Chromium has no background tabs (every page is
+visible), so the script makes them: `--background-mode frozen` (the default) freezes the page through the
+DevTools protocol, as a browser freezes a tab left in the background (Chrome also throttles a hidden tab's timers
+to once a minute after five minutes): it asks for no redraws; `hidden` only tells the page it is hidden
+(`document.hidden`): the explorer stops animating while Streamlit's timers still ask for every redraw, once a
+second, so the server does its whole work for every page, and each page's browser its share (about 0.07 of a
+core here per page: past about 14 pages at one core, pages took over 2 minutes to show their first picture).
+Each figure is one run; the load average is recorded.
 
 In a lecture the browsers run on the students' own devices, not on the server. Here all thirty share the
-server's two cores, so by default they run at the lowest CPU priority (`_chromium`; the server and its training
-threads at the script's own): every page still asks the server for everything it would (a session each, the redraws
-sent to every viewer, the cap's page), and the browsers' painting takes only the time the server leaves.
-`--browsers-equal` gives the browsers an equal claim on the cores (a harsher test than any lecture).
+server's two cores, so by default they are held to one core in all (`--browser-cores 1`, a cpu cgroup's quota;
+`_chromium`): every page still asks the server for everything it would (a session each, the redraws sent to every
+viewer, the cap's page) and the server keeps the other core. Thirty browsers need more than that to show their
+pages quickly (at half a core, or at the lowest priority, a page took 30-100 s to show its first picture), so
+the first-picture times say more about the browsers here than about the server; the server's own CPU is
+reported apart from its training threads'. This script and Playwright's driver, the clients' side too, share the
+browsers' core (`_join_browsers`). `--browser-cores 0` gives the browsers an equal claim on the cores.
 """
 from __future__ import annotations
 
@@ -51,6 +59,11 @@ new MutationObserver((_, obs) => {
     obs.disconnect();
   }
 }).observe(document, {subtree: true, childList: true, attributes: true});
+window.__hide = () => {  // a background tab: hidden, so no animation frames are asked for
+  Object.defineProperty(document, 'hidden', {get: () => true, configurable: true});
+  Object.defineProperty(document, 'visibilityState', {get: () => 'hidden', configurable: true});
+  document.dispatchEvent(new Event('visibilitychange'));
+};
 """
 LECTURE_THREADS = ("lvm-session", "lvm-keeper")
 
@@ -78,16 +91,26 @@ def _threads(pid: int) -> int:
 
 
 class Sampler:
-    """The server's CPU (per cent of one core, all its threads) and resident memory, every half second."""
+    """The server's CPU (per cent of one core: all its threads, and its training threads alone) and resident
+    memory, every half second."""
 
     def __init__(self, pid: int):
         self.pid, self.samples, self._stop = pid, [], threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
-    def _cpu(self) -> float:
-        f = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    def _cpu(self) -> tuple[float, float]:
+        def seconds(stat: Path) -> float:
+            f = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        training = 0.0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                if (task / "comm").read_text().strip().startswith(LECTURE_THREADS[0]):
+                    training += seconds(task / "stat")
+            except OSError:  # a thread that ended meanwhile
+                pass
+        return seconds(Path(f"/proc/{self.pid}/stat")), training
 
     def _rss(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -98,16 +121,20 @@ class Sampler:
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
             try:
-                self.samples.append((time.monotonic(), self._cpu(), self._rss()))
+                self.samples.append((time.monotonic(), *self._cpu(), self._rss()))
             except OSError:
                 return
 
-    def cpu_between(self, t0: float, t1: float) -> float:
+    def cpu_between(self, t0: float, t1: float) -> tuple[float, float]:
+        """(all threads, training threads) in per cent of one core between t0 and t1."""
         s = [x for x in self.samples if t0 <= x[0] <= t1]
-        return 100 * (s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]) if len(s) > 1 else float("nan")
+        if len(s) < 2:
+            return float("nan"), float("nan")
+        dt = s[-1][0] - s[0][0]
+        return 100 * (s[-1][1] - s[0][1]) / dt, 100 * (s[-1][2] - s[0][2]) / dt
 
     def peak_rss(self) -> float:
-        return max(x[2] for x in self.samples)
+        return max(x[3] for x in self.samples)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,25 +143,38 @@ class Sampler:
 CPU_GROUP = Path("/sys/fs/cgroup/cpu/lvm-lecture-browsers")  # cgroup v1's cpu controller
 
 
-def _chromium(low: bool) -> tuple[str, str]:
-    """Debian's Chromium, or a wrapper that starts it (and so every process it forks) at the lowest CPU priority
-    this machine grants, and how. Niceness alone does not hold for root: Chromium sets its own processes' nice
-    values (to -8 for some), so where cgroup v1's cpu controller is writable the browsers go in a group of their
-    own with the smallest weight (cpu.shares 2 against the server's 1,024); elsewhere they run at nice 19, which an
-    unprivileged Chromium cannot lower."""
-    if not low:
-        return CHROMIUM, "the server's"
+def _chromium(cores: float) -> tuple[str, str]:
+    """Debian's Chromium, or a wrapper that starts it (and so every process it forks) in a cpu cgroup capped at
+    `cores` cores in all (cfs quota), and what was done. Where the cgroup cannot be made the browsers run at
+    nice 19 instead (a root Chromium resets its processes' nice values, so that is weaker)."""
+    if not cores:
+        return CHROMIUM, "none: the server's own priority"
     try:
         CPU_GROUP.mkdir(exist_ok=True)
-        (CPU_GROUP / "cpu.shares").write_text("2")
-        enter = f"echo $$ > {CPU_GROUP / 'cgroup.procs'}\n"
-        how = "a cpu cgroup of their own, cpu.shares 2 (the server 1,024)"
+        (CPU_GROUP / "cpu.shares").write_text("1024")  # a nice-0 process's weight, up to the quota
+        (CPU_GROUP / "cpu.cfs_period_us").write_text("100000")
+        (CPU_GROUP / "cpu.cfs_quota_us").write_text(str(int(cores * 100000)))
+        enter, how = f"echo $$ > {CPU_GROUP / 'cgroup.procs'}\n", f"all of them together at most {cores:g} core"
     except OSError:
-        enter, how = "", "nice 19"
+        enter, how = "", "nice 19 (no cpu cgroup here)"
     wrapper = Path(tempfile.mkdtemp(prefix="lvm-chromium-")) / "chromium"
-    wrapper.write_text(f'#!/bin/sh\n{enter}exec nice -n 19 {CHROMIUM} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\n{enter}exec {CHROMIUM} "$@"\n' if enter else
+                       f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper), how
+
+
+def _join_browsers(cores: float, exclude: int) -> None:
+    """Move this process and its children other than the server (Playwright's driver) into the browsers' cpu
+    cgroup: they drive the browsers and would not run on a lecture's server either."""
+    if not cores or not (CPU_GROUP / "cgroup.procs").exists():
+        return
+    kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    for pid in [os.getpid(), *(int(k) for k in kids.read_text().split() if int(k) != exclude)]:
+        try:
+            (CPU_GROUP / "cgroup.procs").write_text(str(pid))
+        except OSError:  # a child that ended meanwhile
+            pass
 
 
 @contextmanager
@@ -148,9 +188,10 @@ def main() -> None:
     ap.add_argument("--viewers", type=int, default=20)
     ap.add_argument("--visitors", type=int, default=9)
     ap.add_argument("--watch", type=float, default=45.0, help="seconds each iterations/s is measured over")
-    ap.add_argument("--background", type=int, default=25, help="pages frozen as background tabs")
-    ap.add_argument("--browsers-equal", action="store_true",
-                    help="give the browsers the server's CPU priority (by default they get the lowest)")
+    ap.add_argument("--background", type=int, default=29, help="pages sent to the background")
+    ap.add_argument("--background-mode", choices=("frozen", "hidden"), default="frozen")
+    ap.add_argument("--browser-cores", type=float, default=1.0,
+                    help="CPU the 30 browsers may use in all (0: no limit, an equal claim with the server)")
     ap.add_argument("--first-wait", type=float, default=120.0, help="seconds a page may take to show a picture")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("lecture_load.md"))
     args = ap.parse_args()
@@ -159,10 +200,11 @@ def main() -> None:
     load0 = os.getloadavg()
     os.environ.setdefault("LVM_RUNS_DIR", tempfile.mkdtemp(prefix="lvm-runs-"))  # the benchmark's runs only
     rows, errors = [], []
-    chromium, priority = _chromium(not args.browsers_equal)
+    chromium, priority = _chromium(args.browser_cores)
     with server() as (url, proc), sync_playwright() as p:
         pid = proc.pid
         sampler = Sampler(pid)
+        _join_browsers(args.browser_cores, exclude=pid)  # this script and Playwright's driver are the clients' side
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
 
         def open_page(kind: str, where: str):
@@ -172,14 +214,16 @@ def main() -> None:
             page.set_default_timeout(300_000)
             page.on("pageerror", lambda e: errors.append(f"{kind}: {e}"))
             page.goto(where, wait_until="commit")
-            return {"kind": kind, "ctx": ctx, "page": page, "first": None, "frozen": False}
+            return {"kind": kind, "ctx": ctx, "page": page, "first": None, "hidden": False}
 
         presenter = open_page("presenter", f"{url}/train")
         presenter["page"].get_by_role("button", name="Start").click()
         presenter["page"].wait_for_function(r"() => /training · iteration (1[6-9]|[2-9]\d|\d{3,})/.test("
                                             "document.body.innerText)")  # two corrections done
         presenter["first"] = presenter["page"].evaluate("window.__first || null")
+        t_alone = time.monotonic()
         alone = _rate(presenter["page"], args.watch)
+        cpu_alone = sampler.cpu_between(t_alone, time.monotonic())
         link = presenter["page"].url
         print(f"alone: {alone:.2f} it/s (load average {os.getloadavg()[0]:.2f})", flush=True)
 
@@ -194,9 +238,12 @@ def main() -> None:
                 time.sleep(0.5)
                 r["first"] = r["page"].evaluate("window.__first || null")
             if r["first"] is not None and i > len(kinds) - args.background:  # the last ones go to the background
-                cdp = r["ctx"].new_cdp_session(r["page"])
-                cdp.send("Page.setWebLifecycleState", {"state": "frozen"})
-                r["frozen"], r["cdp"] = True, cdp
+                if args.background_mode == "hidden":
+                    r["page"].evaluate("window.__hide()")
+                else:
+                    r["cdp"] = r["ctx"].new_cdp_session(r["page"])
+                    r["cdp"].send("Page.setWebLifecycleState", {"state": "frozen"})
+                r["hidden"] = True
             print(f"{kind} {i}: first picture {r['first']}", flush=True)
         all_open = time.monotonic() - t_open
         print(f"{len(kinds)} pages opened in {all_open:.0f} s", flush=True)
@@ -205,7 +252,7 @@ def main() -> None:
         cpu = sampler.cpu_between(t0, time.monotonic())
         load1 = os.getloadavg()
         for r in pages:
-            if r["frozen"]:
+            if "cdp" in r:  # thawed, so that their pages can be read
                 r["cdp"].send("Page.setWebLifecycleState", {"state": "active"})
         exceptions = sum(r["page"].locator("[data-testid=stException]").count() for r in pages)
         for r in pages:
@@ -222,13 +269,17 @@ def main() -> None:
     shown = {k: sorted({r["first"][1] for r in pages if r["kind"] == k and r["first"]}) for k in firsts}
     missing = sum(r["first"] is None for r in pages)
     rows = [("contexts", f"{len(pages)} (1 presenter, {args.viewers} viewers of its run, {args.visitors} visitors; "
-                         f"{sum(r['frozen'] for r in pages)} frozen as background tabs after their first picture)"),
-            ("the browsers' CPU priority", priority),
+                         f"{sum(r['hidden'] for r in pages)} sent to the background ({args.background_mode}) after "
+                         "their first picture)"),
+            ("the browsers' CPU", priority),
             ("presenter iterations/s alone", f"{alone:.2f}"),
             ("presenter iterations/s with every context open", f"{loaded:.2f} ({loaded / alone:.2f} of alone)"),
             ("server peak RSS", f"{peak:,.0f} MB"),
             ("pages opened one after another, each once the one before showed its picture", f"{all_open:.0f} s"),
-            ("server CPU while all are open", f"{cpu:.0f} % of one core (2 cores in all)")]
+            ("server CPU, presenter alone: all threads / training / the rest (pages, sessions)",
+             f"{cpu_alone[0]:.0f} / {cpu_alone[1]:.0f} / {cpu_alone[0] - cpu_alone[1]:.0f} % of one core"),
+            ("server CPU while all are open: all threads / training / the rest (pages, sessions)",
+             f"{cpu[0]:.0f} / {cpu[1]:.0f} / {cpu[0] - cpu[1]:.0f} % of one core (2 cores in all)")]
     for k, v in firsts.items():
         if v:
             rows.append((f"first picture, {k} ({', '.join(shown[k])})",
@@ -241,7 +292,8 @@ def main() -> None:
     print(table)
     args.out.write_text(f"# A lecture under load\n\n`python -m benchmarks.app.lecture_load --viewers {args.viewers} "
                         f"--visitors {args.visitors} --watch {args.watch:g} --background {args.background} "
-                        f"--first-wait {args.first_wait:g}{' --browsers-equal' if args.browsers_equal else ''}`, "
+                        f"--first-wait {args.first_wait:g} --background-mode {args.background_mode} "
+                        f"--browser-cores {args.browser_cores:g}`, "
                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, LVM_MAX_RUNS "
                         f"{os.environ.get('LVM_MAX_RUNS', 'default (one per two cores)')}, {os.cpu_count()} cores. "
                         "One run; the machine was shared with other work (see the load average).\n\n"
