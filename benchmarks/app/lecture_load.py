@@ -2,7 +2,8 @@
 many viewers (its link in browsers of their own), and visitors who open the Train view for a run of their own
 (beyond the cap on runs they are told so and wait). A benchmark, not a test.
 
-    python -m benchmarks.app.lecture_load [--viewers 20] [--visitors 9] [--watch 45] [--background 25]
+    python -m benchmarks.app.lecture_load [--viewers 20] [--visitors 9] [--watch 45] [--background 29]
+                                          [--background-mode frozen|hidden] [--browser-cores 1]
                                           [--out benchmarks/app/lecture_load.md]
 
 Reports the presenter's iterations/s alone and with every context open (and their ratio), the server's peak RSS
@@ -21,8 +22,8 @@ Each figure is one run; the load average is recorded.
 
 In a lecture the browsers run on the students' own devices, not on the server. Here all thirty share the
 server's two cores, so by default they are held to one core in all (`--browser-cores 1`, a cpu cgroup's quota;
-`_chromium`): every page still asks the server for everything it would (a session each, the redraws sent to every
-viewer, the cap's page) and the server keeps the other core. Thirty browsers need more than that to show their
+`_chromium`): every page opens its session on the server (and, until it goes to the background, asks for its
+redraws) and the server keeps the other core. Thirty browsers need more than that to show their
 pages quickly (at half a core, or at the lowest priority, a page took 30-100 s to show its first picture), so
 the first-picture times say more about the browsers here than about the server; the server's own CPU is
 reported apart from its training threads'. This script and Playwright's driver, the clients' side too, share the
