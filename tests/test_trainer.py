@@ -275,3 +275,14 @@ def test_the_optimiser_and_encoder_follow_the_config(mnist01: ImageData) -> None
     assert vae.encoder is not None
     params = {id(p) for g in vae.optimizer.param_groups for p in g["params"]}
     assert all(id(p) in params for p in vae.encoder.parameters())  # the encoder learns too
+
+
+def test_the_q_fit_images_are_a_seeded_draw_of_the_training_images(mnist01: ImageData) -> None:
+    """The images whose q(z^K) is fitted are a fixed draw for a seed (the same every call) and another draw for
+    another seed: cfg.seed reaches the generator (a mutant of lvm/trainer.py that dropped it survived)."""
+    def images(seed: int) -> torch.Tensor:
+        return Trainer(replace(BASE, seed=seed, q_fit_n=50), mnist01).q_images()
+
+    a = images(0)
+    assert a.shape == (50, *mnist01.x.shape[1:]) and torch.equal(a, images(0))
+    assert not torch.equal(a, images(1))
