@@ -138,7 +138,8 @@ def report(runs: Path, out: Path, digits: list[int], n: int, sampling: scores.Sa
     rows, chosen = [], {}
     lines = ["# Anomaly scores beyond one z on the shipped detectors (issue 32)", "",
              f"`python -m experiments.anomaly_scores --digits {','.join(map(str, digits))} --n {n}`. {machine()}. "
-             "One torch thread under `nice -n 19`, the 2 cores shared with other engineers' jobs.", "",
+             "One torch thread at a low priority (nice 10 or 19), the 2 cores shared with other jobs; each chunk "
+             "records its CPU seconds and load.", "",
              f"Scores (lvm/scores.py): **joint** = -log p(x, z) at the end of one Langevin chain (the paper's; K = 100 "
              "from the prior, the detector's test s, per-image noise as `lvm score`); **nll** = -log p(x) by importance "
              f"sampling ({sampling.chains} chains per image, {sampling.newton} Gauss-Newton steps to each chain's mode, "
