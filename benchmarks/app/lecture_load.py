@@ -144,12 +144,13 @@ class Sampler:
 CPU_GROUP = Path("/sys/fs/cgroup/cpu/lvm-lecture-browsers")  # cgroup v1's cpu controller
 
 
-def _chromium(cores: float) -> tuple[str, str]:
+def _chromium(cores: float) -> tuple[str, str, bool]:
     """Debian's Chromium, or a wrapper that starts it (and so every process it forks) in a cpu cgroup capped at
-    `cores` cores in all (cfs quota), and what was done. Where the cgroup cannot be made the browsers run at
-    nice 19 instead (a root Chromium resets its processes' nice values, so that is weaker)."""
+    `cores` cores in all (cfs quota), what was done, and whether the cgroup is in use. Where the cgroup cannot
+    be made the browsers run at nice 19 instead (a root Chromium resets its processes' nice values, so that is
+    weaker)."""
     if not cores:
-        return CHROMIUM, "none: the server's own priority"
+        return CHROMIUM, "none: the server's own priority", False
     try:
         CPU_GROUP.mkdir(exist_ok=True)
         (CPU_GROUP / "cpu.shares").write_text("1024")  # a nice-0 process's weight, up to the quota
@@ -162,14 +163,12 @@ def _chromium(cores: float) -> tuple[str, str]:
     wrapper.write_text(f'#!/bin/sh\n{enter}exec {CHROMIUM} "$@"\n' if enter else
                        f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
-    return str(wrapper), how
+    return str(wrapper), how, bool(enter)
 
 
-def _join_browsers(cores: float, exclude: int) -> None:
+def _join_browsers(exclude: int) -> None:
     """Move this process and its children other than the server (Playwright's driver) into the browsers' cpu
     cgroup: they drive the browsers and would not run on a lecture's server either."""
-    if not cores or not (CPU_GROUP / "cgroup.procs").exists():
-        return
     kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
     for pid in [os.getpid(), *(int(k) for k in kids.read_text().split() if int(k) != exclude)]:
         try:
@@ -201,11 +200,12 @@ def main() -> None:
     load0 = os.getloadavg()
     os.environ.setdefault("LVM_RUNS_DIR", tempfile.mkdtemp(prefix="lvm-runs-"))  # the benchmark's runs only
     rows, errors = [], []
-    chromium, priority = _chromium(args.browser_cores)
+    chromium, priority, grouped = _chromium(args.browser_cores)
     with server() as (url, proc), sync_playwright() as p:
         pid = proc.pid
         sampler = Sampler(pid)
-        _join_browsers(args.browser_cores, exclude=pid)  # this script and Playwright's driver are the clients' side
+        if grouped:  # this script and Playwright's driver are the clients' side
+            _join_browsers(exclude=pid)
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
 
         def open_page(kind: str, where: str):
